@@ -1,0 +1,331 @@
+//! `pocket inspect`: what is in a GGUF file, for people (tables) or programs (`--json`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pocket::gguf::json::{type_string, value_to_json};
+use pocket::gguf::{Gguf, Model, Value};
+use pocket::summary::{summarize, Summary};
+use regex::Regex;
+use serde_json::{json, Map, Value as J};
+
+use crate::fmt::{bytes, clip, count, table};
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF file (for a split model, its first shard).
+    file: PathBuf,
+    /// Also list every tensor: name, type, shape, bytes, offset.
+    #[arg(long)]
+    tensors: bool,
+    /// Show only keys and tensors whose names match this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<String>,
+    /// Memory needed to run the model at this context length (weights + f16 KV cache).
+    #[arg(long, value_name = "N")]
+    ctx: Option<u64>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Read only this file, even if it is one shard of a split model.
+    #[arg(long)]
+    single: bool,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    let filter = a
+        .filter
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .context("--filter")?;
+    let keep = |name: &str| filter.as_ref().is_none_or(|r| r.is_match(name));
+    let model = if a.single {
+        Model::open_single(&a.file)
+    } else {
+        Model::open(&a.file)
+    };
+    let model = model.map_err(|e| report(a, e))?;
+    let shards = model.ggufs().map_err(|e| report(a, e))?;
+    let s = summarize(&shards);
+    let mem = match a.ctx {
+        Some(n) => Some(
+            crate::memory::estimate_for(&shards[0], s.tensor_bytes, n).map_err(|e| report(a, e))?,
+        ),
+        None => None,
+    };
+    if a.json {
+        let doc = to_json(&model, &shards, &s, &keep, mem.as_ref());
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+    } else {
+        print_human(a, &model, &shards, &s, &keep, mem.as_ref(), out)?;
+    }
+    Ok(0)
+}
+
+/// Turns a library error into a failure; with `--json`, also prints it as the JSON document.
+fn report(a: &Args, e: impl Into<anyhow::Error> + std::fmt::Display + ErrorFacts) -> Failure {
+    let path = a.file.display().to_string();
+    if a.json {
+        let doc = json!({"error": {"file": path, "kind": e.kind(), "offset": e.offset(), "message": e.to_string()}});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    let err: anyhow::Error = e.into();
+    Failure {
+        code: 2,
+        error: err.context(path),
+    }
+}
+
+/// What an error says about itself, for JSON error reports.
+pub trait ErrorFacts {
+    fn kind(&self) -> &'static str;
+    fn offset(&self) -> Option<u64>;
+}
+
+impl ErrorFacts for pocket::GgufError {
+    fn kind(&self) -> &'static str {
+        pocket::GgufError::kind(self)
+    }
+    fn offset(&self) -> Option<u64> {
+        pocket::GgufError::offset(self)
+    }
+}
+
+fn to_json(
+    model: &Model,
+    shards: &[Gguf<'_>],
+    s: &Summary,
+    keep: &dyn Fn(&str) -> bool,
+    mem: Option<&crate::memory::Report>,
+) -> J {
+    let first = &shards[0];
+    let mut metadata = Map::new();
+    let mut types = Map::new();
+    let mut order = Vec::new();
+    for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
+        metadata.insert(kv.key.to_string(), value_to_json(&kv.value));
+        types.insert(kv.key.to_string(), J::String(type_string(&kv.value)));
+        order.push(J::String(kv.key.to_string()));
+    }
+    let mut tensors = Vec::new();
+    for (i, g) in shards.iter().enumerate() {
+        for t in g.tensors.iter().filter(|t| keep(t.name)) {
+            tensors.push(json!({
+                "name": t.name, "type": t.ty.name, "type_id": t.ty.id, "shape": t.dims,
+                "offset": t.offset, "file_offset": t.file_offset, "n_bytes": t.n_bytes,
+                "n_elements": t.n_elements, "shard": i,
+            }));
+        }
+    }
+    let by_type: Vec<J> = s
+        .by_type
+        .iter()
+        .map(|b| {
+            json!({"type": b.ty.name, "tensors": b.count, "n_params": b.params, "n_bytes": b.bytes,
+                        "share_of_file": b.bytes as f64 / s.file_size as f64})
+        })
+        .collect();
+    let files: Vec<String> = model
+        .files
+        .iter()
+        .map(|f| f.path().display().to_string())
+        .collect();
+    let mut doc = json!({
+        "files": files,
+        "version": s.version,
+        "endianness": s.endian,
+        "alignment": s.alignment,
+        "file_size": s.file_size,
+        "tensor_data_offset": first.data_offset,
+        "architecture": s.architecture,
+        "name": s.name,
+        "file_type": s.file_type,
+        "file_type_name": s.file_type_name,
+        "n_params": s.n_params,
+        "tensor_bytes": s.tensor_bytes,
+        "bits_per_weight": s.bits_per_weight,
+        "n_tensors": s.n_tensors,
+        "n_kv": s.n_kv,
+        "n_shards": s.n_shards,
+        "kv_order": order,
+        "metadata": metadata,
+        "metadata_types": types,
+        "tensors": tensors,
+        "by_type": by_type,
+    });
+    if let Some(m) = mem {
+        doc["memory"] = m.to_json();
+    }
+    doc
+}
+
+fn print_human(
+    a: &Args,
+    model: &Model,
+    shards: &[Gguf<'_>],
+    s: &Summary,
+    keep: &dyn Fn(&str) -> bool,
+    mem: Option<&crate::memory::Report>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let first = &shards[0];
+    let files = if s.n_shards > 1 {
+        format!(", {} shards", s.n_shards)
+    } else {
+        String::new()
+    };
+    writeln!(out, "{}", a.file.display())?;
+    let mut t = table(&[]);
+    t.add_row(vec![
+        "format".to_string(),
+        format!(
+            "GGUF v{}, {}-endian, alignment {}",
+            s.version, s.endian, s.alignment
+        ),
+    ]);
+    t.add_row(vec![
+        "architecture".to_string(),
+        s.architecture.clone().unwrap_or_else(|| "(none)".into()),
+    ]);
+    if let Some(n) = &s.name {
+        t.add_row(vec!["name".to_string(), n.clone()]);
+    }
+    t.add_row(vec!["file type".to_string(), s.file_type_name.clone()]);
+    t.add_row(vec![
+        "parameters".to_string(),
+        format!("{} ({})", count(s.n_params), s.n_params),
+    ]);
+    t.add_row(vec![
+        "file size".to_string(),
+        format!("{} ({} bytes{files})", bytes(s.file_size), s.file_size),
+    ]);
+    t.add_row(vec![
+        "bits per weight".to_string(),
+        format!("{:.2}", s.bits_per_weight),
+    ]);
+    t.add_row(vec![
+        "tensors".to_string(),
+        format!(
+            "{} ({} of data, starting at byte {})",
+            s.n_tensors,
+            bytes(s.tensor_bytes),
+            first.data_offset
+        ),
+    ]);
+    t.add_row(vec!["keys".to_string(), s.n_kv.to_string()]);
+    writeln!(out, "{t}")?;
+
+    let mut m = table(&["key", "type", "value"]);
+    let mut shown = 0;
+    for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
+        m.add_row(vec![
+            kv.key.to_string(),
+            type_string(&kv.value).to_lowercase(),
+            show_value(&kv.value),
+        ]);
+        shown += 1;
+    }
+    if shown > 0 {
+        writeln!(out, "\nmetadata\n{m}")?;
+    }
+
+    let mut b = table(&["type", "tensors", "parameters", "bytes", "share of file"]);
+    for ts in &s.by_type {
+        b.add_row(vec![
+            ts.ty.name.to_string(),
+            ts.count.to_string(),
+            count(ts.params),
+            bytes(ts.bytes),
+            format!("{:.1}%", 100.0 * ts.bytes as f64 / s.file_size as f64),
+        ]);
+    }
+    writeln!(out, "\ntensor types\n{b}")?;
+
+    if a.tensors {
+        let mut tt = table(&["name", "type", "shape", "bytes", "offset"]);
+        let many = s.n_shards > 1;
+        for (i, g) in shards.iter().enumerate() {
+            for ti in g.tensors.iter().filter(|t| keep(t.name)) {
+                let shape = ti
+                    .dims
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" × ");
+                let offset = if many {
+                    format!("{} (shard {})", ti.file_offset, i + 1)
+                } else {
+                    ti.file_offset.to_string()
+                };
+                tt.add_row(vec![
+                    ti.name.to_string(),
+                    ti.ty.name.to_string(),
+                    shape,
+                    bytes(ti.n_bytes),
+                    offset,
+                ]);
+            }
+        }
+        writeln!(out, "\ntensors\n{tt}")?;
+    }
+    if let Some(m) = mem {
+        writeln!(out, "\n{}", m.render())?;
+    }
+    let _ = model;
+    Ok(())
+}
+
+/// A value for the metadata table: long strings clipped, long arrays summarised by their first items.
+fn show_value(v: &Value<'_>) -> String {
+    show(v, false)
+}
+
+fn show_nested(v: &Value<'_>) -> String {
+    show(v, true)
+}
+
+fn show(v: &Value<'_>, nested: bool) -> String {
+    match v {
+        Value::String(s) => format!("\"{}\"", clip(s, if nested { 24 } else { 72 })),
+        Value::Array(arr) if !nested => {
+            let mut items = Vec::new();
+            let mut width = 0;
+            for e in arr.iter().take(8) {
+                let s = show_nested(&e);
+                width += s.len() + 2;
+                items.push(s);
+                if width > 60 {
+                    break;
+                }
+            }
+            let more = if (items.len() as u64) < arr.len {
+                ", …"
+            } else {
+                ""
+            };
+            format!(
+                "[{} × {}] {}{more}",
+                arr.len,
+                arr.elem_type.short_name(),
+                items.join(", ")
+            )
+        }
+        Value::Array(arr) if nested => {
+            // Inside an array, an array is bracketed so that its elements are not read as its parent's.
+            let items: Vec<String> = arr.iter().take(8).map(|e| show_nested(&e)).collect();
+            let more = if (items.len() as u64) < arr.len {
+                ", …"
+            } else {
+                ""
+            };
+            format!("[{}{more}]", items.join(", "))
+        }
+        Value::F32(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
+        other => value_to_json(other).to_string(),
+    }
+}

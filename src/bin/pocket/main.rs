@@ -1,0 +1,84 @@
+//! The `pocket` command line: parses arguments, calls the library, prints tables for people or one
+//! JSON document for programs, and maps outcomes to exit codes (0 all well, 1 the answer is "no",
+//! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
+
+mod fmt;
+mod inspect;
+mod memory;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pocket",
+    version,
+    about = "Inspect, verify, requantize and run GGUF model files for phones"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
+    Inspect(inspect::Args),
+}
+
+/// An error that has already been reported in the right form, with the exit code to use.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 2,
+            error: e.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = match &cli.command {
+        Command::Inspect(a) => inspect::run(a, &mut out),
+    };
+    let flushed = out.flush();
+    match result {
+        Ok(code) => match flushed {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                eprintln!("pocket: writing output: {e}");
+                ExitCode::from(2)
+            }
+            _ => ExitCode::from(code),
+        },
+        Err(f) => {
+            if is_broken_pipe(&f.error) {
+                return ExitCode::from(0);
+            }
+            eprintln!("pocket: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,11 @@
+//! pocket: inspect, verify, requantize and run GGUF model files — the format llama.cpp runs — on the
+//! way from a download folder to a phone. This crate is the library; the `pocket` binary is a thin
+//! command-line layer over it. The public API is re-exported here; the logic lives in the modules.
+
+pub mod gguf;
+pub mod memory;
+pub mod summary;
+
+pub use gguf::{
+    Endian, GgmlType, Gguf, GgufError, GgufFile, GgufWriter, Model, TensorInfo, Value, ValueType,
+};

@@ -1,0 +1,138 @@
+//! Test helpers: a raw GGUF byte builder (so tests can write headers no well-behaved writer would) and
+//! paths to the bundled test data and the real model.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+/// Builds GGUF bytes record by record, remembering where each record starts.
+pub struct Raw {
+    pub b: Vec<u8>,
+    pub big: bool,
+    pub wide: bool,
+}
+
+impl Raw {
+    /// Magic, version, tensor count and key count.
+    pub fn header(version: u32, big: bool, n_tensors: u64, n_kv: u64) -> Raw {
+        let mut r = Raw {
+            b: b"GGUF".to_vec(),
+            big,
+            wide: version >= 2,
+        };
+        r.u32(version);
+        r.len(n_tensors);
+        r.len(n_kv);
+        r
+    }
+
+    pub fn pos(&self) -> u64 {
+        self.b.len() as u64
+    }
+
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        let bytes = if self.big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.b.extend_from_slice(&bytes);
+        self
+    }
+
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        let bytes = if self.big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.b.extend_from_slice(&bytes);
+        self
+    }
+
+    pub fn len(&mut self, v: u64) -> &mut Self {
+        if self.wide {
+            self.u64(v)
+        } else {
+            self.u32(v as u32)
+        }
+    }
+
+    pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
+        self.b.extend_from_slice(s);
+        self
+    }
+
+    pub fn str(&mut self, s: &[u8]) -> &mut Self {
+        self.len(s.len() as u64);
+        self.bytes(s)
+    }
+
+    /// A key with a u32 value; returns the key's offset.
+    pub fn kv_u32(&mut self, key: &str, v: u32) -> u64 {
+        let at = self.pos();
+        self.str(key.as_bytes()).u32(4).u32(v);
+        at
+    }
+
+    pub fn kv_str(&mut self, key: &str, v: &[u8]) -> u64 {
+        let at = self.pos();
+        self.str(key.as_bytes()).u32(8).str(v);
+        at
+    }
+
+    /// A tensor info; returns its offset.
+    pub fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, offset: u64) -> u64 {
+        let at = self.pos();
+        self.str(name.as_bytes()).u32(dims.len() as u32);
+        for &d in dims {
+            self.len(d);
+        }
+        self.u32(type_id).u64(offset);
+        at
+    }
+
+    /// Pads to `align` with zeros (the data section start) and returns the padded length.
+    pub fn pad(&mut self, align: usize) -> u64 {
+        while self.b.len() % align != 0 {
+            self.b.push(0);
+        }
+        self.pos()
+    }
+
+    pub fn zeros(&mut self, n: usize) -> &mut Self {
+        self.b.resize(self.b.len() + n, 0);
+        self
+    }
+}
+
+/// The real model, fetched by `scripts/fetch-model.sh` if not already cached.
+pub fn gemma() -> PathBuf {
+    if let Ok(p) = std::env::var("GEMMA") {
+        if Path::new(&p).is_file() {
+            return PathBuf::from(p);
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-model.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run scripts/fetch-model.sh");
+    assert!(
+        out.status.success(),
+        "scripts/fetch-model.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).expect("utf-8 path");
+    let path = PathBuf::from(path.trim());
+    assert!(
+        path.is_file(),
+        "fetch-model.sh printed {path:?}, which is not a file"
+    );
+    path
+}
