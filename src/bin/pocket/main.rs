@@ -52,6 +52,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Ctrl-C: remove any half-written output before going, so no partial file is left behind.
+    let _ = ctrlc::set_handler(|| {
+        pocket::fsio::remove_pending_temps();
+        std::process::exit(130);
+    });
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {

