@@ -2,6 +2,7 @@
 //! validation pass that yields a trusted [`Gguf`] view ([`validate`]), metadata values ([`value`]),
 //! mapped files and split models ([`file`]), JSON rendering ([`json`]) and writing ([`write`]).
 
+pub mod blocks;
 pub mod error;
 pub mod file;
 pub mod json;
