@@ -7,13 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
 fn pocket_json(file: &Path, single: bool) -> J {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
+    let mut cmd = common::pocket();
     cmd.arg("inspect").arg("--json");
     if single {
         cmd.arg("--single");
@@ -230,7 +229,7 @@ fn first_shard_reports_the_whole_model() {
     };
     assert_eq!(names(&split), names(&whole));
     // A later shard alone is refused with a clear message, unless --single.
-    let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
+    let out = common::pocket()
         .arg("inspect")
         .arg(&shards[1])
         .output()

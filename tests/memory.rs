@@ -7,12 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value as J;
 
 fn memory(file: &PathBuf, ctx: u64) -> J {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
+    let out = common::pocket()
         .args(["inspect", "--json", "--ctx", &ctx.to_string()])
         .arg(file)
         .output()
@@ -74,7 +73,7 @@ fn kv_cache_matches_llama_cpp() {
 
 #[test]
 fn ctx_on_a_file_without_hyperparameters_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
+    let out = common::pocket()
         .args(["inspect", "--ctx", "512"])
         .arg(common::testdata("values-le-v3.gguf"))
         .output()

@@ -136,3 +136,19 @@ pub fn gemma() -> PathBuf {
     );
     path
 }
+
+/// The `pocket` binary as a command. Where the tests run under emulation (aarch64 under qemu-user,
+/// scripts/test-aarch64.sh), the binary cannot be executed directly: `POCKET_TEST_RUNNER` names the
+/// runner to prefix, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu".
+pub fn pocket() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_pocket");
+    match std::env::var("POCKET_TEST_RUNNER") {
+        Ok(r) if !r.trim().is_empty() => {
+            let mut parts = r.split_whitespace();
+            let mut c = std::process::Command::new(parts.next().unwrap());
+            c.args(parts).arg(bin);
+            c
+        }
+        _ => std::process::Command::new(bin),
+    }
+}
