@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs pocket's tests for 64-bit ARM (phones) on this x86_64 machine: cross-built with
+# ../shared/peers/aarch64.sh (Debian's rustc-web with the arm64 standard library, static binaries) and
+# run under qemu-user. The CLI binary the tests spawn runs under qemu too (POCKET_TEST_RUNNER).
+#   bash scripts/test-aarch64.sh                 # the whole suite (unit and integration tests; rustdoc's
+#                                                # doctests need an arm64 std for rustup's toolchain, absent)
+#   bash scripts/test-aarch64.sh --test quant_k  # some of it (any cargo test arguments)
+# QEMU_CPU picks the emulated core: "max" (default: NEON, dotprod, i8mm, fp16) or e.g. cortex-a76.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+peers=${POCKET_SHARED:-$here/../shared}/peers/aarch64.sh
+[ -f "$peers" ] || { echo "test-aarch64: $peers not found (set POCKET_SHARED to the shared/ folder)" >&2; exit 2; }
+export POCKET_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+cd "$here"
+if [ $# -eq 0 ]; then set -- --tests; fi
+bash "$peers" test --release "$@"
