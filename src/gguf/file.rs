@@ -69,6 +69,36 @@ impl GgufFile {
     }
 }
 
+/// Turns SIGBUS — what touching a mapped page past the end of a file that another process truncated
+/// raises — into a clear message and exit code 2 instead of a bare "Bus error". The mapping is how
+/// pocket reads without copying; checking the size before every access cannot close the race (the file
+/// can shrink between the check and the read), so the signal is the place to catch it. Commands call
+/// this once at start-up. Temporary outputs are not removed from the handler (that would not be
+/// async-signal-safe); they carry a `.pocket-tmp-` name and never replace a target.
+#[cfg(unix)]
+pub fn install_sigbus_handler() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MSG: &[u8] =
+            b"pocket: a file changed while it was being read (truncated by another process?): stopping\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is a static buffer.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(2);
+        }
+    }
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only calls
+    // async-signal-safe functions. This unsafe belongs with the mmap it protects.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+    }
+}
+
+#[cfg(not(unix))]
+pub fn install_sigbus_handler() {}
+
 /// `llama_split_path`: `PREFIX-%05d-of-%05d.gguf`, with `no` counted from 1.
 pub fn split_path(prefix: &str, no: u32, count: u32) -> String {
     format!("{prefix}-{no:05}-of-{count:05}.gguf")

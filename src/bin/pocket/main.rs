@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    pocket::gguf::file::install_sigbus_handler();
     // Ctrl-C: remove any half-written output before going, so no partial file is left behind.
     let _ = ctrlc::set_handler(|| {
         pocket::fsio::remove_pending_temps();
