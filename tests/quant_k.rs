@@ -4,7 +4,7 @@
 mod common;
 
 use pocket::gguf::spec::ggml_type_by_name;
-use pocket::quant::{dequantize_row, quantize_chunk};
+use pocket::quant::{dequantize_row, quantize_chunk, QuantError};
 use pocket::GgmlType;
 
 const NCASES: usize = 4;
@@ -114,4 +114,160 @@ fn f32_is_copied_bit_for_bit() {
     let mut y = vec![0f32; x.len()];
     dequantize_row(t, &b, &mut y).unwrap();
     assert!(x.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// `generate_data` of ggml's tests/test-quantize-fns.cpp: `0.1 + amplitude * cosf(i + offset)`.
+fn generate_data(offset: f32, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (0.1f64 + (2.0f32 * (i as f32 + offset).cos()) as f64) as f32)
+        .collect()
+}
+
+/// `array_rmse` of the same file (its sqrt of the sum, over n).
+fn array_rmse(a: &[f32], b: &[f32]) -> f32 {
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = (*x - *y) as f64;
+            d * d
+        })
+        .sum();
+    (sum.sqrt() as f32) / a.len() as f32
+}
+
+/// ggml's `MAX_QUANTIZATION_TOTAL_ERROR*` bound for a type, as test-quantize-fns.cpp picks it.
+fn max_total_error(name: &str) -> f32 {
+    match name {
+        "q2_K" => 0.0075,
+        "q3_K" => 0.0040,
+        _ => 0.002,
+    }
+}
+
+/// test-quantize-fns.cpp's "quantization error" check: 4096 values of its synthetic data through
+/// quantize and dequantize, RMSE under the type's bound. Also with a flat importance matrix, which
+/// takes the `_impl` paths the C test does not reach.
+#[test]
+fn round_trip_error_is_within_ggmls_bounds() {
+    let n = 32 * 128;
+    let x = generate_data(0.0, n);
+    for name in [
+        "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q8_1", "q2_K", "q3_K", "q4_K",
+        "q5_K", "q6_K", "q8_K",
+    ] {
+        let t = ty(name);
+        for npr in [n, 1024] {
+            let ones = vec![1.0f32; npr];
+            let imatrix: [Option<&[f32]>; 2] = [None, Some(&ones)];
+            for im in imatrix {
+                let mut q = vec![0u8; t.bytes_for(n as u64).unwrap() as usize];
+                quantize_chunk(t, &x, &mut q, npr, im).unwrap();
+                let mut y = vec![0f32; n];
+                dequantize_row(t, &q, &mut y).unwrap();
+                let err = array_rmse(&x, &y);
+                let bound = max_total_error(name);
+                assert!(
+                    err < bound,
+                    "{name} (rows of {npr}, imatrix {}): rmse {err} not under ggml's bound {bound}",
+                    im.is_some()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn partial_blocks_and_wrong_lengths_are_errors_not_panics() {
+    let q4k = ty("q4_K");
+    let q8 = ty("q8_0");
+    let x = vec![0.5f32; 512];
+    // Rows that are not whole super-blocks.
+    let mut dst = vec![0u8; 1000];
+    assert!(matches!(
+        quantize_chunk(q4k, &x, &mut dst, 128, None),
+        Err(QuantError::PartialBlock {
+            n: 128,
+            block: 256,
+            ..
+        })
+    ));
+    // Source not a whole number of rows, and an empty row length.
+    assert!(matches!(
+        quantize_chunk(q4k, &x[..300], &mut dst, 256, None),
+        Err(QuantError::PartialBlock { n: 300, .. })
+    ));
+    assert!(matches!(
+        quantize_chunk(q4k, &x, &mut dst, 0, None),
+        Err(QuantError::PartialBlock { .. })
+    ));
+    // Destination one byte short / long.
+    for len in [287, 289] {
+        let mut d = vec![0u8; len];
+        assert_eq!(
+            quantize_chunk(q4k, &x, &mut d, 256, None),
+            Err(QuantError::BadLength {
+                ty: "q4_K",
+                got: len,
+                want: 288,
+                n: 512
+            })
+        );
+    }
+    // Importance matrix of the wrong length.
+    let mut d = vec![0u8; 288];
+    assert_eq!(
+        quantize_chunk(q4k, &x, &mut d, 256, Some(&[1.0; 255])),
+        Err(QuantError::BadImatrix {
+            ty: "q4_K",
+            got: 255,
+            want: 256
+        })
+    );
+    // Decoding: source of the wrong size, destination not whole blocks.
+    let mut y = vec![0f32; 64];
+    assert!(matches!(
+        dequantize_row(q8, &[0u8; 67], &mut y),
+        Err(QuantError::BadLength {
+            got: 67,
+            want: 68,
+            ..
+        })
+    ));
+    let mut y = vec![0f32; 33];
+    assert!(matches!(
+        dequantize_row(q8, &[0u8; 68], &mut y),
+        Err(QuantError::PartialBlock { n: 33, .. })
+    ));
+    // A type that is not a block format at all.
+    let mut y = vec![0f32; 4];
+    assert!(matches!(
+        dequantize_row(ty("i8"), &[0u8; 4], &mut y),
+        Err(QuantError::Unsupported { .. })
+    ));
+}
+
+/// Non-finite and extreme inputs go through every ported path without a panic (ggml would write
+/// some bytes for them too; these only must not crash the tool).
+#[test]
+fn non_finite_inputs_do_not_panic() {
+    let mut x = generate_data(1.0, 512);
+    x[3] = f32::NAN;
+    x[40] = f32::INFINITY;
+    x[300] = -f32::INFINITY;
+    x[301] = f32::MAX;
+    x[302] = -f32::MIN_POSITIVE;
+    for name in [
+        "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q8_1", "q2_K", "q3_K", "q4_K",
+        "q5_K", "q6_K", "q8_K",
+    ] {
+        let t = ty(name);
+        let im = vec![1.0f32; 512];
+        for imatrix in [None, Some(&im[..])] {
+            let mut q = vec![0u8; t.bytes_for(512).unwrap() as usize];
+            quantize_chunk(t, &x, &mut q, 512, imatrix).unwrap();
+            let mut y = vec![0f32; 512];
+            dequantize_row(t, &q, &mut y).unwrap();
+        }
+    }
 }
