@@ -271,3 +271,43 @@ fn non_finite_inputs_do_not_panic() {
         }
     }
 }
+
+/// Q8_K and Q8_1 (activation formats ggml_quantize_chunk does not take) against ggml's reference
+/// functions (testdata/quant_ref, made by scripts/make-quant-golden-ref.sh).
+#[test]
+fn q8_k_and_q8_1_match_ggml_reference_functions() {
+    let x = read_f32("inputs.f32");
+    let golden = |n: &str| std::fs::read(common::testdata(&format!("quant_ref/{n}"))).unwrap();
+    for (name, file) in [("q8_K", "q8_K.ref.bin"), ("q8_1", "q8_1.ref.bin")] {
+        let t = ty(name);
+        let want = golden(file);
+        let mut got = vec![0u8; want.len()];
+        quantize_chunk(t, &x, &mut got, NPR, None).unwrap();
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+            panic!(
+                "{name}: first difference in block {}, byte {}: got {:#04x}, ggml {:#04x}",
+                i / t.type_size as usize,
+                i % t.type_size as usize,
+                got[i],
+                want[i]
+            );
+        }
+    }
+    let want: Vec<f32> = golden("q8_K.ref.deq")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut y = vec![0f32; want.len()];
+    dequantize_row(ty("q8_K"), &golden("q8_K.ref.bin"), &mut y).unwrap();
+    for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "q8_K value {i}: got {g:e}, ggml {w:e}"
+        );
+    }
+    // An all-zero super-block: d = 0, every quant and sum zero.
+    let mut q = vec![0xAAu8; 292];
+    quantize_chunk(ty("q8_K"), &[0.0; 256], &mut q, 256, None).unwrap();
+    assert!(q.iter().all(|&b| b == 0));
+}
