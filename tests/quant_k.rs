@@ -311,3 +311,36 @@ fn q8_k_and_q8_1_match_ggml_reference_functions() {
     quantize_chunk(ty("q8_K"), &[0.0; 256], &mut q, 256, None).unwrap();
     assert!(q.iter().all(|&b| b == 0));
 }
+
+/// The parallel split in quantize_chunk / dequantize_row gives exactly the single-thread bytes.
+#[test]
+fn parallel_chunks_equal_single_thread() {
+    let npr = 4096;
+    let x = generate_data(0.5, 48 * npr);
+    let im: Vec<f32> = (0..npr).map(|i| 0.5 + (i % 7) as f32).collect();
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let (one, three) = (pool(1), pool(3));
+    for name in ["q4_K", "q6_K", "q8_0", "q5_1", "f16"] {
+        let t = ty(name);
+        for imatrix in [None, Some(&im[..])] {
+            let run = |p: &rayon::ThreadPool| {
+                p.install(|| {
+                    let mut q = vec![0u8; t.bytes_for(x.len() as u64).unwrap() as usize];
+                    quantize_chunk(t, &x, &mut q, npr, imatrix).unwrap();
+                    let mut y = vec![0f32; x.len()];
+                    dequantize_row(t, &q, &mut y).unwrap();
+                    (q, y.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                })
+            };
+            assert!(
+                run(&one) == run(&three),
+                "{name}: threads change the result"
+            );
+        }
+    }
+}
