@@ -12,6 +12,9 @@
 use super::float::{get_f16, put_f16};
 use super::Chunk;
 
+mod lanes;
+use lanes::LANES;
+
 pub(crate) const Q2_K: u32 = 10;
 pub(crate) const Q3_K: u32 = 11;
 pub(crate) const Q4_K: u32 = 12;
@@ -479,6 +482,55 @@ fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
     }
 }
 
+/// The lane version of `make_qkx2_quants`/`make_qkx3_quants` over consecutive sub-blocks of `N`
+/// values of `x` (weights `w`, same layout), eight at a time.
+#[allow(clippy::too_many_arguments)]
+fn qkx_groups<const N: usize>(
+    nmax: i32,
+    x: &[f32],
+    w: &[f32],
+    l: &mut [u8],
+    scales: &mut [f32],
+    mins: &mut [f32],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) {
+    for g in 0..scales.len() / LANES {
+        let base = g * LANES * N;
+        let xt = lanes::transpose::<N>(&x[base..], N);
+        let wt = lanes::transpose::<N>(&w[base..], N);
+        let mut lt = [[0u8; LANES]; N];
+        let (sc, mn) =
+            lanes::make_qkx_quants_x8(nmax, &xt, &wt, &mut lt, rmin, rdelta, nstep, use_mad);
+        for s in 0..LANES {
+            scales[g * LANES + s] = sc[s];
+            mins[g * LANES + s] = mn[s];
+            for i in 0..N {
+                l[base + s * N + i] = lt[i][s];
+            }
+        }
+    }
+}
+
+/// The lane version of `make_qx_quants(.., rmse_type 1, weights)` over consecutive sub-blocks of `N`.
+fn qx_groups<const N: usize>(nmax: i32, x: &[f32], w: &[f32], l: &mut [i8], scales: &mut [f32]) {
+    for g in 0..scales.len() / LANES {
+        let base = g * LANES * N;
+        let xt = lanes::transpose::<N>(&x[base..], N);
+        let wt = lanes::transpose::<N>(&w[base..], N);
+        let mut lt = [[0i8; LANES]; N];
+        let sc = lanes::make_qx_quants_x8(nmax, &xt, &wt, &mut lt);
+        for s in 0..LANES {
+            scales[g * LANES + s] = sc[s];
+            for i in 0..N {
+                l[base + s * N + i] = lt[i][s];
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------ Q2_K
 // scales[16] @0, qs[64] @16, d @80, dmin @82
 
@@ -500,8 +552,8 @@ fn q2_k_finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
     pack_2bit(l, &mut y[16..80]);
 }
 
-/// `quantize_row_q2_K_ref` for one super-block.
-fn q2_k_ref(x: &[f32], y: &mut [u8]) {
+/// `quantize_row_q2_K_ref` for one super-block (`fast`: the scale search in lanes, same result).
+fn q2_k_ref(x: &[f32], y: &mut [u8], fast: bool) {
     let mut l = [0u8; QK_K];
     let mut laux = [0u8; 16];
     let mut weights = [0f32; 16];
@@ -510,22 +562,42 @@ fn q2_k_ref(x: &[f32], y: &mut [u8]) {
     let q4scale = 15f32;
     let mut max_scale = 0f32;
     let mut max_min = 0f32;
-    for j in 0..QK_K / 16 {
-        let xs = &x[16 * j..16 * j + 16];
-        for (w, v) in weights.iter_mut().zip(xs) {
-            *w = v.abs();
+    if fast {
+        let mut w = [0f32; QK_K];
+        for (wi, v) in w.iter_mut().zip(x) {
+            *wi = v.abs();
         }
-        (scales[j], mins[j]) = make_qkx2_quants(
+        qkx_groups::<16>(
             3,
-            xs,
-            &weights,
-            &mut l[16 * j..16 * j + 16],
-            &mut laux,
+            x,
+            &w,
+            &mut l,
+            &mut scales,
+            &mut mins,
             -0.5,
             0.1,
             15,
             true,
         );
+    }
+    for j in 0..QK_K / 16 {
+        if !fast {
+            let xs = &x[16 * j..16 * j + 16];
+            for (w, v) in weights.iter_mut().zip(xs) {
+                *w = v.abs();
+            }
+            (scales[j], mins[j]) = make_qkx2_quants(
+                3,
+                xs,
+                &weights,
+                &mut l[16 * j..16 * j + 16],
+                &mut laux,
+                -0.5,
+                0.1,
+                15,
+                true,
+            );
+        }
         if scales[j] > max_scale {
             max_scale = scales[j];
         }
@@ -557,7 +629,7 @@ fn q2_k_ref(x: &[f32], y: &mut [u8]) {
 }
 
 /// `quantize_row_q2_K_impl` for one super-block; `qw` is the importance of its 256 values.
-fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32]) {
+fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32], fast: bool) {
     let mut l = [0u8; QK_K];
     let mut laux = [0u8; 16];
     let mut mins = [0f32; QK_K / 16];
@@ -571,6 +643,7 @@ fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32]) {
         sumx2 += v * v;
     }
     let sigma2 = sumx2 / QK_K as f32;
+    let mut wall = [0f32; QK_K];
     for j in 0..QK_K / 16 {
         let xs = &x[16 * j..16 * j + 16];
         let q = &qw[16 * j..16 * j + 16];
@@ -580,12 +653,30 @@ fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32]) {
         for w in &weight {
             sw[j] += w;
         }
+        if fast {
+            wall[16 * j..16 * j + 16].copy_from_slice(&weight);
+            continue;
+        }
         (scales[j], mins[j]) = make_qkx3_quants(
             3,
             xs,
             Some(&weight),
             &mut l[16 * j..16 * j + 16],
             &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    if fast {
+        qkx_groups::<16>(
+            3,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
             -0.9,
             0.05,
             36,
@@ -711,7 +802,7 @@ fn q3_k_ref(x: &[f32], y: &mut [u8]) {
 }
 
 /// `quantize_row_q3_K_impl` for one super-block.
-fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     let mut weight = [0f32; 16];
@@ -722,6 +813,7 @@ fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
         sumx2 += v * v;
     }
     let sigma2 = 2.0 * sumx2 / QK_K as f32;
+    let mut wall = [0f32; QK_K];
     for j in 0..QK_K / 16 {
         let xs = &x[16 * j..16 * j + 16];
         match qw {
@@ -741,7 +833,14 @@ fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
             sumw += w;
         }
         sw[j] = sumw;
-        scales[j] = make_qx_quants(4, xs, &mut l[16 * j..16 * j + 16], 1, Some(&weight));
+        if fast {
+            wall[16 * j..16 * j + 16].copy_from_slice(&weight);
+        } else {
+            scales[j] = make_qx_quants(4, xs, &mut l[16 * j..16 * j + 16], 1, Some(&weight));
+        }
+    }
+    if fast {
+        qx_groups::<16>(4, x, &wall, &mut l, &mut scales);
     }
     y[96..108].fill(0);
     let d_block = make_qx_quants(32, &scales, &mut ls, 1, Some(&sw));
@@ -882,7 +981,7 @@ fn q5_k_pack(y: &mut [u8], l: &[u8; QK_K]) {
 }
 
 /// `quantize_row_q4_K_ref` / `quantize_row_q5_K_ref` for one super-block (`nmax` 15 or 31).
-fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32) {
+fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32, fast: bool) {
     let mut l = [0u8; QK_K];
     let mut laux = [0u8; 32];
     let mut weights = [0f32; 32];
@@ -891,6 +990,7 @@ fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32) {
     let (rmin, nstep) = if nmax == 15 { (-1.0, 20) } else { (-0.5, 15) };
     let mut max_scale = 0f32;
     let mut max_min = 0f32;
+    let mut wall = [0f32; QK_K];
     for j in 0..QK_K / 32 {
         let xs = &x[32 * j..32 * j + 32];
         let mut sum_x2 = 0f32;
@@ -900,6 +1000,10 @@ fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32) {
         let av_x = (sum_x2 / 32.0).sqrt();
         for (w, v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
+        }
+        if fast {
+            wall[32 * j..32 * j + 32].copy_from_slice(&weights);
+            continue;
         }
         (scales[j], mins[j]) = make_qkx2_quants(
             nmax,
@@ -912,6 +1016,22 @@ fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32) {
             nstep,
             false,
         );
+    }
+    if fast {
+        qkx_groups::<32>(
+            nmax,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
+    }
+    for j in 0..QK_K / 32 {
         if scales[j] > max_scale {
             max_scale = scales[j];
         }
@@ -929,7 +1049,7 @@ fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32) {
 }
 
 /// `quantize_row_q4_K_impl` / `quantize_row_q5_K_impl` for one super-block.
-fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32) {
+fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32, fast: bool) {
     let mut l = [0u8; QK_K];
     let mut laux = [0u8; 32];
     let mut ls = [0u8; QK_K / 32];
@@ -944,6 +1064,7 @@ fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32) {
     }
     let sigma2 = 2.0 * sum_x2 / QK_K as f32;
     let av_x = sigma2.sqrt();
+    let mut wall = [0f32; QK_K];
     for j in 0..QK_K / 32 {
         let xs = &x[32 * j..32 * j + 32];
         match qw {
@@ -963,12 +1084,30 @@ fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32) {
             sumw += w;
         }
         sw[j] = sumw;
+        if fast {
+            wall[32 * j..32 * j + 32].copy_from_slice(&weights);
+            continue;
+        }
         (scales[j], mins[j]) = make_qkx3_quants(
             nmax,
             xs,
             Some(&weights),
             &mut l[32 * j..32 * j + 32],
             &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    if fast {
+        qkx_groups::<32>(
+            nmax,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
             -0.9,
             0.05,
             36,
@@ -1038,20 +1177,34 @@ fn dequantize_q5_k(x: &[u8], y: &mut [f32]) {
 // ql[128] @0, qh[64] @128, scales[16] (i8) @192, d @208
 
 /// `quantize_row_q6_K_ref` (`qw` None) and `quantize_row_q6_K_impl` for one super-block.
-fn q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+fn q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     let mut max_scale = 0f32;
     let mut max_abs_scale = 0f32;
+    if fast {
+        let mut w = [0f32; QK_K];
+        match qw {
+            Some(q) => w.copy_from_slice(&q[..QK_K]),
+            None => {
+                for (wi, v) in w.iter_mut().zip(x) {
+                    *wi = v * v;
+                }
+            }
+        }
+        qx_groups::<16>(32, x, &w, &mut l, &mut scales);
+    }
     for ib in 0..QK_K / 16 {
-        let scale = make_qx_quants(
-            32,
-            &x[16 * ib..16 * ib + 16],
-            &mut l[16 * ib..16 * ib + 16],
-            1,
-            qw.map(|q| &q[16 * ib..16 * ib + 16]),
-        );
-        scales[ib] = scale;
+        if !fast {
+            scales[ib] = make_qx_quants(
+                32,
+                &x[16 * ib..16 * ib + 16],
+                &mut l[16 * ib..16 * ib + 16],
+                1,
+                qw.map(|q| &q[16 * ib..16 * ib + 16]),
+            );
+        }
+        let scale = scales[ib];
         let abs_scale = scale.abs();
         if abs_scale > max_abs_scale {
             max_abs_scale = abs_scale;
@@ -1186,6 +1339,8 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 /// `_ref` function; with one, each row through the `_impl` function, super-block `i` of the row
 /// weighted by `imatrix[256 * i..]`. Q8_K has no imatrix path and ignores it.
 pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+    // The lane versions of the scale searches; the scalar port (`false`) is their oracle.
+    const FAST: bool = true;
     let size = match id {
         Q2_K => Q2_K_SIZE,
         Q3_K => Q3_K_SIZE,
@@ -1202,17 +1357,92 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         let at = (n * QK_K) % npr;
         let qw = c.imatrix.map(|q| &q[at..at + QK_K]);
         match (id, qw) {
-            (Q2_K, None) => q2_k_ref(x, y),
-            (Q2_K, Some(q)) => q2_k_impl(x, y, q),
+            (Q2_K, None) => q2_k_ref(x, y, FAST),
+            (Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
             (Q3_K, None) => q3_k_ref(x, y),
-            (Q3_K, q) => q3_k_impl(x, y, q),
-            (Q4_K, None) => q45_k_ref(x, y, 15),
-            (Q4_K, q) => q45_k_impl(x, y, q, 15),
-            (Q5_K, None) => q45_k_ref(x, y, 31),
-            (Q5_K, q) => q45_k_impl(x, y, q, 31),
-            (Q6_K, q) => q6_k(x, y, q),
+            (Q3_K, q) => q3_k_impl(x, y, q, FAST),
+            (Q4_K, None) => q45_k_ref(x, y, 15, FAST),
+            (Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
+            (Q5_K, None) => q45_k_ref(x, y, 31, FAST),
+            (Q5_K, q) => q45_k_impl(x, y, q, 31, FAST),
+            (Q6_K, q) => q6_k(x, y, q, FAST),
             _ => q8_k_ref(x, y),
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Super-blocks of gaussian-like values with a mix of scales, offsets, zero sub-blocks and
+    /// outliers, and an importance matrix for them.
+    fn data(seed: u64, nblocks: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut s = seed | 1;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        let mut x = vec![0f32; nblocks * QK_K];
+        for (i, v) in x.iter_mut().enumerate() {
+            let g = ((uni() + uni() + uni() + uni() - 2.0) * 1.7320508) as f32;
+            let b = i / QK_K;
+            *v = match b % 6 {
+                0 => g,
+                1 if i % 97 == 0 => g * 40.0,
+                1 if i / 16 % 5 == 2 => 0.0,
+                2 => g * 1e-3 + 2e-4,
+                3 if i / 128 % 2 == 1 => g.abs() * 3.0,
+                3 => -g.abs() * 0.5,
+                4 => g * 1e-6,
+                _ => g * (1.0 + (i % 32) as f32),
+            };
+        }
+        let im = (0..nblocks * QK_K)
+            .map(|_| (0.05 + uni() * uni() * 4.0) as f32)
+            .collect();
+        (x, im)
+    }
+
+    /// Every K-quant block function gives the same bytes with the lane search as with the scalar port.
+    #[test]
+    fn lane_search_blocks_equal_scalar_blocks() {
+        let (x, im) = data(42, 48);
+        type Block = fn(&[f32], &mut [u8], Option<&[f32]>, bool);
+        let cases: [(&str, usize, Block); 8] = [
+            ("q2_K ref", Q2_K_SIZE, |x, y, _, f| q2_k_ref(x, y, f)),
+            ("q2_K imatrix", Q2_K_SIZE, |x, y, q, f| {
+                q2_k_impl(x, y, q.unwrap(), f)
+            }),
+            ("q3_K imatrix", Q3_K_SIZE, |x, y, q, f| {
+                q3_k_impl(x, y, q, f)
+            }),
+            ("q4_K ref", Q4_K_SIZE, |x, y, _, f| q45_k_ref(x, y, 15, f)),
+            ("q4_K imatrix", Q4_K_SIZE, |x, y, q, f| {
+                q45_k_impl(x, y, q, 15, f)
+            }),
+            ("q5_K ref", Q5_K_SIZE, |x, y, _, f| q45_k_ref(x, y, 31, f)),
+            ("q5_K imatrix", Q5_K_SIZE, |x, y, q, f| {
+                q45_k_impl(x, y, q, 31, f)
+            }),
+            ("q6_K", Q6_K_SIZE, q6_k),
+        ];
+        for (name, size, f) in cases {
+            for (b, (xb, qb)) in x.chunks_exact(QK_K).zip(im.chunks_exact(QK_K)).enumerate() {
+                for qw in [None, Some(qb)] {
+                    if name.ends_with("imatrix") && qw.is_none() && name.starts_with("q2") {
+                        continue;
+                    }
+                    let mut slow = vec![0u8; size];
+                    let mut fast = vec![0u8; size];
+                    f(xb, &mut slow, qw, false);
+                    f(xb, &mut fast, qw, true);
+                    assert_eq!(slow, fast, "{name}, block {b}, imatrix {}", qw.is_some());
+                }
+            }
+        }
+    }
 }
