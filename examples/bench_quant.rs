@@ -31,7 +31,12 @@ fn main() {
         "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
         "q6_K",
     ];
+    // Optional second argument: only this type (for profiling one kernel).
+    let only = std::env::args().nth(2);
     for name in names {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let t = ggml_type_by_name(name).unwrap();
         let mut q = vec![0u8; t.bytes_for((NPR * NROWS) as u64).unwrap() as usize];
         for use_im in [false, true] {
@@ -44,7 +49,7 @@ fn main() {
                     .build()
                     .unwrap();
                 let mut best = f64::MAX;
-                for _ in 0..3 {
+                for _ in 0..5 {
                     let t0 = Instant::now();
                     pool.install(|| {
                         quantize_chunk(t, &x, &mut q, NPR, use_im.then_some(&im[..])).unwrap()

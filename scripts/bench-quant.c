@@ -41,7 +41,7 @@ int main(int argc, char ** argv) {
             for (int k = 0; k < 2; k++) {
                 int n = ths[k]; pthread_t th[64]; struct part pa[64];
                 double best = 1e9;
-                for (int rep = 0; rep < 3; rep++) {
+                for (int rep = 0; rep < 5; rep++) {
                     double t0 = now();
                     for (int i = 0; i < n; i++) { pa[i].r0 = (int64_t)NROWS * i / n; pa[i].nr = (int64_t)NROWS * (i + 1) / n - pa[i].r0; pthread_create(&th[i], NULL, work, &pa[i]); }
                     for (int i = 0; i < n; i++) pthread_join(th[i], NULL);

@@ -12,6 +12,8 @@
 use super::float::{get_f16, put_f16};
 use super::Chunk;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod lanes;
 use lanes::LANES;
 

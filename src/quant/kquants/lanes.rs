@@ -5,16 +5,39 @@
 //! arrays that LLVM vectorizes; no `unsafe`.
 //!
 //! Inputs are transposed: `xt[i][s]` is value `i` of sub-block `s`.
+//!
+//! On x86-64 with AVX2, `avx2.rs` does the same with one `__m256` for the eight lanes, chosen at
+//! run time; these portable loops are the fallback and, with the scalar port, its oracle.
 
 use super::{nearest_int, GROUP_MAX_EPS};
 
 pub(crate) const LANES: usize = 8;
-type Lf = [f32; LANES];
+pub(crate) type Lf = [f32; LANES];
 
 /// `make_qkx2_quants` / `make_qkx3_quants` (identical once the weights are given) on eight
 /// sub-blocks of `N` values: writes levels `0..=nmax` to `l`, returns `(scale, the_min)` per lane.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn make_qkx_quants_x8<const N: usize>(
+    nmax: i32,
+    xt: &[Lf; N],
+    wt: &[Lf; N],
+    l: &mut [[u8; LANES]; N],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (Lf, Lf) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `avx2::qkx` requires.
+        return unsafe { super::avx2::qkx(nmax, xt, wt, l, rmin, rdelta, nstep, use_mad) };
+    }
+    qkx_lanes(nmax, xt, wt, l, rmin, rdelta, nstep, use_mad)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn qkx_lanes<const N: usize>(
     nmax: i32,
     xt: &[Lf; N],
     wt: &[Lf; N],
@@ -72,7 +95,8 @@ pub(crate) fn make_qkx_quants_x8<const N: usize>(
         }
     }
     if nstep >= 1 {
-        let mut laux = [[0u8; LANES]; N];
+        // Levels as f32 (exact): keeps every lane loop in 32-bit elements, which vectorizes 8-wide.
+        let mut laux = [[0f32; LANES]; N];
         for is in 0..=nstep {
             let step = rmin + rdelta * is as f32 + nmax as f32;
             for s in 0..LANES {
@@ -86,9 +110,9 @@ pub(crate) fn make_qkx_quants_x8<const N: usize>(
                 for s in 0..LANES {
                     let x = xt[i][s];
                     let li = nearest_int(iscale[s] * (x - min[s])).clamp(0, nmax);
-                    laux[i][s] = li as u8;
-                    let w = wt[i][s];
                     let lf = li as f32;
+                    laux[i][s] = lf;
+                    let w = wt[i][s];
                     sum_l[s] += w * lf;
                     sum_l2[s] += w * lf * lf;
                     sum_xl[s] += w * lf * x;
@@ -109,7 +133,7 @@ pub(crate) fn make_qkx_quants_x8<const N: usize>(
             let mut cur_error = [0f32; LANES];
             for i in 0..N {
                 for s in 0..LANES {
-                    let mut diff = this_scale[s] * laux[i][s] as f32 + this_min[s] - xt[i][s];
+                    let mut diff = this_scale[s] * laux[i][s] + this_min[s] - xt[i][s];
                     diff = if use_mad { diff.abs() } else { diff * diff };
                     cur_error[s] += wt[i][s] * diff;
                 }
@@ -122,7 +146,7 @@ pub(crate) fn make_qkx_quants_x8<const N: usize>(
                 for i in 0..N {
                     for s in 0..LANES {
                         if take[s] {
-                            l[i][s] = laux[i][s];
+                            l[i][s] = laux[i][s] as u8;
                         }
                     }
                 }
@@ -159,6 +183,16 @@ pub(crate) fn make_qx_quants_x8<const N: usize>(
     wt: &[Lf; N],
     l: &mut [[i8; LANES]; N],
 ) -> Lf {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `avx2::qx` requires.
+        return unsafe { super::avx2::qx(nmax, xt, wt, l) };
+    }
+    qx_lanes(nmax, xt, wt, l)
+}
+
+#[inline(always)]
+fn qx_lanes<const N: usize>(nmax: i32, xt: &[Lf; N], wt: &[Lf; N], l: &mut [[i8; LANES]; N]) -> Lf {
     let mut max = [0f32; LANES];
     let mut amax = [0f32; LANES];
     for xi in xt {
@@ -197,7 +231,7 @@ pub(crate) fn make_qx_quants_x8<const N: usize>(
         };
         best[s] = scale[s] * sumlx[s];
     }
-    let mut laux = [[0i8; LANES]; N];
+    let mut laux = [[0i32; LANES]; N];
     for is in -9i32..=9 {
         if is == 0 {
             continue;
@@ -212,7 +246,7 @@ pub(crate) fn make_qx_quants_x8<const N: usize>(
             for s in 0..LANES {
                 let x = xt[i][s];
                 let li = nearest_int(iscale[s] * x).clamp(-nmax, nmax - 1);
-                laux[i][s] = (li + nmax) as i8;
+                laux[i][s] = li + nmax;
                 let w = wt[i][s];
                 let lf = li as f32;
                 sumlx[s] += w * x * lf;
@@ -227,7 +261,7 @@ pub(crate) fn make_qx_quants_x8<const N: usize>(
             for i in 0..N {
                 for s in 0..LANES {
                     if take[s] {
-                        l[i][s] = laux[i][s];
+                        l[i][s] = laux[i][s] as i8;
                     }
                 }
             }
@@ -331,6 +365,16 @@ mod tests {
             let wt = transpose::<N>(&wflat, N);
             let mut lt = [[0u8; LANES]; N];
             let (sc, mn) = make_qkx_quants_x8(nmax, &xt, &wt, &mut lt, rmin, rdelta, nstep, mad);
+            // The portable lanes (what runs without AVX2) agree with the dispatched version.
+            let mut lp = [[0u8; LANES]; N];
+            let (scp, mnp) = qkx_lanes(nmax, &xt, &wt, &mut lp, rmin, rdelta, nstep, mad);
+            assert_eq!(lt, lp, "group {g}: portable levels");
+            for s in 0..LANES {
+                assert!(
+                    same(sc[s], scp[s]) && same(mn[s], mnp[s]),
+                    "group {g}: portable"
+                );
+            }
             for s in 0..LANES {
                 let x = &flat[s * N..(s + 1) * N];
                 let w = &wflat[s * N..(s + 1) * N];
@@ -393,6 +437,13 @@ mod tests {
             let wt = transpose::<N>(&wflat, N);
             let mut lt = [[0i8; LANES]; N];
             let sc = make_qx_quants_x8(nmax, &xt, &wt, &mut lt);
+            let mut lp = [[0i8; LANES]; N];
+            let scp = qx_lanes(nmax, &xt, &wt, &mut lp);
+            assert_eq!(lt, lp, "group {g}: portable levels");
+            assert!(
+                (0..LANES).all(|s| same(sc[s], scp[s])),
+                "group {g}: portable"
+            );
             for s in 0..LANES {
                 let x = &flat[s * N..(s + 1) * N];
                 let mut l = [0i8; 32];
