@@ -15,7 +15,7 @@ use super::Chunk;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod lanes;
-use lanes::LANES;
+pub(crate) use lanes::LANES;
 
 pub(crate) const Q2_K: u32 = 10;
 pub(crate) const Q3_K: u32 = 11;
@@ -487,7 +487,7 @@ fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
 /// The lane version of `make_qkx2_quants`/`make_qkx3_quants` over consecutive sub-blocks of `N`
 /// values of `x` (weights `w`, same layout), eight at a time.
 #[allow(clippy::too_many_arguments)]
-fn qkx_groups<const N: usize>(
+pub(crate) fn qkx_groups<const N: usize>(
     nmax: i32,
     x: &[f32],
     w: &[f32],
@@ -517,7 +517,13 @@ fn qkx_groups<const N: usize>(
 }
 
 /// The lane version of `make_qx_quants(.., rmse_type 1, weights)` over consecutive sub-blocks of `N`.
-fn qx_groups<const N: usize>(nmax: i32, x: &[f32], w: &[f32], l: &mut [i8], scales: &mut [f32]) {
+pub(crate) fn qx_groups<const N: usize>(
+    nmax: i32,
+    x: &[f32],
+    w: &[f32],
+    l: &mut [i8],
+    scales: &mut [f32],
+) {
     for g in 0..scales.len() / LANES {
         let base = g * LANES * N;
         let xt = lanes::transpose::<N>(&x[base..], N);

@@ -9,7 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::float::{get_f16, put_f16};
-use super::kquants::{make_qkx3_quants, make_qx_quants};
+use super::kquants::{make_qkx3_quants, make_qx_quants, qkx_groups, qx_groups, LANES};
 use super::Chunk;
 
 pub(crate) const Q4_0: u32 = 2;
@@ -131,6 +131,25 @@ fn q5_1_ref(x: &[f32], y: &mut [u8]) {
     put_q5(y, 4, |j| c_trunc((x[j] - min) * id + 0.5) as u8);
 }
 
+/// `(int)roundf(x)` as x86-64 C computes it (round half away from zero, then [`c_trunc`]), without
+/// a libm call for the usual |x| < 2^23, where `x - trunc(x)` is exact.
+#[inline(always)]
+fn round_to_int(x: f32) -> i32 {
+    if x.abs() < 8388608.0 {
+        let t = x as i32;
+        let f = x - t as f32;
+        if f >= 0.5 {
+            t + 1
+        } else if f <= -0.5 {
+            t - 1
+        } else {
+            t
+        }
+    } else {
+        c_trunc(x.round())
+    }
+}
+
 /// `quantize_row_q8_0_ref` (and the quants of `quantize_row_q8_1_ref`); returns `d`.
 fn q8_quants(x: &[f32], qs: &mut [u8]) -> f32 {
     let mut amax = 0f32;
@@ -141,7 +160,7 @@ fn q8_quants(x: &[f32], qs: &mut [u8]) -> f32 {
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     for (q, &v) in qs.iter_mut().zip(x) {
-        *q = c_trunc((v * id).round()) as u8;
+        *q = round_to_int(v * id) as u8;
     }
     d
 }
@@ -158,59 +177,96 @@ fn q8_1_ref(x: &[f32], y: &mut [u8]) {
     put_f16(y, 2, sum as f32 * d);
 }
 
-/// The `_impl` paths: one row of blocks, `qw` the row's importance matrix.
-fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize) {
+/// The `_impl` paths: one row of blocks, `qw` the row's importance matrix. With `fast`, the scale
+/// searches of eight blocks at a time run in lanes (same results; the scalar port is the oracle).
+fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, fast: bool) {
     let mut sum_x2 = 0f32;
     for &v in x {
         sum_x2 += v * v;
     }
     let sigma2 = sum_x2 / x.len() as f32;
-    let mut weight = [0f32; QK];
-    let mut l = [0i8; QK];
-    let mut lu = [0u8; QK];
+    let mut weight = vec![0f32; x.len()];
+    for ((w, &q), &v) in weight.iter_mut().zip(qw).zip(x) {
+        *w = q * (sigma2 + v * v).sqrt();
+    }
+    let nb = x.len() / QK;
+    // Blocks done in lanes (a multiple of eight), the rest one by one.
+    let nlanes = if fast { nb / LANES * LANES } else { 0 };
+    let mut scales = vec![0f32; nb];
+    let mut mins = vec![0f32; nb];
+    let mut l = vec![0i8; x.len()];
+    let mut lu = vec![0u8; x.len()];
     let mut laux = [0u8; QK];
-    for (ib, (xb, yb)) in x.chunks_exact(QK).zip(y.chunks_exact_mut(size)).enumerate() {
-        let q = &qw[QK * ib..QK * ib + QK];
-        for j in 0..QK {
-            weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).sqrt();
+    let symmetric = matches!(id, Q4_0 | Q5_0);
+    let nmax = match id {
+        Q4_0 => 8,
+        Q5_0 => 16,
+        Q4_1 => 15,
+        _ => 31,
+    };
+    let n = nlanes * QK;
+    if symmetric {
+        qx_groups::<QK>(
+            nmax,
+            &x[..n],
+            &weight[..n],
+            &mut l[..n],
+            &mut scales[..nlanes],
+        );
+    } else {
+        qkx_groups::<QK>(
+            nmax,
+            &x[..n],
+            &weight[..n],
+            &mut lu[..n],
+            &mut scales[..nlanes],
+            &mut mins[..nlanes],
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    for ib in nlanes..nb {
+        let r = QK * ib..QK * ib + QK;
+        if symmetric {
+            scales[ib] =
+                make_qx_quants(nmax, &x[r.clone()], &mut l[r.clone()], 1, Some(&weight[r]));
+        } else {
+            (scales[ib], mins[ib]) = make_qkx3_quants(
+                nmax,
+                &x[r.clone()],
+                Some(&weight[r.clone()]),
+                &mut lu[r],
+                &mut laux,
+                -0.9,
+                0.05,
+                36,
+                false,
+            );
         }
+    }
+    for (ib, yb) in y.chunks_exact_mut(size).enumerate().take(nb) {
+        let l = &l[QK * ib..QK * ib + QK];
+        let lu = &lu[QK * ib..QK * ib + QK];
+        put_f16(yb, 0, scales[ib]);
         match id {
             Q4_0 => {
-                let d = make_qx_quants(8, xb, &mut l, 1, Some(&weight));
-                put_f16(yb, 0, d);
                 for j in 0..16 {
                     yb[2 + j] = (l[j] | (l[j + 16] << 4)) as u8;
                 }
             }
-            Q5_0 => {
-                let d = make_qx_quants(16, xb, &mut l, 1, Some(&weight));
-                put_f16(yb, 0, d);
-                put_q5(yb, 2, |j| l[j] as u8);
-            }
-            Q4_1 | Q5_1 => {
-                let nmax = if id == Q4_1 { 15 } else { 31 };
-                let (d, min) = make_qkx3_quants(
-                    nmax,
-                    xb,
-                    Some(&weight),
-                    &mut lu,
-                    &mut laux,
-                    -0.9,
-                    0.05,
-                    36,
-                    false,
-                );
-                put_f16(yb, 0, d);
-                put_f16(yb, 2, -min);
-                if id == Q4_1 {
-                    for j in 0..16 {
-                        yb[4 + j] = lu[j] | (lu[j + 16] << 4);
-                    }
-                } else {
-                    put_q5(yb, 4, |j| lu[j]);
+            Q5_0 => put_q5(yb, 2, |j| l[j] as u8),
+            Q4_1 => {
+                put_f16(yb, 2, -mins[ib]);
+                for j in 0..16 {
+                    yb[4 + j] = lu[j] | (lu[j + 16] << 4);
                 }
             }
-            _ => unreachable!("only types with an _impl path come here"),
+            _ => {
+                put_f16(yb, 2, -mins[ib]);
+                put_q5(yb, 4, |j| lu[j]);
+            }
         }
     }
 }
@@ -287,7 +343,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 .chunks_exact(c.n_per_row)
                 .zip(c.dst.chunks_exact_mut(row))
             {
-                quantize_row_impl(id, x, y, qw, size);
+                quantize_row_impl(id, x, y, qw, size, true);
             }
         }
         _ => {
@@ -305,4 +361,82 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_to_int_is_c_roundf_then_truncation() {
+        let mut vals = vec![
+            0.5f32,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            126.5,
+            -127.5,
+        ];
+        vals.extend([
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            8388608.5,
+            3e9,
+            -3e9,
+            1e-40,
+        ]);
+        let mut u = 0u32;
+        while let Some(n) = u.checked_add(4099) {
+            vals.push(f32::from_bits(u));
+            u = n;
+        }
+        for v in vals {
+            assert_eq!(
+                round_to_int(v),
+                c_trunc(v.round()),
+                "{v:e} ({:#010x})",
+                v.to_bits()
+            );
+        }
+    }
+
+    /// The lane searches of the `_impl` paths give the scalar port's bytes, for rows whose block
+    /// count is and is not a multiple of eight.
+    #[test]
+    fn impl_lanes_equal_scalar_rows() {
+        let mut s = 0x5EEDu64;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        for npr in [256usize, 352, 1024] {
+            let x: Vec<f32> = (0..npr)
+                .map(|i| {
+                    let g = ((uni() + uni() + uni() - 1.5) * 2.0) as f32;
+                    if i / 32 % 5 == 3 {
+                        0.0
+                    } else if i % 61 == 0 {
+                        g * 30.0
+                    } else {
+                        g
+                    }
+                })
+                .collect();
+            let qw: Vec<f32> = (0..npr).map(|_| (0.05 + uni() * 3.0) as f32).collect();
+            for id in [Q4_0, Q4_1, Q5_0, Q5_1] {
+                let size = block_size(id).unwrap();
+                let mut slow = vec![0u8; npr / QK * size];
+                let mut fast = slow.clone();
+                quantize_row_impl(id, &x, &mut slow, &qw, size, false);
+                quantize_row_impl(id, &x, &mut fast, &qw, size, true);
+                assert_eq!(slow, fast, "type {id}, row of {npr}");
+            }
+        }
+    }
 }
