@@ -1,16 +1,1456 @@
-//! Block formats: the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K: 256-value super-blocks of sub-blocks with quantized scales.
-//! Ported from `ggml/src/ggml-quants.c`; see the parent module for the conventions.
+//! Block formats: the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K: 256-value super-blocks of
+//! sub-blocks with quantized scales. Ported from `ggml/src/ggml-quants.c`; see the parent module for
+//! the conventions.
+//!
+//! Every expression keeps C's evaluation order and types (f32 where C has `float`, int to float
+//! conversions where C promotes), so the bytes are ggml's. The scale searches (`make_qx_quants`,
+//! `make_qkx2_quants`, ...) are `pub(crate)`: the legacy and i-quant families use them too.
 
+// Index loops mirror the C they port, so the two read side by side.
+#![allow(clippy::needless_range_loop)]
+
+use super::float::{get_f16, put_f16};
 use super::Chunk;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod lanes;
+pub(crate) use lanes::LANES;
+
+pub(crate) const Q2_K: u32 = 10;
+pub(crate) const Q3_K: u32 = 11;
+pub(crate) const Q4_K: u32 = 12;
+pub(crate) const Q5_K: u32 = 13;
+pub(crate) const Q6_K: u32 = 14;
+pub(crate) const Q8_K: u32 = 15;
+
+pub(crate) const QK_K: usize = 256;
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// Bytes per super-block.
+const Q2_K_SIZE: usize = 84;
+const Q3_K_SIZE: usize = 110;
+const Q4_K_SIZE: usize = 144;
+const Q5_K_SIZE: usize = 176;
+const Q6_K_SIZE: usize = 210;
+const Q8_K_SIZE: usize = 292;
+
+/// `nearest_int`: round to nearest (ties to even) through the float adder, for |fval| <= 4194303.
+#[inline(always)]
+pub(crate) fn nearest_int(fval: f32) -> i32 {
+    let val = fval + 12582912.0;
+    (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// `make_qx_quants`: symmetric scale for `x` with levels `-nmax..nmax-1`, stored in `l` as `0..2*nmax`.
+pub(crate) fn make_qx_quants(
+    nmax: i32,
+    x: &[f32],
+    l: &mut [i8],
+    rmse_type: i32,
+    qw: Option<&[f32]>,
+) -> f32 {
+    let n = x.len();
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &xi in x {
+        let ax = xi.abs();
+        if ax > amax {
+            amax = ax;
+            max = xi;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let mut iscale = -(nmax as f32) / max;
+    if rmse_type == 0 {
+        for i in 0..n {
+            let li = nearest_int(iscale * x[i]);
+            l[i] = (nmax + li.clamp(-nmax, nmax - 1)) as i8;
+        }
+        return 1.0 / iscale;
+    }
+    let mut rmse_type = rmse_type;
+    let mut return_early = false;
+    if rmse_type < 0 {
+        rmse_type = -rmse_type;
+        return_early = true;
+    }
+    let weight = |i: usize| -> f32 {
+        match qw {
+            Some(q) => q[i],
+            None => match rmse_type {
+                1 => x[i] * x[i],
+                2 => 1.0,
+                3 => x[i].abs(),
+                _ => x[i].abs().sqrt(),
+            },
+        }
+    };
+    let mut sumlx = 0f32;
+    let mut suml2 = 0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+        l[i] = (li + nmax) as i8;
+        let w = weight(i);
+        let lf = li as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    if return_early {
+        return if suml2 > 0.0 {
+            0.5 * (scale + 1.0 / iscale)
+        } else {
+            1.0 / iscale
+        };
+    }
+    let mut best = scale * sumlx;
+    for is in -9i32..=9 {
+        if is == 0 {
+            continue;
+        }
+        iscale = -(nmax as f32 + 0.1f32 * is as f32) / max;
+        sumlx = 0.0;
+        suml2 = 0.0;
+        for i in 0..n {
+            let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+            let w = weight(i);
+            let lf = li as f32;
+            sumlx += w * x[i] * lf;
+            suml2 += w * lf * lf;
+        }
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            for i in 0..n {
+                let li = nearest_int(iscale * x[i]);
+                l[i] = (nmax + li.clamp(-nmax, nmax - 1)) as i8;
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// `make_q3_quants`.
+fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8], do_rmse: bool) -> f32 {
+    let n = x.len();
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &xi in x {
+        let ax = xi.abs();
+        if ax > amax {
+            amax = ax;
+            max = xi;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    if do_rmse {
+        let mut sumlx = 0f32;
+        let mut suml2 = 0f32;
+        for i in 0..n {
+            let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+            l[i] = li as i8;
+            let w = x[i] * x[i];
+            sumlx += w * x[i] * li as f32;
+            suml2 += w * li as f32 * li as f32;
+        }
+        for _itry in 0..5 {
+            let mut n_changed = 0;
+            for i in 0..n {
+                let w = x[i] * x[i];
+                let li = l[i] as f32;
+                let mut slx = sumlx - w * x[i] * li;
+                if slx > 0.0 {
+                    let mut sl2 = suml2 - w * li * li;
+                    let new_l = nearest_int(x[i] * sl2 / slx).clamp(-nmax, nmax - 1);
+                    if new_l != l[i] as i32 {
+                        slx += w * x[i] * new_l as f32;
+                        sl2 += w * new_l as f32 * new_l as f32;
+                        if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                            l[i] = new_l as i8;
+                            sumlx = slx;
+                            suml2 = sl2;
+                            n_changed += 1;
+                        }
+                    }
+                }
+            }
+            if n_changed == 0 {
+                break;
+            }
+        }
+        for li in l[..n].iter_mut() {
+            *li = (*li as i32 + nmax) as i8;
+        }
+        return if suml2 > 0.0 { sumlx / suml2 } else { 0.0 };
+    }
+    for i in 0..n {
+        let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+        l[i] = (li + nmax) as i8;
+    }
+    1.0 / iscale
+}
+
+/// `make_qkx2_quants`: scale and min for `x` with levels `0..=nmax`; returns `(scale, the_min)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    l: &mut [u8],
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    let n = x.len();
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l[..n].fill(0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * (x[i] - min));
+        l[i] = li.clamp(0, nmax) as u8;
+        let mut diff = scale * l[i] as f32 + min - x[i];
+        diff = if use_mad { diff.abs() } else { diff * diff };
+        best_error += weights[i] * diff;
+    }
+    if nstep < 1 {
+        return (scale, -min);
+    }
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let mut sum_l = 0f32;
+        let mut sum_l2 = 0f32;
+        let mut sum_xl = 0f32;
+        for i in 0..n {
+            let li = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = li as u8;
+            let w = weights[i];
+            let lf = li as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0f32;
+            for i in 0..n {
+                let mut diff = this_scale * laux[i] as f32 + this_min - x[i];
+                diff = if use_mad { diff.abs() } else { diff * diff };
+                cur_error += weights[i] * diff;
+            }
+            if cur_error < best_error {
+                l[..n].copy_from_slice(&laux[..n]);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// `make_qkx3_quants`: as [`make_qkx2_quants`], weights defaulting to `x²`; returns `(scale, the_min)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_qkx3_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: Option<&[f32]>,
+    l: &mut [u8],
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    let n = x.len();
+    let wt = |i: usize| -> f32 {
+        match weights {
+            Some(w) => w[i],
+            None => x[i] * x[i],
+        }
+    };
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = wt(0);
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = wt(i);
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max <= min {
+        l[..n].fill(0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_mad = 0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * (x[i] - min));
+        l[i] = li.clamp(0, nmax) as u8;
+        let mut diff = scale * l[i] as f32 + min - x[i];
+        diff = if use_mad { diff.abs() } else { diff * diff };
+        best_mad += wt(i) * diff;
+    }
+    if nstep < 1 {
+        return (scale, -min);
+    }
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let mut sum_l = 0f32;
+        let mut sum_l2 = 0f32;
+        let mut sum_xl = 0f32;
+        for i in 0..n {
+            let li = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = li as u8;
+            let w = wt(i);
+            let lf = li as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut mad = 0f32;
+            for i in 0..n {
+                let mut diff = this_scale * laux[i] as f32 + this_min - x[i];
+                diff = if use_mad { diff.abs() } else { diff * diff };
+                mad += wt(i) * diff;
+            }
+            if mad < best_mad {
+                l[..n].copy_from_slice(&laux[..n]);
+                best_mad = mad;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// `make_qp_quants`: positive values `x` (sub-block scales) to levels `0..=nmax` under weights `qw`.
+pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], qw: &[f32]) -> f32 {
+    let n = x.len();
+    let mut max = 0f32;
+    for &xi in x {
+        max = if max > xi { max } else { xi };
+    }
+    if max < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let mut iscale = nmax as f32 / max;
+    for i in 0..n {
+        l[i] = nearest_int(iscale * x[i]) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0f32;
+    for i in 0..n {
+        let diff = x[i] - scale * l[i] as f32;
+        let w = qw[i];
+        best_mse += w * diff * diff;
+    }
+    for is in -4i32..=4 {
+        if is == 0 {
+            continue;
+        }
+        let iscale_is = (0.1f32 * is as f32 + nmax as f32) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0f32;
+        for i in 0..n {
+            let li = nearest_int(iscale_is * x[i]).min(nmax);
+            let diff = x[i] - scale_is * li as f32;
+            let w = qw[i];
+            mse += w * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let mut sumlx = 0f32;
+    let mut suml2 = 0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * x[i]).min(nmax);
+        l[i] = li as u8;
+        let w = qw[i];
+        sumlx += w * x[i] * li as f32;
+        suml2 += w * li as f32 * li as f32;
+    }
+    for _itry in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..n {
+            let w = qw[i];
+            let li = l[i] as f32;
+            let mut slx = sumlx - w * x[i] * li;
+            let mut sl2 = suml2 - w * li * li;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
+                if new_l != l[i] as i32 {
+                    slx += w * x[i] * new_l as f32;
+                    sl2 += w * new_l as f32 * new_l as f32;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+/// `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
+#[inline]
+fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Packs 2-bit levels as Q2_K/Q3_K do: byte `j/4 + l` holds `L[j+l]`, `L[j+l+32]`, `L[j+l+64]`, `L[j+l+96]`.
+fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+    for j in (0..QK_K).step_by(128) {
+        for k in 0..32 {
+            qs[j / 4 + k] =
+                l[j + k] | (l[j + k + 32] << 2) | (l[j + k + 64] << 4) | (l[j + k + 96] << 6);
+        }
+    }
+}
+
+/// The lane version of `make_qkx2_quants`/`make_qkx3_quants` over consecutive sub-blocks of `N`
+/// values of `x` (weights `w`, same layout), eight at a time.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qkx_groups<const N: usize>(
+    nmax: i32,
+    x: &[f32],
+    w: &[f32],
+    l: &mut [u8],
+    scales: &mut [f32],
+    mins: &mut [f32],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) {
+    for g in 0..scales.len() / LANES {
+        let base = g * LANES * N;
+        let xt = lanes::transpose::<N>(&x[base..], N);
+        let wt = lanes::transpose::<N>(&w[base..], N);
+        let mut lt = [[0u8; LANES]; N];
+        let (sc, mn) =
+            lanes::make_qkx_quants_x8(nmax, &xt, &wt, &mut lt, rmin, rdelta, nstep, use_mad);
+        for s in 0..LANES {
+            scales[g * LANES + s] = sc[s];
+            mins[g * LANES + s] = mn[s];
+            for i in 0..N {
+                l[base + s * N + i] = lt[i][s];
+            }
+        }
+    }
+}
+
+/// The lane version of `make_qx_quants(.., rmse_type 1, weights)` over consecutive sub-blocks of `N`.
+pub(crate) fn qx_groups<const N: usize>(
+    nmax: i32,
+    x: &[f32],
+    w: &[f32],
+    l: &mut [i8],
+    scales: &mut [f32],
+) {
+    for g in 0..scales.len() / LANES {
+        let base = g * LANES * N;
+        let xt = lanes::transpose::<N>(&x[base..], N);
+        let wt = lanes::transpose::<N>(&w[base..], N);
+        let mut lt = [[0i8; LANES]; N];
+        let sc = lanes::make_qx_quants_x8(nmax, &xt, &wt, &mut lt);
+        for s in 0..LANES {
+            scales[g * LANES + s] = sc[s];
+            for i in 0..N {
+                l[base + s * N + i] = lt[i][s];
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------ Q2_K
+// scales[16] @0, qs[64] @16, d @80, dmin @82
+
+/// Sets the 2-bit levels from the stored scales and packs them (the tail of both Q2_K paths).
+fn q2_k_finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
+    let d_all = get_f16(y, 80);
+    let m_all = get_f16(y, 82);
+    for j in 0..QK_K / 16 {
+        let d = d_all * (y[j] & 0xF) as f32;
+        if d == 0.0 {
+            continue;
+        }
+        let dm = m_all * (y[j] >> 4) as f32;
+        for ii in 0..16 {
+            let li = nearest_int((x[16 * j + ii] + dm) / d);
+            l[16 * j + ii] = li.clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit(l, &mut y[16..80]);
+}
+
+/// `quantize_row_q2_K_ref` for one super-block (`fast`: the scale search in lanes, same result).
+fn q2_k_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 16];
+    let mut weights = [0f32; 16];
+    let mut mins = [0f32; QK_K / 16];
+    let mut scales = [0f32; QK_K / 16];
+    let q4scale = 15f32;
+    let mut max_scale = 0f32;
+    let mut max_min = 0f32;
+    if fast {
+        let mut w = [0f32; QK_K];
+        for (wi, v) in w.iter_mut().zip(x) {
+            *wi = v.abs();
+        }
+        qkx_groups::<16>(
+            3,
+            x,
+            &w,
+            &mut l,
+            &mut scales,
+            &mut mins,
+            -0.5,
+            0.1,
+            15,
+            true,
+        );
+    }
+    for j in 0..QK_K / 16 {
+        if !fast {
+            let xs = &x[16 * j..16 * j + 16];
+            for (w, v) in weights.iter_mut().zip(xs) {
+                *w = v.abs();
+            }
+            (scales[j], mins[j]) = make_qkx2_quants(
+                3,
+                xs,
+                &weights,
+                &mut l[16 * j..16 * j + 16],
+                &mut laux,
+                -0.5,
+                0.1,
+                15,
+                true,
+            );
+        }
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    if max_scale > 0.0 {
+        let iscale = q4scale / max_scale;
+        for j in 0..QK_K / 16 {
+            y[j] = nearest_int(iscale * scales[j]) as u8;
+        }
+        put_f16(y, 80, max_scale / q4scale);
+    } else {
+        y[..16].fill(0);
+        put_f16(y, 80, 0.0);
+    }
+    if max_min > 0.0 {
+        let iscale = q4scale / max_min;
+        for j in 0..QK_K / 16 {
+            let li = nearest_int(iscale * mins[j]);
+            y[j] |= li.wrapping_shl(4) as u8;
+        }
+        put_f16(y, 82, max_min / q4scale);
+    } else {
+        put_f16(y, 82, 0.0);
+    }
+    q2_k_finish(x, y, &mut l);
+}
+
+/// `quantize_row_q2_K_impl` for one super-block; `qw` is the importance of its 256 values.
+fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32], fast: bool) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 16];
+    let mut mins = [0f32; QK_K / 16];
+    let mut scales = [0f32; QK_K / 16];
+    let mut sw = [0f32; QK_K / 16];
+    let mut weight = [0f32; 16];
+    let mut ls = [0u8; QK_K / 16];
+    let mut lm = [0u8; QK_K / 16];
+    let mut sumx2 = 0f32;
+    for &v in &x[..QK_K] {
+        sumx2 += v * v;
+    }
+    let sigma2 = sumx2 / QK_K as f32;
+    let mut wall = [0f32; QK_K];
+    for j in 0..QK_K / 16 {
+        let xs = &x[16 * j..16 * j + 16];
+        let q = &qw[16 * j..16 * j + 16];
+        for k in 0..16 {
+            weight[k] = q[k] * (sigma2 + xs[k] * xs[k]).sqrt();
+        }
+        for w in &weight {
+            sw[j] += w;
+        }
+        if fast {
+            wall[16 * j..16 * j + 16].copy_from_slice(&weight);
+            continue;
+        }
+        (scales[j], mins[j]) = make_qkx3_quants(
+            3,
+            xs,
+            Some(&weight),
+            &mut l[16 * j..16 * j + 16],
+            &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    if fast {
+        qkx_groups::<16>(
+            3,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+    let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+    put_f16(y, 80, dm);
+    put_f16(y, 82, mm);
+    for j in 0..QK_K / 16 {
+        y[j] = ls[j] | (lm[j] << 4);
+    }
+    q2_k_finish(x, y, &mut l);
+}
+
+fn dequantize_q2_k(x: &[u8], y: &mut [f32]) {
+    let d = get_f16(x, 80);
+    let min = get_f16(x, 82);
+    let mut out = 0;
+    let mut is = 0;
+    for n in (0..QK_K).step_by(128) {
+        let q = &x[16 + n / 4..16 + n / 4 + 32];
+        let mut shift = 0;
+        for _ in 0..4 {
+            for half in 0..2 {
+                let sc = x[is];
+                is += 1;
+                let dl = d * (sc & 0xF) as f32;
+                let ml = min * (sc >> 4) as f32;
+                for &b in &q[16 * half..16 * half + 16] {
+                    y[out] = dl * ((b >> shift) & 3) as f32 - ml;
+                    out += 1;
+                }
+            }
+            shift += 2;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------ Q3_K
+// hmask[32] @0, qs[64] @32, scales[12] @96, d @108
+
+/// Packs the 6-bit sub-block scale `l` (0..64) of sub-block `j` into `sc` (12 bytes, zeroed first).
+fn q3_k_put_scale(sc: &mut [u8], j: usize, l: i32) {
+    if j < 8 {
+        sc[j] = (l & 0xF) as u8;
+    } else {
+        sc[j - 8] |= ((l & 0xF) << 4) as u8;
+    }
+    let l = l >> 4;
+    sc[j % 4 + 8] |= (l << (2 * (j / 4))) as u8;
+}
+
+/// Requantizes with the stored scales, then splits the high bit into `hmask` (both Q3_K paths).
+fn q3_k_finish(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
+    let d_all = get_f16(y, 108);
+    for j in 0..QK_K / 16 {
+        let sc = &y[96..108];
+        let lo = (if j < 8 { sc[j] & 0xF } else { sc[j - 8] >> 4 }) as i8;
+        let s = ((lo as i32 | ((((sc[8 + j % 4] >> (2 * (j / 4))) & 3) as i32) << 4)) - 32) as i8;
+        let d = d_all * s as f32;
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let li = nearest_int(x[16 * j + ii] / d).clamp(-4, 3);
+            l[16 * j + ii] = (li + 4) as i8;
+        }
+    }
+    y[..32].fill(0);
+    let mut m = 0;
+    let mut hm = 1u8;
+    let mut lu = [0u8; QK_K];
+    for j in 0..QK_K {
+        let mut v = l[j];
+        if v > 3 {
+            y[m] |= hm;
+            v -= 4;
+        }
+        lu[j] = v as u8;
+        m += 1;
+        if m == QK_K / 8 {
+            m = 0;
+            hm = hm.wrapping_shl(1);
+        }
+    }
+    pack_2bit(&lu, &mut y[32..96]);
+}
+
+/// `quantize_row_q3_K_ref` for one super-block.
+fn q3_k_ref(x: &[f32], y: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0f32; QK_K / 16];
+    let mut max_scale = 0f32;
+    let mut amax = 0f32;
+    for j in 0..QK_K / 16 {
+        scales[j] = make_q3_quants(
+            4,
+            &x[16 * j..16 * j + 16],
+            &mut l[16 * j..16 * j + 16],
+            true,
+        );
+        let scale = scales[j].abs();
+        if scale > amax {
+            amax = scale;
+            max_scale = scales[j];
+        }
+    }
+    y[96..108].fill(0);
+    if max_scale != 0.0 {
+        let iscale = -32.0f32 / max_scale;
+        for j in 0..QK_K / 16 {
+            let li = nearest_int(iscale * scales[j]) as i8 as i32;
+            let li = li.clamp(-32, 31) + 32;
+            q3_k_put_scale(&mut y[96..108], j, li as i8 as i32);
+        }
+        put_f16(y, 108, 1.0 / iscale);
+    } else {
+        put_f16(y, 108, 0.0);
+    }
+    q3_k_finish(x, y, &mut l);
+}
+
+/// `quantize_row_q3_K_impl` for one super-block.
+fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0f32; QK_K / 16];
+    let mut weight = [0f32; 16];
+    let mut sw = [0f32; QK_K / 16];
+    let mut ls = [0i8; QK_K / 16];
+    let mut sumx2 = 0f32;
+    for &v in &x[..QK_K] {
+        sumx2 += v * v;
+    }
+    let sigma2 = 2.0 * sumx2 / QK_K as f32;
+    let mut wall = [0f32; QK_K];
+    for j in 0..QK_K / 16 {
+        let xs = &x[16 * j..16 * j + 16];
+        match qw {
+            Some(q) => {
+                for k in 0..16 {
+                    weight[k] = q[16 * j + k] * (sigma2 + xs[k] * xs[k]).sqrt();
+                }
+            }
+            None => {
+                for k in 0..16 {
+                    weight[k] = xs[k] * xs[k];
+                }
+            }
+        }
+        let mut sumw = 0f32;
+        for w in &weight {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        if fast {
+            wall[16 * j..16 * j + 16].copy_from_slice(&weight);
+        } else {
+            scales[j] = make_qx_quants(4, xs, &mut l[16 * j..16 * j + 16], 1, Some(&weight));
+        }
+    }
+    if fast {
+        qx_groups::<16>(4, x, &wall, &mut l, &mut scales);
+    }
+    y[96..108].fill(0);
+    let d_block = make_qx_quants(32, &scales, &mut ls, 1, Some(&sw));
+    for j in 0..QK_K / 16 {
+        q3_k_put_scale(&mut y[96..108], j, ls[j] as i32);
+    }
+    put_f16(y, 108, d_block);
+    q3_k_finish(x, y, &mut l);
+}
+
+fn dequantize_q3_k(x: &[u8], y: &mut [f32]) {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let d_all = get_f16(x, 108);
+    let rd = |o: usize| u32::from_le_bytes([x[o], x[o + 1], x[o + 2], x[o + 3]]);
+    let mut aux = [rd(96), rd(100), rd(104), 0];
+    let tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & KMASK2) | (((tmp >> 4) & KMASK1) << 4);
+    aux[3] = ((aux[1] >> 4) & KMASK2) | (((tmp >> 6) & KMASK1) << 4);
+    aux[0] = (aux[0] & KMASK2) | ((tmp & KMASK1) << 4);
+    aux[1] = (aux[1] & KMASK2) | (((tmp >> 2) & KMASK1) << 4);
+    let mut scales = [0i8; 16];
+    for (k, a) in aux.iter().enumerate() {
+        for (b, v) in a.to_le_bytes().iter().enumerate() {
+            scales[4 * k + b] = *v as i8;
+        }
+    }
+    let hm = &x[..32];
+    let mut m = 1u8;
+    let mut out = 0;
+    let mut is = 0;
+    for n in (0..QK_K).step_by(128) {
+        let q = &x[32 + n / 4..32 + n / 4 + 32];
+        let mut shift = 0;
+        for _ in 0..4 {
+            for half in 0..2 {
+                let dl = d_all * (scales[is] as i32 - 32) as f32;
+                is += 1;
+                for k in 16 * half..16 * half + 16 {
+                    let v = ((q[k] >> shift) & 3) as i32 - if hm[k] & m != 0 { 0 } else { 4 };
+                    y[out] = dl * v as f32;
+                    out += 1;
+                }
+            }
+            shift += 2;
+            m = m.wrapping_shl(1);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------- Q4_K / Q5_K
+// Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16. Q5_K: the same, then qh[32] @16, qs[128] @48.
+
+/// Packs 6-bit scale `ls` and min `lm` of sub-block `j` into the 12 scale bytes.
+fn put_scale_min_k4(sc: &mut [u8], j: usize, ls: u8, lm: u8) {
+    if j < 4 {
+        sc[j] = ls;
+        sc[j + 4] = lm;
+    } else {
+        sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+        sc[j - 4] |= (ls >> 4) << 6;
+        sc[j] |= (lm >> 4) << 6;
+    }
+}
+
+/// The ref paths' scale quantization: 6 bits relative to the largest scale and min.
+fn q45_k_ref_scales(
+    y: &mut [u8],
+    scales: &[f32; 8],
+    mins: &[f32; 8],
+    max_scale: f32,
+    max_min: f32,
+) {
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    for j in 0..QK_K / 32 {
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        put_scale_min_k4(&mut y[4..16], j, ls, lm);
+    }
+    put_f16(y, 0, max_scale / 63.0);
+    put_f16(y, 2, max_min / 63.0);
+}
+
+/// Levels `0..=nmax` of every value from the stored scales and mins (all Q4_K/Q5_K paths).
+fn q45_k_levels(x: &[f32], y: &[u8], l: &mut [u8; QK_K], nmax: i32) {
+    let d_all = get_f16(y, 0);
+    let m_all = get_f16(y, 2);
+    for j in 0..QK_K / 32 {
+        let (sc, m) = get_scale_min_k4(j, &y[4..16]);
+        let d = d_all * sc as f32;
+        if d == 0.0 {
+            continue;
+        }
+        let dm = m_all * m as f32;
+        for ii in 0..32 {
+            let li = nearest_int((x[32 * j + ii] + dm) / d);
+            l[32 * j + ii] = li.clamp(0, nmax) as u8;
+        }
+    }
+}
+
+fn q4_k_pack(y: &mut [u8], l: &[u8; QK_K]) {
+    let q = &mut y[16..144];
+    for (c, j) in (0..QK_K).step_by(64).enumerate() {
+        for k in 0..32 {
+            q[32 * c + k] = l[j + k] | (l[j + k + 32] << 4);
+        }
+    }
+}
+
+fn q5_k_pack(y: &mut [u8], l: &[u8; QK_K]) {
+    let (qh, ql) = y[16..176].split_at_mut(32);
+    qh.fill(0);
+    let mut m1 = 1u8;
+    let mut m2 = 2u8;
+    for (c, n) in (0..QK_K).step_by(64).enumerate() {
+        for j in 0..32 {
+            let mut l1 = l[n + j];
+            if l1 > 15 {
+                l1 -= 16;
+                qh[j] |= m1;
+            }
+            let mut l2 = l[n + j + 32];
+            if l2 > 15 {
+                l2 -= 16;
+                qh[j] |= m2;
+            }
+            ql[32 * c + j] = l1 | (l2 << 4);
+        }
+        m1 = m1.wrapping_shl(2);
+        m2 = m2.wrapping_shl(2);
+    }
+}
+
+/// `quantize_row_q4_K_ref` / `quantize_row_q5_K_ref` for one super-block (`nmax` 15 or 31).
+fn q45_k_ref(x: &[f32], y: &mut [u8], nmax: i32, fast: bool) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 32];
+    let mut weights = [0f32; 32];
+    let mut mins = [0f32; QK_K / 32];
+    let mut scales = [0f32; QK_K / 32];
+    let (rmin, nstep) = if nmax == 15 { (-1.0, 20) } else { (-0.5, 15) };
+    let mut max_scale = 0f32;
+    let mut max_min = 0f32;
+    let mut wall = [0f32; QK_K];
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        if fast {
+            wall[32 * j..32 * j + 32].copy_from_slice(&weights);
+            continue;
+        }
+        (scales[j], mins[j]) = make_qkx2_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
+    }
+    if fast {
+        qkx_groups::<32>(
+            nmax,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
+    }
+    for j in 0..QK_K / 32 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    q45_k_ref_scales(y, &scales, &mins, max_scale, max_min);
+    q45_k_levels(x, y, &mut l, nmax);
+    if nmax == 15 {
+        q4_k_pack(y, &l);
+    } else {
+        q5_k_pack(y, &l);
+    }
+}
+
+/// `quantize_row_q4_K_impl` / `quantize_row_q5_K_impl` for one super-block.
+fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32, fast: bool) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 32];
+    let mut ls = [0u8; QK_K / 32];
+    let mut lm = [0u8; QK_K / 32];
+    let mut weights = [0f32; 32];
+    let mut sw = [0f32; QK_K / 32];
+    let mut mins = [0f32; QK_K / 32];
+    let mut scales = [0f32; QK_K / 32];
+    let mut sum_x2 = 0f32;
+    for &v in &x[..QK_K] {
+        sum_x2 += v * v;
+    }
+    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let av_x = sigma2.sqrt();
+    let mut wall = [0f32; QK_K];
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        match qw {
+            Some(q) => {
+                for k in 0..32 {
+                    weights[k] = q[32 * j + k] * (sigma2 + xs[k] * xs[k]).sqrt();
+                }
+            }
+            None => {
+                for k in 0..32 {
+                    weights[k] = av_x + xs[k].abs();
+                }
+            }
+        }
+        let mut sumw = 0f32;
+        for w in &weights {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        if fast {
+            wall[32 * j..32 * j + 32].copy_from_slice(&weights);
+            continue;
+        }
+        (scales[j], mins[j]) = make_qkx3_quants(
+            nmax,
+            xs,
+            Some(&weights),
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    if fast {
+        qkx_groups::<32>(
+            nmax,
+            x,
+            &wall,
+            &mut l,
+            &mut scales,
+            &mut mins,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    for j in 0..QK_K / 32 {
+        // Q5_K clamps to 63 here, Q4_K does not; make_qp_quants never returns more, so both agree.
+        put_scale_min_k4(&mut y[4..16], j, ls[j].min(63), lm[j].min(63));
+    }
+    put_f16(y, 0, d_block);
+    put_f16(y, 2, m_block);
+    q45_k_levels(x, y, &mut l, nmax);
+    if nmax == 15 {
+        q4_k_pack(y, &l);
+    } else {
+        q5_k_pack(y, &l);
+    }
+}
+
+fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
+    let d = get_f16(x, 0);
+    let min = get_f16(x, 2);
+    let sc = &x[4..16];
+    for c in 0..4 {
+        let q = &x[16 + 32 * c..16 + 32 * c + 32];
+        let (s1, m1) = get_scale_min_k4(2 * c, sc);
+        let (d1, m1) = (d * s1 as f32, min * m1 as f32);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, sc);
+        let (d2, m2) = (d * s2 as f32, min * m2 as f32);
+        let out = &mut y[64 * c..64 * c + 64];
+        for k in 0..32 {
+            out[k] = d1 * (q[k] & 0xF) as f32 - m1;
+            out[32 + k] = d2 * (q[k] >> 4) as f32 - m2;
+        }
+    }
+}
+
+fn dequantize_q5_k(x: &[u8], y: &mut [f32]) {
+    let d = get_f16(x, 0);
+    let min = get_f16(x, 2);
+    let sc = &x[4..16];
+    let qh = &x[16..48];
+    let mut u1 = 1u8;
+    let mut u2 = 2u8;
+    for c in 0..4 {
+        let ql = &x[48 + 32 * c..48 + 32 * c + 32];
+        let (s1, m1) = get_scale_min_k4(2 * c, sc);
+        let (d1, m1) = (d * s1 as f32, min * m1 as f32);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, sc);
+        let (d2, m2) = (d * s2 as f32, min * m2 as f32);
+        let out = &mut y[64 * c..64 * c + 64];
+        for k in 0..32 {
+            let h1 = if qh[k] & u1 != 0 { 16 } else { 0 };
+            let h2 = if qh[k] & u2 != 0 { 16 } else { 0 };
+            out[k] = d1 * ((ql[k] & 0xF) as i32 + h1) as f32 - m1;
+            out[32 + k] = d2 * ((ql[k] >> 4) as i32 + h2) as f32 - m2;
+        }
+        u1 = u1.wrapping_shl(2);
+        u2 = u2.wrapping_shl(2);
+    }
+}
+
+// ------------------------------------------------------------------------------------------ Q6_K
+// ql[128] @0, qh[64] @128, scales[16] (i8) @192, d @208
+
+/// `quantize_row_q6_K_ref` (`qw` None) and `quantize_row_q6_K_impl` for one super-block.
+fn q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0f32; QK_K / 16];
+    let mut max_scale = 0f32;
+    let mut max_abs_scale = 0f32;
+    if fast {
+        let mut w = [0f32; QK_K];
+        match qw {
+            Some(q) => w.copy_from_slice(&q[..QK_K]),
+            None => {
+                for (wi, v) in w.iter_mut().zip(x) {
+                    *wi = v * v;
+                }
+            }
+        }
+        qx_groups::<16>(32, x, &w, &mut l, &mut scales);
+    }
+    for ib in 0..QK_K / 16 {
+        if !fast {
+            scales[ib] = make_qx_quants(
+                32,
+                &x[16 * ib..16 * ib + 16],
+                &mut l[16 * ib..16 * ib + 16],
+                1,
+                qw.map(|q| &q[16 * ib..16 * ib + 16]),
+            );
+        }
+        let scale = scales[ib];
+        let abs_scale = scale.abs();
+        if abs_scale > max_abs_scale {
+            max_abs_scale = abs_scale;
+            max_scale = scale;
+        }
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        y[..Q6_K_SIZE].fill(0);
+        put_f16(y, 208, 0.0);
+        return;
+    }
+    let iscale = -128.0f32 / max_scale;
+    put_f16(y, 208, 1.0 / iscale);
+    for ib in 0..QK_K / 16 {
+        y[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+    }
+    let d_all = get_f16(y, 208);
+    for j in 0..QK_K / 16 {
+        let d = d_all * (y[192 + j] as i8) as f32;
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let li = nearest_int(x[16 * j + ii] / d).clamp(-32, 31);
+            l[16 * j + ii] = (li + 32) as i8;
+        }
+    }
+    let (ql, qh) = y[..192].split_at_mut(128);
+    for (c, j) in (0..QK_K).step_by(128).enumerate() {
+        let ql = &mut ql[64 * c..64 * c + 64];
+        let qh = &mut qh[32 * c..32 * c + 32];
+        for k in 0..32 {
+            let q1 = (l[j + k] as u8) & 0xF;
+            let q2 = (l[j + k + 32] as u8) & 0xF;
+            let q3 = (l[j + k + 64] as u8) & 0xF;
+            let q4 = (l[j + k + 96] as u8) & 0xF;
+            ql[k] = q1 | (q3 << 4);
+            ql[k + 32] = q2 | (q4 << 4);
+            qh[k] = ((l[j + k] >> 4)
+                | ((l[j + k + 32] >> 4) << 2)
+                | ((l[j + k + 64] >> 4) << 4)
+                | ((l[j + k + 96] >> 4) << 6)) as u8;
+        }
+    }
+}
+
+fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
+    let d = get_f16(x, 208);
+    for c in 0..2 {
+        let ql = &x[64 * c..64 * c + 64];
+        let qh = &x[128 + 32 * c..128 + 32 * c + 32];
+        let sc = &x[192 + 8 * c..192 + 8 * c + 8];
+        let out = &mut y[128 * c..128 * c + 128];
+        for k in 0..32 {
+            let is = k / 16;
+            let q1 = ((ql[k] & 0xF) | ((qh[k] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[k + 32] & 0xF) | (((qh[k] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[k] >> 4) | (((qh[k] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[k + 32] >> 4) | (((qh[k] >> 6) & 3) << 4)) as i32 - 32;
+            out[k] = d * (sc[is] as i8) as f32 * q1 as f32;
+            out[k + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
+            out[k + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
+            out[k + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------ Q8_K
+// d (f32) @0, qs[256] (i8) @4, bsums[16] (i16) @260
+
+/// `quantize_row_q8_K_ref` for one super-block. ggml leaves `bsums` untouched for an all-zero block;
+/// here they are zero, as they would be for any sum of zero quants.
+fn q8_k_ref(x: &[f32], y: &mut [u8]) {
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &v in &x[..QK_K] {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        y[..Q8_K_SIZE].fill(0);
+        return;
+    }
+    let iscale = -127.0f32 / max;
+    for j in 0..QK_K {
+        y[4 + j] = nearest_int(iscale * x[j]).min(127) as i8 as u8;
+    }
+    for j in 0..QK_K / 16 {
+        let mut sum = 0i32;
+        for ii in 0..16 {
+            sum += y[4 + 16 * j + ii] as i8 as i32;
+        }
+        y[260 + 2 * j..262 + 2 * j].copy_from_slice(&(sum as i16).to_le_bytes());
+    }
+    y[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+}
+
+fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
+    let d = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+    for (o, q) in y.iter_mut().zip(&x[4..260]) {
+        *o = d * (*q as i8) as f32;
+    }
+}
+
+// ---------------------------------------------------------------------------------------- dispatch
+
+type DecodeBlock = fn(&[u8], &mut [f32]);
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    let _ = (id, src, dst);
-    false
+    let (size, f): (usize, DecodeBlock) = match id {
+        Q2_K => (Q2_K_SIZE, dequantize_q2_k),
+        Q3_K => (Q3_K_SIZE, dequantize_q3_k),
+        Q4_K => (Q4_K_SIZE, dequantize_q4_k),
+        Q5_K => (Q5_K_SIZE, dequantize_q5_k),
+        Q6_K => (Q6_K_SIZE, dequantize_q6_k),
+        Q8_K => (Q8_K_SIZE, dequantize_q8_k),
+        _ => return false,
+    };
+    for (x, y) in src.chunks_exact(size).zip(dst.chunks_exact_mut(QK_K)) {
+        f(x, y);
+    }
+    true
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
+///
+/// As in ggml's `quantize_qN_K`: without an importance matrix every super-block goes through the
+/// `_ref` function; with one, each row through the `_impl` function, super-block `i` of the row
+/// weighted by `imatrix[256 * i..]`. Q8_K has no imatrix path and ignores it.
 pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
-    let _ = (id, c);
-    false
+    // The lane versions of the scale searches; the scalar port (`false`) is their oracle.
+    const FAST: bool = true;
+    let size = match id {
+        Q2_K => Q2_K_SIZE,
+        Q3_K => Q3_K_SIZE,
+        Q4_K => Q4_K_SIZE,
+        Q5_K => Q5_K_SIZE,
+        Q6_K => Q6_K_SIZE,
+        Q8_K => Q8_K_SIZE,
+        _ => return false,
+    };
+    let npr = c.n_per_row;
+    let blocks = c.src.chunks_exact(QK_K).zip(c.dst.chunks_exact_mut(size));
+    for (n, (x, y)) in blocks.enumerate() {
+        // The weights of this super-block: the imatrix slice at its position within the row.
+        let at = (n * QK_K) % npr;
+        let qw = c.imatrix.map(|q| &q[at..at + QK_K]);
+        match (id, qw) {
+            (Q2_K, None) => q2_k_ref(x, y, FAST),
+            (Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
+            (Q3_K, None) => q3_k_ref(x, y),
+            (Q3_K, q) => q3_k_impl(x, y, q, FAST),
+            (Q4_K, None) => q45_k_ref(x, y, 15, FAST),
+            (Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
+            (Q5_K, None) => q45_k_ref(x, y, 31, FAST),
+            (Q5_K, q) => q45_k_impl(x, y, q, 31, FAST),
+            (Q6_K, q) => q6_k(x, y, q, FAST),
+            _ => q8_k_ref(x, y),
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Super-blocks of gaussian-like values with a mix of scales, offsets, zero sub-blocks and
+    /// outliers, and an importance matrix for them.
+    fn data(seed: u64, nblocks: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut s = seed | 1;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        let mut x = vec![0f32; nblocks * QK_K];
+        for (i, v) in x.iter_mut().enumerate() {
+            let g = ((uni() + uni() + uni() + uni() - 2.0) * 1.7320508) as f32;
+            let b = i / QK_K;
+            *v = match b % 6 {
+                0 => g,
+                1 if i % 97 == 0 => g * 40.0,
+                1 if i / 16 % 5 == 2 => 0.0,
+                2 => g * 1e-3 + 2e-4,
+                3 if i / 128 % 2 == 1 => g.abs() * 3.0,
+                3 => -g.abs() * 0.5,
+                4 => g * 1e-6,
+                _ => g * (1.0 + (i % 32) as f32),
+            };
+        }
+        let im = (0..nblocks * QK_K)
+            .map(|_| (0.05 + uni() * uni() * 4.0) as f32)
+            .collect();
+        (x, im)
+    }
+
+    /// Every K-quant block function gives the same bytes with the lane search as with the scalar port.
+    #[test]
+    fn lane_search_blocks_equal_scalar_blocks() {
+        let (x, im) = data(42, 48);
+        type Block = fn(&[f32], &mut [u8], Option<&[f32]>, bool);
+        let cases: [(&str, usize, Block); 8] = [
+            ("q2_K ref", Q2_K_SIZE, |x, y, _, f| q2_k_ref(x, y, f)),
+            ("q2_K imatrix", Q2_K_SIZE, |x, y, q, f| {
+                q2_k_impl(x, y, q.unwrap(), f)
+            }),
+            ("q3_K imatrix", Q3_K_SIZE, |x, y, q, f| {
+                q3_k_impl(x, y, q, f)
+            }),
+            ("q4_K ref", Q4_K_SIZE, |x, y, _, f| q45_k_ref(x, y, 15, f)),
+            ("q4_K imatrix", Q4_K_SIZE, |x, y, q, f| {
+                q45_k_impl(x, y, q, 15, f)
+            }),
+            ("q5_K ref", Q5_K_SIZE, |x, y, _, f| q45_k_ref(x, y, 31, f)),
+            ("q5_K imatrix", Q5_K_SIZE, |x, y, q, f| {
+                q45_k_impl(x, y, q, 31, f)
+            }),
+            ("q6_K", Q6_K_SIZE, q6_k),
+        ];
+        for (name, size, f) in cases {
+            for (b, (xb, qb)) in x.chunks_exact(QK_K).zip(im.chunks_exact(QK_K)).enumerate() {
+                for qw in [None, Some(qb)] {
+                    if name.ends_with("imatrix") && qw.is_none() && name.starts_with("q2") {
+                        continue;
+                    }
+                    let mut slow = vec![0u8; size];
+                    let mut fast = vec![0u8; size];
+                    f(xb, &mut slow, qw, false);
+                    f(xb, &mut fast, qw, true);
+                    assert_eq!(slow, fast, "{name}, block {b}, imatrix {}", qw.is_some());
+                }
+            }
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //! (SIMD, threads) live beside the scalar reference they are tested against.
 //!
 //! The entry points mirror ggml's: [`quantize_chunk`] is `ggml_quantize_chunk` (whole rows, optional
-//! importance matrix of `n_per_row` weights), [`dequantize_row`] is the type's `to_float`.
+//! importance matrix of `n_per_row` weights), [`dequantize_row`] is the type's `to_float`. Large calls
+//! are split into whole rows (whole blocks when decoding) and run on rayon's pool; the pieces are
+//! independent, so the bytes do not depend on the number of threads.
 
 pub mod float;
 pub mod fp4;
@@ -13,6 +15,8 @@ pub mod kquants;
 pub mod legacy;
 pub mod lowbit;
 pub mod ternary;
+
+use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
 
@@ -69,6 +73,21 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
             n: dst.len(),
         });
     }
+    let block = ty.block_size as usize;
+    if dst.len() >= PAR_MIN_VALUES && rayon::current_num_threads() > 1 {
+        // Blocks are independent: decode whole-block pieces in parallel.
+        let per = PAR_MIN_VALUES.div_ceil(block) * block;
+        let bytes = per / block * ty.type_size as usize;
+        src.par_chunks(bytes)
+            .zip(dst.par_chunks_mut(per))
+            .try_for_each(|(s, d)| dequantize_blocks(ty, s, d))
+    } else {
+        dequantize_blocks(ty, src, dst)
+    }
+}
+
+/// One family call on checked whole blocks.
+fn dequantize_blocks(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     let done = float::dequantize(ty.id, src, dst)
         || legacy::dequantize(ty.id, src, dst)
         || kquants::dequantize(ty.id, src, dst)
@@ -123,6 +142,34 @@ pub fn quantize_chunk(
     } else if requires_imatrix(ty) {
         return Err(QuantError::NeedsImatrix { ty: ty.name });
     }
+    if src.len() >= PAR_MIN_VALUES && nrows > 1 && rayon::current_num_threads() > 1 {
+        // Rows are independent in every format (llama-quantize splits them across threads too), so
+        // whole-row pieces quantized in parallel give the same bytes as one call.
+        let threads = rayon::current_num_threads();
+        let rows_per = nrows
+            .div_ceil(4 * threads)
+            .max(PAR_MIN_VALUES.div_ceil(4 * n_per_row))
+            .max(1);
+        src.par_chunks(rows_per * n_per_row)
+            .zip(dst.par_chunks_mut(rows_per * row))
+            .try_for_each(|(s, d)| quantize_rows(ty, s, d, n_per_row, imatrix))?;
+    } else {
+        quantize_rows(ty, src, dst, n_per_row, imatrix)?;
+    }
+    Ok(row * nrows)
+}
+
+/// Chunks at least this large (in values) are split across rayon's threads.
+const PAR_MIN_VALUES: usize = 1 << 16;
+
+/// One family call on checked whole rows.
+fn quantize_rows(
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+) -> Result<(), QuantError> {
     let mut args = Chunk {
         src,
         dst,
@@ -137,7 +184,7 @@ pub fn quantize_chunk(
         || fp4::quantize(ty.id, &mut args)
         || lowbit::quantize(ty.id, &mut args);
     if done {
-        Ok(row * nrows)
+        Ok(())
     } else {
         Err(QuantError::Unsupported {
             ty: ty.name,
