@@ -4,6 +4,9 @@
 //! matrix). The grids are ggml's own tables, generated into `iquants/tables.rs` from `ggml-common.h`.
 //! Blocks are read as byte arrays (little-endian `u16`/`u32` fields, f16 scales as `[u8; 2]`).
 
+mod iq2;
+mod iq3;
+mod lattice;
 mod tables;
 
 pub(crate) use tables::KVALUES_FP4;
@@ -349,9 +352,26 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
     match id {
         IQ4_NL => quantize_iq4(c, QK4_NL, 18),
         IQ4_XS => quantize_iq4(c, QK_K, 136),
+        IQ3_XXS => by_row(c, 98, iq3::quantize_row_iq3_xxs),
+        IQ3_S => by_row(c, 110, iq3::quantize_row_iq3_s),
+        IQ2_S => by_row(c, 82, iq2::quantize_row_iq2_s),
+        IQ2_XXS => by_row(c, 66, iq2::quantize_row_iq2_xxs),
+        IQ2_XS => by_row(c, 74, iq2::quantize_row_iq2_xs),
         _ => return false,
     }
     true
+}
+
+/// One row quantizer: `(row values, row bytes, importance of the row's columns)`.
+type RowFn = fn(&[f32], &mut [u8], Option<&[f32]>);
+
+/// ggml's `quantize_iq*` drivers: each row on its own, the importance matrix shared by all rows.
+fn by_row(c: &mut Chunk<'_>, block_bytes: usize, f: RowFn) {
+    let n = c.n_per_row;
+    let row_bytes = n / QK_K * block_bytes;
+    for (x, q) in c.src.chunks_exact(n).zip(c.dst.chunks_exact_mut(row_bytes)) {
+        f(x, q, c.imatrix);
+    }
 }
 
 /// `quantize_iq4_nl` / `quantize_iq4_xs`: row by row, one `quantize_row_iq4_nl_impl` per super-block
