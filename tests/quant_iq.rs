@@ -21,7 +21,7 @@ const DEQUANTIZED: &[&str] = &[
 /// The types pocket encodes, bit-exact with ggml_quantize_chunk.
 const QUANTIZED: &[&str] = &[
     "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4", "q1_0", "q2_0", "iq3_xxs", "iq3_s",
-    "iq2_s", "iq2_xxs", "iq2_xs",
+    "iq2_s", "iq2_xxs", "iq2_xs", "iq1_s", "iq1_m",
 ];
 
 fn read(name: &str) -> Option<Vec<u8>> {
@@ -138,7 +138,7 @@ fn array_rmse(a: &[f32], b: &[f32]) -> f32 {
 fn round_trip_error_within_ggml_test_bounds() {
     // The bounds of MAX_QUANTIZATION_TOTAL_ERROR* in test-quantize-fns.cpp, per type.
     let bound = |name: &str| match name {
-        "q1_0" => 0.025f32,
+        "q1_0" | "iq1_s" | "iq1_m" => 0.025f32,
         "tq1_0" | "tq2_0" | "q2_0" => 0.01,
         "nvfp4" => 0.003,
         "iq3_s" => 0.004,
@@ -152,7 +152,7 @@ fn round_trip_error_within_ggml_test_bounds() {
         let ty = ggml_type_by_name(name).unwrap();
         let mut q = vec![0u8; ty.bytes_for(n as u64).unwrap() as usize];
         // ggml's test skips the types that need an importance matrix; here they get a uniform one and
-        // the 2-bit bound.
+        // the bound of their bit width (IQ1_*: ggml's bound for its other ~1-bit type, Q1_0).
         let ones = vec![1f32; n];
         let imatrix = requires_imatrix(ty).then_some(&ones[..]);
         quantize_chunk(ty, &x, &mut q, n, imatrix).unwrap();

@@ -4,6 +4,7 @@
 //! matrix). The grids are ggml's own tables, generated into `iquants/tables.rs` from `ggml-common.h`.
 //! Blocks are read as byte arrays (little-endian `u16`/`u32` fields, f16 scales as `[u8; 2]`).
 
+mod iq1;
 mod iq2;
 mod iq3;
 mod lattice;
@@ -357,6 +358,8 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         IQ2_S => by_row(c, 82, iq2::quantize_row_iq2_s),
         IQ2_XXS => by_row(c, 66, iq2::quantize_row_iq2_xxs),
         IQ2_XS => by_row(c, 74, iq2::quantize_row_iq2_xs),
+        IQ1_S => by_row(c, 50, iq1::quantize_row_iq1_s),
+        IQ1_M => by_row(c, 56, iq1::quantize_row_iq1_m),
         _ => return false,
     }
     true

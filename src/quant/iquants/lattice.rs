@@ -186,7 +186,6 @@ pub(super) fn iq2s() -> &'static Lattice {
     L.get_or_init(|| Lattice::build(&KGRID_2BIT_1024, 8, 2, KMAP_2BIT, 1))
 }
 
-#[allow(dead_code)] // the IQ1_S / IQ1_M encoders are not ported yet
 pub(super) fn iq1s() -> &'static Lattice {
     static L: OnceLock<Lattice> = OnceLock::new();
     L.get_or_init(|| Lattice::build(&KGRID_1BIT_2048, 8, 2, KMAP_2BIT, 3))
