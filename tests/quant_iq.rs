@@ -198,3 +198,40 @@ fn partial_block_is_an_error_not_a_panic() {
         Err(QuantError::PartialBlock { .. })
     ));
 }
+
+#[test]
+fn non_finite_and_extreme_inputs_do_not_panic() {
+    // ggml asserts or aborts on some of these; pocket must return bytes (whatever they are) instead.
+    let n = 512;
+    let rows: Vec<Vec<f32>> = vec![
+        vec![f32::NAN; n],
+        (0..n)
+            .map(|i| if i % 3 == 0 { f32::INFINITY } else { 1.0 })
+            .collect(),
+        (0..n)
+            .map(|i| if i % 5 == 0 { f32::NEG_INFINITY } else { -0.5 })
+            .collect(),
+        (0..n)
+            .map(|i| if i % 2 == 0 { 3.0e38 } else { -3.0e38 })
+            .collect(),
+        (0..n)
+            .map(|i| if i % 7 == 0 { 1.0e-40 } else { 0.0 })
+            .collect(),
+        vec![-0.0; n],
+    ];
+    let weights = [vec![1f32; n], vec![0f32; n], vec![f32::NAN; n]];
+    for name in QUANTIZED {
+        let ty = ggml_type_by_name(name).unwrap();
+        let mut q = vec![0u8; ty.bytes_for(n as u64).unwrap() as usize];
+        let mut y = vec![0f32; n];
+        for x in &rows {
+            for w in &weights {
+                quantize_chunk(ty, x, &mut q, n, Some(w)).unwrap();
+                dequantize_row(ty, &q, &mut y).unwrap();
+            }
+            if !requires_imatrix(ty) {
+                quantize_chunk(ty, x, &mut q, n, None).unwrap();
+            }
+        }
+    }
+}

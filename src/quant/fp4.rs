@@ -6,7 +6,7 @@
 //! `kvalues_fp4` holds the E2M1 values doubled (0, 1, 2, 3, 4, 6, 8, 12 and negatives), so the scales
 //! are halved to match: `ggml_e8m0_to_fp32_half`, `ggml_ue4m3_to_fp32`.
 
-use super::iquants::KVALUES_FP4;
+use super::iquants::{c_f32_to_int, KVALUES_FP4};
 use super::Chunk;
 
 const MXFP4: u32 = 39;
@@ -65,7 +65,7 @@ fn fp32_to_ue4m3(mut x: f32) -> u8 {
     let mut ue4m3_exp = fp32_exp + 7;
     if ue4m3_exp <= 0 {
         // subnormal: value = man * 2^-9, man = round(x * 2^9)
-        let mut man = (x * 512.0f32 + 0.5f32) as i32;
+        let mut man = c_f32_to_int(x * 512.0f32 + 0.5f32);
         if man > 7 {
             man = 7;
         }
@@ -171,7 +171,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 }
                 // C converts the float to uint8_t; on x86 that truncates through a 32-bit int.
                 let e = if amax > 0.0f32 {
-                    (amax.log2().floor() - 2.0f32 + 127.0f32) as i32 as u8
+                    c_f32_to_int(amax.log2().floor() - 2.0f32 + 127.0f32) as u8
                 } else {
                     0
                 };

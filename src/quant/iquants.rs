@@ -65,6 +65,28 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// C's `(int)f` as x86-64 compiles it (`cvttss2si`): truncation, and `INT_MIN` for NaN and values
+/// out of range, where Rust's `as` would saturate. Only non-finite inputs reach the difference.
+#[inline]
+pub(crate) fn c_f32_to_int(f: f32) -> i32 {
+    if f.is_nan() || f >= 2147483648.0f32 || f < -2147483648.0f32 {
+        i32::MIN
+    } else {
+        f as i32
+    }
+}
+
+/// glibc's `lroundf` on x86-64: half away from zero, `LONG_MIN` for NaN and values out of range.
+#[inline]
+pub(crate) fn c_lroundf(f: f32) -> i64 {
+    let r = f.round();
+    if r.is_nan() || r >= 9.223372e18f32 || r < -9.223372e18f32 {
+        i64::MIN
+    } else {
+        r as i64
+    }
+}
+
 /// ggml's `nearest_int`: round half to even through the 1.5·2^23 trick (valid for |f| ≤ 2^22).
 #[inline]
 pub(crate) fn nearest_int(fval: f32) -> i32 {

@@ -3,7 +3,7 @@
 //! `ggml/src/ggml-quants.c`; see the parent module for the conventions. ggml quantizes both the same
 //! way with or without an importance matrix (the weights are unused), so does this port.
 
-use super::iquants::{f16_at, f16_bytes};
+use super::iquants::{c_f32_to_int, f16_at, f16_bytes};
 use super::Chunk;
 
 const Q1_0: u32 = 41;
@@ -90,7 +90,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 b[2..].fill(0);
                 // round(w/d) clamped to [-1, 2], then +1
                 for (j, &w) in x.iter().enumerate() {
-                    let q = ((w * id).round() as i32 + 1).clamp(0, 3);
+                    let q = c_f32_to_int((w * id).round()).wrapping_add(1).clamp(0, 3);
                     b[2 + j / 4] |= (q as u8) << ((j % 4) * 2);
                 }
             }

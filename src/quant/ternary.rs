@@ -5,7 +5,7 @@
 //! TQ1_0 packs five trits per byte as a base-3 fixed-point fraction (`q·256/243`, rounded up), so a
 //! trit is read back by multiplying by a power of 3 (mod 256) and taking the top of `q·3`.
 
-use super::iquants::{f16_at, f16_bytes};
+use super::iquants::{c_lroundf, f16_at, f16_bytes};
 use super::Chunk;
 
 const QK_K: usize = 256;
@@ -128,7 +128,7 @@ fn ternary_scale(x: &[f32]) -> (f32, f32) {
 /// arithmetic around it wraps as C's `uint8_t` does.
 #[inline]
 fn to_trit(v: f32, id: f32) -> i32 {
-    (v * id).round() as i32 + 1
+    c_lroundf(v * id).wrapping_add(1) as i32
 }
 
 /// Base-3 digits `q` (first = most significant) as the byte `ceil(q·256/243)`.

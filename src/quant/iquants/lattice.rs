@@ -152,8 +152,10 @@ impl Lattice {
     /// The grid index of packed point `u` if it is on the grid.
     #[inline]
     pub fn index_of(&self, u: usize) -> Option<usize> {
-        let m = self.map[u];
-        (m >= 0).then_some(m as usize)
+        match self.map.get(u) {
+            Some(&m) if m >= 0 => Some(m as usize),
+            _ => None,
+        }
     }
 }
 
