@@ -66,10 +66,11 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// C's `(int)f` as x86-64 compiles it (`cvttss2si`): truncation, and `INT_MIN` for NaN and values
-/// out of range, where Rust's `as` would saturate. Only non-finite inputs reach the difference.
+/// out of range (NaN is in no range), where Rust's `as` would saturate. Only non-finite inputs reach
+/// the difference.
 #[inline]
 pub(crate) fn c_f32_to_int(f: f32) -> i32 {
-    if f.is_nan() || f >= 2147483648.0f32 || f < -2147483648.0f32 {
+    if !(-2147483648.0f32..2147483648.0f32).contains(&f) {
         i32::MIN
     } else {
         f as i32
@@ -80,7 +81,7 @@ pub(crate) fn c_f32_to_int(f: f32) -> i32 {
 #[inline]
 pub(crate) fn c_lroundf(f: f32) -> i64 {
     let r = f.round();
-    if r.is_nan() || r >= 9.223372e18f32 || r < -9.223372e18f32 {
+    if !(-9.223372e18f32..9.223372e18f32).contains(&r) {
         i64::MIN
     } else {
         r as i64
