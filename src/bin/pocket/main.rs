@@ -5,6 +5,7 @@
 mod fmt;
 mod inspect;
 mod memory;
+mod meta;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
+    /// Read and edit metadata: get, set, rm (in place when the header fits).
+    Meta(meta::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
+        Command::Meta(a) => meta::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
