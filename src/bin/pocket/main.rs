@@ -6,6 +6,7 @@ mod fmt;
 mod inspect;
 mod memory;
 mod meta;
+mod split;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -29,6 +30,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Read and edit metadata: get, set, rm (in place when the header fits).
     Meta(meta::Args),
+    /// Split a model into shards exactly as llama-gguf-split does.
+    Split(split::SplitArgs),
+    /// Merge the shards of a split model into one file (as llama-gguf-split --merge).
+    Merge(split::MergeArgs),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
         Command::Meta(a) => meta::run(a, &mut out),
+        Command::Split(a) => split::run_split(a, &mut out),
+        Command::Merge(a) => split::run_merge(a, &mut out),
     };
     let flushed = out.flush();
     match result {
