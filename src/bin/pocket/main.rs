@@ -2,6 +2,7 @@
 //! JSON document for programs, and maps outcomes to exit codes (0 all well, 1 the answer is "no",
 //! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
 
+mod convert;
 mod fmt;
 mod inspect;
 mod memory;
@@ -34,6 +35,8 @@ enum Command {
     Split(split::SplitArgs),
     /// Merge the shards of a split model into one file (as llama-gguf-split --merge).
     Merge(split::MergeArgs),
+    /// Write the model in the other byte order (big- or little-endian).
+    Convert(convert::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Meta(a) => meta::run(a, &mut out),
         Command::Split(a) => split::run_split(a, &mut out),
         Command::Merge(a) => split::run_merge(a, &mut out),
+        Command::Convert(a) => convert::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
