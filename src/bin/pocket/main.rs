@@ -3,6 +3,7 @@
 //! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
 
 mod convert;
+mod diff;
 mod fmt;
 mod inspect;
 mod memory;
@@ -37,6 +38,8 @@ enum Command {
     Merge(split::MergeArgs),
     /// Write the model in the other byte order (big- or little-endian).
     Convert(convert::Args),
+    /// What differs between two models: metadata, tensors, values (exit 1 when they differ).
+    Diff(diff::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Split(a) => split::run_split(a, &mut out),
         Command::Merge(a) => split::run_merge(a, &mut out),
         Command::Convert(a) => convert::run(a, &mut out),
+        Command::Diff(a) => diff::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
