@@ -2,7 +2,7 @@
 """Golden for `pocket convert --endian`: runs gguf-py's gguf-convert-endian
 (python3 -m gguf.scripts.gguf_convert_endian FILE big, answering YES) on a copy of every little-endian
 testdata file and records the sha256 of its output, or — for files it refuses — its error, in
-testdata/expected/gguf-convert-endian.json.
+testdata/interop/gguf-convert-endian.json.
 
 Usage: source ~/.cache/pocket-peers/env.sh && python3 scripts/make-endian-golden.py
 """
@@ -26,7 +26,7 @@ def main():
             else:
                 err = [l for l in r.stderr.splitlines() if "Error" in l or "error" in l]
                 out[name] = {"refused": err[-1] if err else r.stderr.strip().splitlines()[-1]}
-    path = os.path.join(ROOT, "testdata", "expected", "gguf-convert-endian.json")
+    path = os.path.join(ROOT, "testdata", "interop", "gguf-convert-endian.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for `pocket split` / `pocket merge`: runs llama-gguf-split on the tiny models with several
 --split-max-tensors and --split-max-size settings and records each shard's name and sha256, and the
-sha256 of llama-gguf-split --merge of those shards, in testdata/expected/gguf-split.json.
+sha256 of llama-gguf-split --merge of those shards, in testdata/interop/gguf-split.json.
 
 Usage: source ~/.cache/pocket-peers/env.sh && python3 scripts/make-split-golden.py
 """
@@ -54,7 +54,7 @@ def main():
         subprocess.run(["llama-gguf-split", "--merge", os.path.join(ROOT, "testdata", "tiny-llama-split-00001-of-00003.gguf"),
                         merged], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         committed = {"first_shard": "tiny-llama-split-00001-of-00003.gguf", "merged_sha256": sha(merged)}
-    path = os.path.join(ROOT, "testdata", "expected", "gguf-split.json")
+    path = os.path.join(ROOT, "testdata", "interop", "gguf-split.json")
     with open(path, "w") as f:
         json.dump({"cases": out, "committed_split_merge": committed}, f, indent=1)
         f.write("\n")

@@ -1,6 +1,6 @@
 //! `pocket convert --endian`: every testdata file survives a round trip through the other byte order
 //! byte for byte, pocket's big-endian output is byte-identical to gguf-py's gguf-convert-endian where
-//! that tool handles the file (testdata/expected/gguf-convert-endian.json, made by
+//! that tool handles the file (testdata/interop/gguf-convert-endian.json, made by
 //! scripts/make-endian-golden.py), and outputs that are the input are refused.
 
 mod common;
@@ -92,7 +92,7 @@ fn every_testdata_file_round_trips_through_the_other_byte_order() {
 #[test]
 fn big_endian_output_matches_gguf_convert_endian_where_it_works() {
     let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::testdata("expected/gguf-convert-endian.json")).unwrap(),
+        &std::fs::read_to_string(common::testdata("interop/gguf-convert-endian.json")).unwrap(),
     )
     .unwrap();
     let mut compared = 0;

@@ -1,5 +1,5 @@
 //! `pocket split` / `pocket merge` against llama-gguf-split: for every case in
-//! testdata/expected/gguf-split.json (made by scripts/make-split-golden.py), pocket's shards have
+//! testdata/interop/gguf-split.json (made by scripts/make-split-golden.py), pocket's shards have
 //! llama-gguf-split's names and sha256, and merging them gives llama-gguf-split --merge's sha256.
 
 mod common;
@@ -27,7 +27,7 @@ fn sha(p: &Path) -> String {
 }
 
 fn golden() -> serde_json::Value {
-    let p = common::testdata("expected/gguf-split.json");
+    let p = common::testdata("interop/gguf-split.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

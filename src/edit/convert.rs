@@ -56,12 +56,14 @@ pub struct ConvertReport {
     pub bytes_written: u64,
 }
 
-/// Writes `g` (read from `input`) to `output` in byte order `to`, atomically.
+/// Writes `g` (read from `input`) to `output` in byte order `to`, atomically. `progress` is called
+/// with the bytes of tensor data as they are written.
 pub fn convert_endian(
     g: &Gguf<'_>,
     input: &Path,
     output: &Path,
     to: Endian,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<ConvertReport> {
     let mut w = GgufWriter::from_gguf(g);
     w.endian = to;
@@ -87,7 +89,9 @@ pub fn convert_endian(
                 std::io::Error::other(format!("tensor '{}': data not in the file", t.name))
             })?;
             if !swap || plans[i].is_empty() {
-                return dst.write_all(data);
+                dst.write_all(data)?;
+                progress(data.len() as u64);
+                return Ok(());
             }
             let bs = t.ty.type_size as usize;
             let chunk = (1 << 20) / bs * bs;
@@ -96,6 +100,7 @@ pub fn convert_endian(
                 buf.extend_from_slice(part);
                 swap_blocks(t.ty, &plans[i], &mut buf);
                 dst.write_all(&buf)?;
+                progress(buf.len() as u64);
             }
             Ok(())
         })

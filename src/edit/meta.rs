@@ -88,6 +88,16 @@ pub struct Options {
 
 /// Applies `edits` to the file at `path` (or writes the edited file to `opts.output`).
 pub fn edit(path: &Path, edits: &[Edit], opts: &Options) -> Result<MetaPlan> {
+    edit_with_progress(path, edits, opts, &mut |_| {})
+}
+
+/// [`edit`], calling `progress` with the bytes of each tensor copied by a rewrite.
+pub fn edit_with_progress(
+    path: &Path,
+    edits: &[Edit],
+    opts: &Options,
+    progress: &mut dyn FnMut(u64),
+) -> Result<MetaPlan> {
     let file = GgufFile::open(path)?;
     let g = file.gguf()?;
     let enc = encode_all(edits, &g);
@@ -128,7 +138,15 @@ pub fn edit(path: &Path, edits: &[Edit], opts: &Options) -> Result<MetaPlan> {
                 None => AtomicFile::create_in_place(path, Some(plan.bytes_written))?,
             };
             let n = w
-                .write_from(&mut out, &g)
+                .write(&mut out, |i, dst| {
+                    let t = &g.tensors[i];
+                    let data = g.tensor_data(t).ok_or_else(|| {
+                        std::io::Error::other(format!("tensor '{}': data not in the file", t.name))
+                    })?;
+                    dst.write_all(data)?;
+                    progress(t.n_bytes);
+                    Ok(())
+                })
                 .map_err(|e| io_err(out.temp_path(), e))?;
             out.commit()?;
             plan.bytes_written = n;

@@ -204,14 +204,22 @@ pub fn plan_split(g: &Gguf<'_>, prefix: &str, opts: &SplitOptions) -> Result<Vec
 
 /// Writes the shards of `plan` (from [`plan_split`] of the same `g`, read from `input`). Each shard
 /// is written atomically; none may be the input.
-pub fn write_split(g: &Gguf<'_>, input: &Path, plan: &[Shard]) -> Result<()> {
+/// `progress` is called with the bytes of each tensor as it is written.
+pub fn write_split(
+    g: &Gguf<'_>,
+    input: &Path,
+    plan: &[Shard],
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     let count = plan.len();
     for (no, s) in plan.iter().enumerate() {
         let w = shard_writer(g, &s.tensors, no, count)?;
         let mut out = AtomicFile::create(&s.path, &[input], Some(s.file_size))?;
         w.write(&mut out, |i, dst| {
             let t = &g.tensors[s.tensors[i]];
-            dst.write_all(tensor_bytes(g, t)?)
+            dst.write_all(tensor_bytes(g, t)?)?;
+            progress(t.n_bytes);
+            Ok(())
         })
         .map_err(|e| io_err(&s.path, e))?;
         out.commit()?;
@@ -296,8 +304,9 @@ pub fn plan_merge(model: &Model) -> Result<MergePlan> {
     })
 }
 
-/// Merges the shards of `model` into `out`, atomically; `out` may not be any shard.
-pub fn write_merge(model: &Model, out: &Path) -> Result<MergePlan> {
+/// Merges the shards of `model` into `out`, atomically; `out` may not be any shard. `progress` is
+/// called with the bytes of each tensor as it is written.
+pub fn write_merge(model: &Model, out: &Path, progress: &mut dyn FnMut(u64)) -> Result<MergePlan> {
     let plan = plan_merge(model)?;
     let shards = model.ggufs()?;
     let w = merge_writer(&shards);
@@ -310,7 +319,10 @@ pub fn write_merge(model: &Model, out: &Path) -> Result<MergePlan> {
     let mut f = AtomicFile::create(out, &inputs, Some(plan.file_size))?;
     w.write(&mut f, |i, dst| {
         let (s, t) = index[i];
-        dst.write_all(tensor_bytes(&shards[s], &shards[s].tensors[t])?)
+        let t = &shards[s].tensors[t];
+        dst.write_all(tensor_bytes(&shards[s], t)?)?;
+        progress(t.n_bytes);
+        Ok(())
     })
     .map_err(|e| io_err(out, e))?;
     f.commit()?;

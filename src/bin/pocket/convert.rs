@@ -38,7 +38,10 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         Order::Big => Endian::Big,
         Order::Little => Endian::Little,
     };
-    let r = convert_endian(&g, &a.input, &a.output, to).context(name.clone())?;
+    let pb = crate::progress::bytes_bar(g.tensor_bytes(), "convert");
+    let r = convert_endian(&g, &a.input, &a.output, to, &mut |n| pb.inc(n));
+    pb.finish_and_clear();
+    let r = r.context(name.clone())?;
     if a.json {
         let doc = json!({"input": name, "output": a.output.display().to_string(), "from": r.from.name(),
             "to": r.to.name(), "n_tensors": r.n_tensors, "swapped_tensors": r.swapped_tensors,

@@ -8,6 +8,7 @@ mod fmt;
 mod inspect;
 mod memory;
 mod meta;
+mod progress;
 mod split;
 
 use std::io::{self, Write};

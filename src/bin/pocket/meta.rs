@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
-use pocket::edit::meta::{edit, Change, Edit, MetaPlan, Options};
+use pocket::edit::meta::{edit_with_progress, Change, Edit, MetaPlan, Options};
 use pocket::edit::value::{from_json, parse_text, TypeSpec};
 use pocket::gguf::json::{type_string, value_to_json};
 use pocket::gguf::{Gguf, GgufFile, Value};
@@ -205,7 +205,11 @@ fn apply(file: &Path, edits: &[Edit], w: &WriteArgs, out: &mut dyn Write) -> Res
         output: w.output.clone(),
     };
     let t0 = Instant::now();
-    let plan = edit(file, edits, &opts).with_context(|| file.display().to_string())?;
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let pb = crate::progress::bytes_bar(size, "rewrite");
+    let plan = edit_with_progress(file, edits, &opts, &mut |n| pb.inc(n));
+    pb.finish_and_clear();
+    let plan = plan.with_context(|| file.display().to_string())?;
     let secs = t0.elapsed().as_secs_f64();
     if w.json {
         serde_json::to_writer_pretty(&mut *out, &plan_json(file, &plan, w.dry_run, secs))?;

@@ -65,7 +65,9 @@ pub fn run_split(a: &SplitArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let g = f.gguf().context(name.clone())?;
     let plan = plan_split(&g, &a.out_prefix, &opts).context(name.clone())?;
     if !a.dry_run {
-        write_split(&g, &a.input, &plan).context(name.clone())?;
+        let pb = crate::progress::bytes_bar(g.tensor_bytes(), "split");
+        write_split(&g, &a.input, &plan, &mut |n| pb.inc(n)).context(name.clone())?;
+        pb.finish_and_clear();
     }
     if a.json {
         let shards: Vec<_> = plan
@@ -119,7 +121,10 @@ pub fn run_merge(a: &MergeArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let plan = if a.dry_run {
         plan_merge(&model)
     } else {
-        write_merge(&model, &a.output)
+        let pb = crate::progress::bytes_bar(plan_merge(&model).map_or(0, |p| p.file_size), "merge");
+        let r = write_merge(&model, &a.output, &mut |n| pb.inc(n));
+        pb.finish_and_clear();
+        r
     }
     .context(name.clone())?;
     if a.json {
