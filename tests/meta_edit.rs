@@ -288,3 +288,56 @@ fn meta_refuses_an_output_that_is_the_input_and_bad_requests() {
     assert_eq!(std::fs::read(&p).unwrap(), before);
     assert_eq!(get(&o, "general.name").unwrap(), "y");
 }
+
+#[test]
+fn big_endian_files_are_edited_in_their_byte_order() {
+    let (_d, p) = copy_to_temp(&common::testdata("values-be-v3.gguf"));
+    let before = tensor_hashes(&p);
+    // Same length as the old name: in place.
+    let edits = [Edit::Set {
+        key: "general.name".into(),
+        value: NewValue::Str("pocket test file values-XX-v3.gguf".into()),
+    }];
+    assert_eq!(
+        edit(&p, &edits, &Options::default()).unwrap().mode,
+        Mode::InPlace
+    );
+    assert_eq!(tensor_hashes(&p), before);
+    // A nested array, new: rewritten, still big-endian and readable.
+    let v = pocket::edit::value::from_json("n", &serde_json::json!([[1, 2], [3]]), None).unwrap();
+    let edits = [Edit::Set {
+        key: "t.nested".into(),
+        value: v,
+    }];
+    assert_eq!(
+        edit(&p, &edits, &Options::default()).unwrap().mode,
+        Mode::Rewrite
+    );
+    let f = GgufFile::open(&p).unwrap();
+    let g = f.gguf().unwrap();
+    assert_eq!(g.endian, pocket::Endian::Big);
+    assert_eq!(
+        pocket::gguf::json::value_to_json(g.get("t.nested").unwrap()),
+        serde_json::json!([[1, 2], [3]])
+    );
+    assert_eq!(tensor_hashes(&p).0, before.0);
+}
+
+#[test]
+fn changing_the_alignment_lays_the_data_out_again() {
+    let (_d, p) = copy_to_temp(&common::testdata("tiny-llama-q8_0.gguf"));
+    let before = tensor_hashes(&p).0;
+    let edits = [Edit::Set {
+        key: "general.alignment".into(),
+        value: NewValue::Scalar(Value::U32(256)),
+    }];
+    let plan = edit(&p, &edits, &Options::default()).unwrap();
+    assert_eq!(plan.mode, Mode::Rewrite);
+    assert!(plan.reason.contains("alignment"), "{}", plan.reason);
+    let f = GgufFile::open(&p).unwrap();
+    let g = f.gguf().unwrap();
+    assert_eq!(g.alignment, 256);
+    assert!(g.tensors.iter().all(|t| t.file_offset % 256 == 0));
+    drop(g);
+    assert_eq!(tensor_hashes(&p).0, before);
+}

@@ -277,6 +277,14 @@ pub fn plan_edit(g: &Gguf<'_>, edits: &[Edit], header: &[u8], new_size: u64) -> 
             Mode::Unchanged,
             "the header would be byte-identical".to_string(),
         )
+    } else if ng.alignment != g.alignment {
+        (
+            Mode::Rewrite,
+            format!(
+                "general.alignment changes from {} to {}: the tensor data must be laid out again",
+                g.alignment, ng.alignment
+            ),
+        )
     } else if header.len() as u64 != g.data_offset || ng.data_offset != g.data_offset {
         let slack = g.data_offset - g.header_end;
         (
@@ -286,9 +294,9 @@ pub fn plan_edit(g: &Gguf<'_>, edits: &[Edit], header: &[u8], new_size: u64) -> 
                  in place needs the header to grow by at most {slack} bytes or shrink by less than {}",
                 ng.header_end,
                 ng.data_offset,
-                ng.alignment,
+                g.alignment,
                 g.data_offset,
-                ng.alignment - slack
+                g.alignment - slack
             ),
         )
     } else if !same_tensors {
@@ -349,10 +357,11 @@ fn changed_range(a: &[u8], b: &[u8]) -> (u64, u64) {
 /// same bytes), then the changed bytes go out in a single `pwrite` and are fsynced before returning.
 ///
 /// On a crash (power loss) between the `pwrite` and the fsync, the header may be torn: part old, part
-/// new, at page granularity. The tensor data is intact either way, and the old header is printed by
-/// `--dry-run` and recoverable from any copy of the file; a torn header usually fails validation
-/// (lengths no longer line up) rather than loading wrongly. Users who cannot accept that window use
-/// `--no-in-place`, which rewrites atomically.
+/// new, at page granularity. The tensor data is intact either way; a torn header usually fails
+/// validation (lengths no longer line up) rather than loading wrongly, and the file is repaired by
+/// writing back the header of any copy of the original and re-applying the edit. Users who cannot
+/// accept that window use `--no-in-place`, which rewrites atomically (the old file stays whole
+/// until the rename).
 fn write_header_in_place(
     path: &Path,
     old_header: &[u8],
