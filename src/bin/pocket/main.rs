@@ -2,9 +2,14 @@
 //! JSON document for programs, and maps outcomes to exit codes (0 all well, 1 the answer is "no",
 //! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
 
+mod convert;
+mod diff;
 mod fmt;
 mod inspect;
 mod memory;
+mod meta;
+mod progress;
+mod split;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,6 +31,16 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
+    /// Read and edit metadata: get, set, rm (in place when the header fits).
+    Meta(meta::Args),
+    /// Split a model into shards exactly as llama-gguf-split does.
+    Split(split::SplitArgs),
+    /// Merge the shards of a split model into one file (as llama-gguf-split --merge).
+    Merge(split::MergeArgs),
+    /// Write the model in the other byte order (big- or little-endian).
+    Convert(convert::Args),
+    /// What differs between two models: metadata, tensors, values (exit 1 when they differ).
+    Diff(diff::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -62,6 +77,11 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
+        Command::Meta(a) => meta::run(a, &mut out),
+        Command::Split(a) => split::run_split(a, &mut out),
+        Command::Merge(a) => split::run_merge(a, &mut out),
+        Command::Convert(a) => convert::run(a, &mut out),
+        Command::Diff(a) => diff::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
