@@ -4,16 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use pocket::gguf::spec::ggml_type_by_name;
 use pocket::gguf::{GgufFile, GgufWriter};
 
 fn pocket(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pocket"))
-        .args(args)
-        .output()
-        .unwrap();
+    let o = common::pocket().args(args).output().unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into(),

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use pocket::edit::meta::{edit, Edit, Mode, Options};
@@ -14,10 +13,7 @@ use pocket::gguf::{GgufFile, Value};
 use sha2::{Digest, Sha256};
 
 fn pocket(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pocket"))
-        .args(args)
-        .output()
-        .unwrap();
+    let o = common::pocket().args(args).output().unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into(),

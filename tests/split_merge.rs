@@ -5,15 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
 fn pocket(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pocket"))
-        .args(args)
-        .output()
-        .unwrap();
+    let o = common::pocket().args(args).output().unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into(),
