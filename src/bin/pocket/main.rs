@@ -3,8 +3,10 @@
 //! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
 
 mod fmt;
+mod hash;
 mod inspect;
 mod memory;
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
+    /// Is this file sound, complete and runnable, and will it fit on a device?
+    Verify(verify::Args),
+    /// Per-tensor SHA-256 as `llama-gguf-hash --sha256` prints them; `--check MANIFEST`.
+    Hash(hash::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
+        Command::Verify(a) => verify::run(a, &mut out),
+        Command::Hash(a) => hash::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
