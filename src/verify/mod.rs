@@ -546,13 +546,21 @@ fn completeness_checks(
     out: &mut Out,
 ) {
     let Some(arch) = g.architecture() else {
-        out.fail(
+        out.warn(
             "completeness",
-            "general.architecture is missing".into(),
+            "general.architecture is missing: not a model llama.cpp can load".into(),
             Some("general.architecture".into()),
         );
         return;
     };
+    if tensors.is_empty() {
+        out.warn(
+            "completeness",
+            "the file holds no tensors: not a model llama.cpp can run".into(),
+            None,
+        );
+        return;
+    }
     if !arch::KNOWN.contains(&arch) {
         out.warn(
             "completeness",
@@ -809,7 +817,7 @@ pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
         let mut all_types: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
         for t in all.values() {
             all_types.insert(t.ty.name);
-            if t.dims.len() >= 2 && t.dims[1] > 1 {
+            if t.dims.len() >= 2 && t.dims[1] > 1 && !t.ty.name.starts_with('i') {
                 *types.entry(t.ty.name).or_default() += 1;
             }
         }
@@ -938,7 +946,7 @@ pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
                             out.fail(
                                 "numbers",
                                 format!(
-                                    "tensor '{}' ({}): {} NaN and {} Inf; the first, a {}, is in field '{}' of block {}",
+                                    "tensor '{}' ({}): {} NaN and {} Inf; the first ({}) is in field '{}' of block {}",
                                     t.name,
                                     t.ty.name,
                                     sc.nan,

@@ -184,8 +184,16 @@ pub fn scan_tensor(
     let chunk = (CHUNK / ts).max(1) * ts;
     let mut buf = vec![0u8; chunk.min(t.n_bytes) as usize];
     let mut hasher = hash.then(Sha256::new);
-    let mut sc = Scanner::new();
-    let mut first_bad = None;
+    // Big-endian files disagree on block fields: llama.cpp's gguf_convert_endian.py swaps the scales
+    // inside quantized blocks, gguf-py's writer leaves them (and BF16, which it stores as bytes) in
+    // little-endian order. For those a value counts as NaN/Inf only in the reading with fewer of them.
+    let orders: &[Endian] = if endian == Endian::Big && (t.ty.quantized || t.ty.name == "bf16") {
+        &[Endian::Big, Endian::Little]
+    } else {
+        std::slice::from_ref(&endian)
+    };
+    let mut scs = [Scanner::new(); 2];
+    let mut first_bads: [Option<BadValue>; 2] = [None, None];
     let mut any_byte = false;
     let mut done = 0u64;
     while done < t.n_bytes {
@@ -199,22 +207,32 @@ pub fn scan_tensor(
             if fields.is_empty() {
                 any_byte |= b.iter().any(|&x| x != 0);
             } else {
-                let before = sc.nan + sc.inf;
-                scan_blocks(&mut sc, b, ts as usize, &fields, endian);
-                if first_bad.is_none() && sc.nan + sc.inf > before {
-                    first_bad = locate_first_bad(b, ts as usize, &fields, endian).map(
-                        |(blk, f, off, what)| BadValue {
-                            what,
-                            field: f,
-                            block: done / ts + blk as u64,
-                            file_offset: t.file_offset + done + off as u64,
-                        },
-                    );
+                for (k, &e) in orders.iter().enumerate() {
+                    let sc = &mut scs[k];
+                    let before = sc.nan + sc.inf;
+                    scan_blocks(sc, b, ts as usize, &fields, e);
+                    if first_bads[k].is_none() && sc.nan + sc.inf > before {
+                        first_bads[k] = locate_first_bad(b, ts as usize, &fields, e).map(
+                            |(blk, f, off, what)| BadValue {
+                                what,
+                                field: f,
+                                block: done / ts + blk as u64,
+                                file_offset: t.file_offset + done + off as u64,
+                            },
+                        );
+                    }
                 }
             }
         }
         done += n as u64;
     }
+    let pick = if orders.len() == 2 && scs[1].nan + scs[1].inf < scs[0].nan + scs[0].inf {
+        1
+    } else {
+        0
+    };
+    let sc = scs[pick];
+    let first_bad = first_bads[pick].take();
     Ok(TensorScan {
         nan: sc.nan,
         inf: sc.inf,
