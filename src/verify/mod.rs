@@ -69,6 +69,10 @@ pub struct Options {
     pub single: bool,
     /// Hash every tensor (for manifests).
     pub hash: bool,
+    /// Also hash all tensor data of each file in one stream (llama-gguf-hash's file line), which
+    /// costs a second pass. Not needed to check a manifest: the per-tensor hashes cover the same
+    /// bytes, so the file line is left out of the comparison when this is off.
+    pub whole_hash: bool,
     /// Threads for the data pass (0: rayon's default).
     pub threads: usize,
     pub device: Option<DeviceProfile>,
@@ -685,6 +689,7 @@ fn data_pass(
     shards: &[Shard],
     gs: &[Option<(Gguf<'_>, bool)>],
     hash: bool,
+    whole_hash: bool,
 ) -> (
     Vec<Vec<std::io::Result<TensorScan>>>,
     Vec<Option<std::io::Result<[u8; 32]>>>,
@@ -716,7 +721,7 @@ fn data_pass(
             gs.iter()
                 .enumerate()
                 .map(|(i, g)| match g {
-                    Some((g, true)) if hash => Some(whole_data_hash(&shards[i], g)),
+                    Some((g, true)) if whole_hash => Some(whole_data_hash(&shards[i], g)),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -923,7 +928,7 @@ pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
                 threads: opts.threads,
                 message: e.to_string(),
             })?;
-        let (scans, whole) = pool.install(|| data_pass(&shards, &gs, opts.hash));
+        let (scans, whole) = pool.install(|| data_pass(&shards, &gs, opts.hash, opts.whole_hash));
         let (mut n_bad, mut zero, mut huge, mut read_errs) = (0u64, Vec::new(), Vec::new(), 0u64);
         let mut scanned = 0u64;
         for (i, (g, rs)) in gs.iter().zip(&scans).enumerate() {
@@ -1034,7 +1039,11 @@ pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
     if let Some(text) = &opts.manifest {
         let theirs = manifest::parse(text);
         let header_only = opts.header_only;
-        let include = |e: &Entry| !header_only || e.name.contains(":@");
+        let whole = opts.whole_hash;
+        let include = |e: &Entry| {
+            let file_line = e.kind == "sha256" && !e.name.contains(':');
+            (!header_only || e.name.contains(":@")) && (whole || !file_line)
+        };
         let c = manifest::compare(&report.manifest, &theirs, &labels, &include);
         if c.matched == 0 && c.mismatched.is_empty() && c.missing.is_empty() {
             out.fail(

@@ -88,6 +88,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         header_only: a.header_only,
         single: a.single,
         hash: a.write_manifest.is_some() || a.manifest.is_some(),
+        whole_hash: a.write_manifest.is_some(),
         threads: a.threads,
         device,
         n_ctx: Some(a.ctx),
