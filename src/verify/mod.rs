@@ -690,6 +690,7 @@ fn data_pass(
     gs: &[Option<(Gguf<'_>, bool)>],
     hash: bool,
     whole_hash: bool,
+    progress: Progress<'_>,
 ) -> (
     Vec<Vec<std::io::Result<TensorScan>>>,
     Vec<Option<std::io::Result<[u8; 32]>>>,
@@ -705,15 +706,21 @@ fn data_pass(
         })
         .flat_map(|(i, n)| (0..n).map(move |j| (i, j)))
         .collect();
+    let total: u64 = jobs
+        .iter()
+        .map(|&(i, j)| gs[i].as_ref().map_or(0, |(g, _)| g.tensors[j].n_bytes))
+        .sum();
+    let done = std::sync::atomic::AtomicU64::new(0);
     let (scans, whole) = rayon::join(
         || {
             jobs.par_iter()
                 .map(|&(i, j)| {
                     let (g, _) = gs[i].as_ref().expect("shard with data");
-                    (
-                        (i, j),
-                        numbers::scan_tensor(&shards[i].file, &g.tensors[j], g.endian, true, hash),
-                    )
+                    let t = &g.tensors[j];
+                    let r = numbers::scan_tensor(&shards[i].file, t, g.endian, true, hash);
+                    let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
+                    progress(d + t.n_bytes, total);
+                    ((i, j), r)
                 })
                 .collect::<Vec<_>>()
         },
@@ -774,8 +781,20 @@ fn header_entries(name: &str, s: &Shard, g: &Gguf<'_>) -> Vec<Entry> {
     v
 }
 
+/// Called with (bytes of tensor data read so far, bytes to read) as the data pass goes.
+pub type Progress<'p> = &'p (dyn Fn(u64, u64) + Sync);
+
 /// Verifies the model at `path` (a file, or the first shard of a split model).
 pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
+    verify_with_progress(path, opts, &|_, _| {})
+}
+
+/// [`verify`], reporting the data pass's progress.
+pub fn verify_with_progress(
+    path: &Path,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> Result<Report, VerifyError> {
     let first = Shard::open(path).map_err(|e| VerifyError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -928,7 +947,8 @@ pub fn verify(path: &Path, opts: &Options) -> Result<Report, VerifyError> {
                 threads: opts.threads,
                 message: e.to_string(),
             })?;
-        let (scans, whole) = pool.install(|| data_pass(&shards, &gs, opts.hash, opts.whole_hash));
+        let (scans, whole) =
+            pool.install(|| data_pass(&shards, &gs, opts.hash, opts.whole_hash, progress));
         let (mut n_bad, mut zero, mut huge, mut read_errs) = (0u64, Vec::new(), Vec::new(), 0u64);
         let mut scanned = 0u64;
         for (i, (g, rs)) in gs.iter().zip(&scans).enumerate() {
@@ -1090,6 +1110,7 @@ fn gib(b: u64) -> f64 {
 pub fn hash_file(
     path: &Path,
     threads: usize,
+    progress: Progress<'_>,
 ) -> Result<(Vec<(String, [u8; 32])>, [u8; 32]), HashError> {
     use rayon::prelude::*;
     let s = Shard::open(path).map_err(|e| HashError::Io {
@@ -1111,12 +1132,19 @@ pub fn hash_file(
         path: path.display().to_string(),
         message: e.to_string(),
     };
+    let total = g.tensor_bytes();
+    let done = std::sync::atomic::AtomicU64::new(0);
     let (per, whole) = pool.install(|| {
         rayon::join(
             || {
                 g.tensors
                     .par_iter()
-                    .map(|t| numbers::scan_tensor(&s.file, t, g.endian, false, true))
+                    .map(|t| {
+                        let r = numbers::scan_tensor(&s.file, t, g.endian, false, true);
+                        let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
+                        progress(d + t.n_bytes, total);
+                        r
+                    })
                     .collect::<Vec<_>>()
             },
             || whole_data_hash(&s, &g),

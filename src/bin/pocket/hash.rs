@@ -69,7 +69,12 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             Some(entries)
         }
     };
-    let (tensors, whole) = pocket::verify::hash_file(&a.file, a.threads)?;
+    let bar = crate::progress::bytes_bar(&format!("hashing {}", a.file.display()));
+    let r = pocket::verify::hash_file(&a.file, a.threads, &|d, t| {
+        crate::progress::update(&bar, d, t)
+    });
+    bar.finish_and_clear();
+    let (tensors, whole) = r?;
     let verify = |name: &str, h: &str| -> Res {
         let Some(m) = &manifest else {
             return Res::NotFound;

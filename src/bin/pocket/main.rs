@@ -6,6 +6,7 @@ mod fmt;
 mod hash;
 mod inspect;
 mod memory;
+mod progress;
 mod verify;
 
 use std::io::{self, Write};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use pocket::fsio::AtomicFile;
 use pocket::verify::device::{self, DeviceProfile};
-use pocket::verify::{verify, Options, Report, Status};
+use pocket::verify::{verify_with_progress, Options, Report, Status};
 use serde_json::{json, Value as J};
 
 use crate::fmt::{bytes, table};
@@ -96,7 +96,12 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     };
     let mut reports = Vec::new();
     for f in &a.files {
-        match verify(f, &opts) {
+        let bar = crate::progress::bytes_bar(&format!("verifying {}", f.display()));
+        let r = verify_with_progress(f, &opts, &|done, total| {
+            crate::progress::update(&bar, done, total)
+        });
+        bar.finish_and_clear();
+        match r {
             Ok(r) => reports.push(r),
             Err(e) => {
                 if a.json {
