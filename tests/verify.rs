@@ -185,7 +185,7 @@ fn header_only_runs_the_header_checks_on_a_file_cut_to_its_header() {
 #[test]
 fn llama3_8b_header_gets_the_verdict_each_profile_implies() {
     let h = common::testdata("llama-3-8b-q4_k_m.header.gguf");
-    // Needs ~5.4 GiB at 4096 (weights 4.58 + KV 0.5 + compute 0.25).
+    // Needs 5.33 GiB at 4096 (weights 4.58 + KV 0.5 + compute 0.25).
     for (dev, verdict, code) in [
         ("iphone-16", "tight", 0),
         ("iphone-15-pro", "tight", 0),
@@ -207,6 +207,13 @@ fn llama3_8b_header_gets_the_verdict_each_profile_implies() {
             _ => assert!(total > app),
         }
         assert_eq!(d["kv_bytes"], 512u64 << 20, "{dev}");
+        // Flash attention (llama.cpp's default): logits of a 512-token ubatch + hidden state, plus
+        // the output buffer: llama.cpp's "258.50 MiB" and "0.49 MiB" for llama-3-8B.
+        assert_eq!(
+            d["compute_bytes"],
+            4 * 512 * (128_256 + 4096) + 4 * 128_256,
+            "{dev}"
+        );
         let tps = d["tokens_per_second"].as_f64().unwrap();
         let bw = d["device"]["bandwidth_bytes_per_s"].as_f64().unwrap();
         let bpt = d["bytes_per_token"].as_f64().unwrap();
@@ -369,4 +376,69 @@ fn strict_turns_warnings_into_failures_and_bad_paths_exit_2() {
     let (code, doc) = verify_json(&["/nonexistent/x.gguf"]);
     assert_eq!(code, 2);
     assert!(doc["error"]["message"].as_str().unwrap().contains("x.gguf"));
+}
+
+#[test]
+fn trailing_bytes_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    let mut b = std::fs::read(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let n = b.len();
+    b.extend_from_slice(&[0xab; 100]);
+    std::fs::write(&p, &b).unwrap();
+    let (code, doc) = verify_json(&[s(&p)]);
+    assert_eq!(code, 0);
+    let (code2, _) = verify_json(&[s(&p), "--strict"]);
+    assert_eq!(code2, 1);
+    let loc = doc["models"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "trailing-data")
+        .expect("a trailing-data check");
+    assert_eq!(loc["status"], "warn");
+    assert!(loc["message"].as_str().unwrap().starts_with("100 bytes"));
+    assert_eq!(loc["location"], format!("m.gguf byte {n}"));
+}
+
+#[test]
+fn bad_special_token_ids_and_merges_fail_the_tokenizer_check() {
+    use pocket::gguf::write::{array_from_encoded, encode_array};
+    use pocket::gguf::{GgufWriter, Value, ValueType};
+    let src = std::fs::read(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let g = pocket::Gguf::parse(&src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut w = GgufWriter::from_gguf(&g);
+    w.set("tokenizer.ggml.eos_token_id", Value::U32(288));
+    let p = dir.path().join("eos.gguf");
+    std::fs::write(&p, w.header_bytes().unwrap()).unwrap();
+    let (code, doc) = verify_json(&["--header-only", s(&p)]);
+    assert_eq!(code, 1);
+    assert!(checks(&doc).iter().any(|(c, st, m)| c == "tokenizer"
+        && st == "fail"
+        && m.contains("eos token id Some(288)")));
+
+    let merges = [
+        Value::String("a b"),
+        Value::String("ab"),
+        Value::String("c d"),
+    ];
+    let raw = encode_array(ValueType::String, &merges, g.endian);
+    let mut w = GgufWriter::from_gguf(&g);
+    w.set(
+        "tokenizer.ggml.merges",
+        Value::Array(array_from_encoded(ValueType::String, 3, &raw, g.endian)),
+    );
+    let p = dir.path().join("merges.gguf");
+    std::fs::write(&p, w.header_bytes().unwrap()).unwrap();
+    let (code, doc) = verify_json(&["--header-only", s(&p)]);
+    assert_eq!(code, 1);
+    assert!(
+        checks(&doc).iter().any(|(c, st, m)| c == "tokenizer"
+            && st == "fail"
+            && m.contains("1 merges are not of the form \"a b\"; the first is #1 \"ab\"")),
+        "{:#?}",
+        checks(&doc)
+    );
 }

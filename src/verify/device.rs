@@ -4,11 +4,13 @@
 //!
 //! Approximations, stated so they can be judged:
 //! - Compute buffers: llama.cpp's graph allocator reuses memory, so its compute buffer is about the
-//!   largest set of tensors alive at once. For one 512-token ubatch (`n_ubatch` of the common tools,
-//!   flash attention off) that is the larger of the output logits (`n_vocab × 512` f32, plus the
-//!   hidden state) and one layer's attention scores (`n_head × n_ctx × 512` f32, plus Q/K/V and the FFN
-//!   activations). For llama-3-8B at 4096 this gives 258 MiB, which is what llama.cpp prints
-//!   (`CPU compute buffer size = 258.50 MiB`). Plus the host output buffer (`n_vocab` f32).
+//!   largest set of tensors alive at once. With flash attention (`flash_attn_type` AUTO is the default,
+//!   `llama_context_default_params` in `src/llama-context.cpp`, and is on for CPU, Metal, Vulkan and
+//!   CUDA) no attention-score matrix is materialised, and for one 512-token ubatch (`n_ubatch` of the
+//!   common tools) the peak is the output logits (`n_vocab × 512` f32) plus the hidden state, or the
+//!   FFN activations if larger; plus the host output buffer (`n_vocab` f32). For llama-3-8B this is
+//!   258.5 MiB + 0.49 MiB, the `CPU compute buffer size = 258.50 MiB` / `CPU output buffer size =
+//!   0.49 MiB` llama.cpp prints; without flash attention it would add `n_head × n_ctx × 512` f32.
 //! - Decode is memory-bound: every weight read once per token (the token embedding only one row,
 //!   unless it is tied to the output) plus the whole KV cache at the given context, at 70% of the
 //!   peak bandwidth (what llama.cpp reaches on phones in published measurements is 50–80%).
@@ -308,7 +310,6 @@ pub fn estimate(
         .unwrap_or(0)
     };
     let n_embd = geti("embedding_length");
-    let n_head = geti("attention.head_count");
     let n_ff = geti("feed_forward_length");
     let n_vocab = g
         .get("tokenizer.ggml.tokens")
@@ -319,8 +320,8 @@ pub fn estimate(
         .unwrap_or(0);
     let ub = N_UBATCH.min(mem.n_ctx_padded);
     let logits = 4 * ub * (n_vocab + n_embd);
-    let attention = 4 * ub * (n_head * mem.n_ctx_padded + 3 * n_embd + 2 * n_ff);
-    let compute = logits.max(attention) + 4 * n_vocab;
+    let activations = 4 * ub * (3 * n_embd + 2 * n_ff);
+    let compute = logits.max(activations) + 4 * n_vocab;
     let total = mem.total_bytes + compute;
     let verdict = if total as f64 <= TIGHT_SHARE * device.app_bytes as f64 {
         Verdict::Fits
@@ -342,7 +343,7 @@ pub fn estimate(
         .map(|b| b / (jpt * TOKENS_PER_SECOND) / 3600.0);
     let mut notes = mem.notes.clone();
     notes.push(format!(
-        "compute buffers approximated as llama.cpp's graph allocator sizes them for a {ub}-token ubatch without flash attention"
+        "compute buffers approximated as llama.cpp's graph allocator sizes them for a {ub}-token ubatch with flash attention (its default)"
     ));
     if tps < TOKENS_PER_SECOND {
         notes.push(format!(
