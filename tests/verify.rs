@@ -442,3 +442,30 @@ fn bad_special_token_ids_and_merges_fail_the_tokenizer_check() {
         checks(&doc)
     );
 }
+
+#[test]
+fn a_type_unknown_to_llama_cpp_fails_structure_with_its_offset() {
+    let mut r = common::Raw::header(3, false, 1, 1);
+    r.kv_str("general.architecture", b"llama");
+    let at = r.tensor("blk.0.attn_q.weight", &[32], 99, 0);
+    r.pad(32);
+    r.zeros(64);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("u.gguf");
+    std::fs::write(&p, &r.b).unwrap();
+    let (code, doc) = verify_json(&[s(&p)]);
+    assert_eq!(code, 1);
+    let c = doc["models"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "structure")
+        .unwrap()
+        .clone();
+    assert_eq!(c["status"], "fail");
+    assert!(c["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown ggml type id 99"));
+    assert_eq!(c["location"], format!("u.gguf byte {at}"));
+}

@@ -584,12 +584,10 @@ fn completeness_checks(
         }
     };
     let needs = arch::expected(arch, &h).unwrap_or_default();
-    let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut missing = Vec::new();
     let mut wrong = Vec::new();
-    let mut check = |e: &arch::Expected, used: &mut std::collections::HashSet<String>| match tensors
-        .get(e.name.as_str())
-    {
+    let mut check = |e: &arch::Expected| match tensors.get(e.name.as_str()) {
         Some(t) => {
             used.insert(e.name.clone());
             if t.dims != e.shape {
@@ -602,31 +600,24 @@ fn completeness_checks(
         None if e.required => missing.push(e.name.clone()),
         None => {}
     };
-    let mut used_names = std::collections::HashSet::new();
     for n in &needs {
         match n {
-            arch::Need::One(e) => check(e, &mut used_names),
-            arch::Need::Either(a, b) => {
-                let pick = if tensors.contains_key(a[0].name.as_str()) {
-                    a
+            arch::Need::One(e) => check(e),
+            // Fused QKV if the file has it, else separate Q, K, V.
+            arch::Need::Either(fused, separate) => {
+                let pick = if tensors.contains_key(fused[0].name.as_str()) {
+                    fused
                 } else {
-                    b
+                    separate
                 };
-                for e in pick {
-                    check(e, &mut used_names);
-                }
+                pick.iter().for_each(&mut check);
             }
-        }
-    }
-    for n in &used_names {
-        if let Some((k, _)) = tensors.get_key_value(n.as_str()) {
-            used.insert(k);
         }
     }
     let mut extra: Vec<&str> = tensors
         .keys()
         .copied()
-        .filter(|n| !used.contains(n) && !arch::tolerated(n))
+        .filter(|n| !used.contains(*n) && !arch::tolerated(n))
         .collect();
     extra.sort();
     let n_miss = missing.len();
@@ -801,7 +792,6 @@ pub fn verify_with_progress(
     })?;
     let mut out = Out { checks: Vec::new() };
     let shards = discover(first, opts, &mut out);
-    let many = shards.len() > 1;
     let labels: Vec<String> = shards.iter().map(|s| file_name(&s.path)).collect();
     let gs: Vec<Option<(Gguf<'_>, bool)>> = shards
         .iter()
@@ -821,7 +811,6 @@ pub fn verify_with_progress(
         device: None,
         manifest: Vec::new(),
     };
-    let _ = many;
 
     // Header-level checks on the whole model (all shards' tensors).
     let mut all: HashMap<&str, &TensorInfo<'_>> = HashMap::new();
