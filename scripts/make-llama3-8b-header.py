@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes testdata/llama-3-8b-q4_k_m.header.gguf: the header alone (no tensor data) of a llama-3-8B
+"""Writes testdata/headers/llama-3-8b-q4_k_m.header.gguf (in a folder of its own: it is not a whole GGUF file): the header alone (no tensor data) of a llama-3-8B
 Q4_K_M file, with gguf-py 0.19.0. Real hyper-parameters (Meta-Llama-3-8B config.json: 32 layers,
 n_embd 4096, 32 heads, 8 KV heads, n_ff 14336, vocab 128256, rope theta 500000) and tensor infos with
 the types llama-quantize's Q4_K_M mix gives (llama-quant.cpp: Q4_K everywhere, Q6_K for output,
@@ -15,7 +15,7 @@ import numpy as np
 import gguf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "testdata", "llama-3-8b-q4_k_m.header.gguf")
+OUT = os.path.join(ROOT, "testdata", "headers", "llama-3-8b-q4_k_m.header.gguf")
 
 N_LAYER, N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_VOCAB = 32, 4096, 32, 8, 14336, 128256
 HEAD = N_EMBD // N_HEAD

@@ -184,7 +184,7 @@ fn header_only_runs_the_header_checks_on_a_file_cut_to_its_header() {
 
 #[test]
 fn llama3_8b_header_gets_the_verdict_each_profile_implies() {
-    let h = common::testdata("llama-3-8b-q4_k_m.header.gguf");
+    let h = common::testdata("headers/llama-3-8b-q4_k_m.header.gguf");
     // Needs 5.33 GiB at 4096 (weights 4.58 + KV 0.5 + compute 0.25).
     for (dev, verdict, code) in [
         ("iphone-16", "tight", 0),
@@ -242,7 +242,7 @@ fn custom_device_profiles_from_toml_and_json() {
         r#"{"name": "Big", "ram_gb": 64, "bandwidth_gbs": 400}"#,
     )
     .unwrap();
-    let h = common::testdata("llama-3-8b-q4_k_m.header.gguf");
+    let h = common::testdata("headers/llama-3-8b-q4_k_m.header.gguf");
     let (c, doc) = verify_json(&["--header-only", s(&h), "--device", s(&toml)]);
     assert_eq!(c, 1);
     assert_eq!(doc["models"][0]["device"]["verdict"], "does not fit");
