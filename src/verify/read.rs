@@ -2,8 +2,8 @@
 //! progress or be truncated by another process while we read it; a memory map would turn that into
 //! SIGBUS. Here every read is a positioned `read` (`pread`) into a bounded buffer: a file that shrinks
 //! under us gives a short read, reported as an error naming the file and offset, never a signal.
-//! The header is read in growing prefixes (4 MiB, then ×4) until the record parser is satisfied or
-//! the whole file has been read, so a header never costs more than the file's size.
+//! The header is read in growing prefixes (4 MiB, then ×4) while the record parser runs out of bytes
+//! the file has, up to [`MAX_HEAD`], so a header never costs more than that or the file's size.
 
 use std::fs::File;
 use std::io;
@@ -13,6 +13,27 @@ use crate::gguf::parse::parse_header;
 use crate::gguf::{Gguf, GgufError};
 
 const FIRST_READ: u64 = 4 << 20;
+/// The most read to find the end of a header (a 262,144-token vocabulary takes ~6 MB).
+pub const MAX_HEAD: u64 = 512 << 20;
+
+/// How many bytes from the start of the file the parser needed when it ran out, if that is why
+/// it failed.
+fn bytes_wanted(e: &GgufError) -> Option<u64> {
+    // Offsets point at a length or count field; what it counts starts up to 8 bytes later.
+    const SLACK: u64 = 16;
+    let n = match *e {
+        GgufError::Truncated { offset, needed, .. } => offset.checked_add(needed),
+        GgufError::LengthPastEnd { offset, len, .. } => offset.checked_add(len),
+        GgufError::CountTooLarge {
+            offset,
+            count,
+            min_each,
+            ..
+        } => count.checked_mul(min_each)?.checked_add(offset),
+        _ => None,
+    };
+    n?.checked_add(SLACK)
+}
 
 /// A file opened for verification: its size when opened and the bytes of its header.
 pub struct Shard {
@@ -38,11 +59,19 @@ impl Shard {
             let mut buf = vec![0u8; want as usize];
             let got = read_at(&file, &mut buf, 0)?;
             buf.truncate(got);
-            let complete = parse_header(&buf).is_ok();
-            if complete || want >= size || (got as u64) < want {
+            // Read more only while the parser stopped for lack of bytes that the file does have,
+            // and never past MAX_HEAD: a bad or hostile header costs at most that much memory.
+            let need = match parse_header(&buf) {
+                Ok(_) => break buf,
+                Err(e) => bytes_wanted(&e),
+            };
+            let more = need.is_some_and(|n| n > buf.len() as u64 && n <= size && n <= MAX_HEAD);
+            if !more || want >= size || (got as u64) < want {
                 break buf;
             }
-            want = size.min(want.saturating_mul(4));
+            want = size
+                .min(MAX_HEAD)
+                .min(want.saturating_mul(4).max(need.unwrap_or(0)));
         };
         Ok(Shard {
             path: path.to_path_buf(),
