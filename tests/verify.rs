@@ -469,3 +469,27 @@ fn a_type_unknown_to_llama_cpp_fails_structure_with_its_offset() {
         .contains("unknown ggml type id 99"));
     assert_eq!(c["location"], format!("u.gguf byte {at}"));
 }
+
+#[test]
+fn a_partial_download_is_scanned_as_far_as_it_goes() {
+    let src = std::fs::read(common::testdata("damaged/nan-in-q4_k-d.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("part.gguf");
+    std::fs::write(&p, &src[..500_000]).unwrap();
+    // token_embd (with the NaN) is whole in the first 500 kB; later tensors are not.
+    let (code, doc) = verify_json(&["--header-only", s(&p)]);
+    assert_eq!(code, 1);
+    let cs = checks(&doc);
+    assert!(cs.iter().any(|(c, st, m)| c == "numbers"
+        && st == "fail"
+        && m.contains("'token_embd.weight' (q4_K): 1 NaN")));
+    assert!(!cs.iter().any(|(c, _, _)| c == "truncation"));
+    // The good model's prefix: the tensors present pass, and say how many were checked.
+    let good = std::fs::read(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    std::fs::write(&p, &good[..500_000]).unwrap();
+    let (code, doc) = verify_json(&["--header-only", s(&p)]);
+    assert_eq!(code, 0);
+    assert!(checks(&doc).iter().any(|(c, st, m)| c == "numbers"
+        && st == "pass"
+        && m.contains("of 21 tensors the file holds so far")));
+}

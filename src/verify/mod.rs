@@ -679,23 +679,19 @@ fn completeness_checks(
 fn data_pass(
     shards: &[Shard],
     gs: &[Option<(Gguf<'_>, bool)>],
+    avail: &[Vec<usize>],
     hash: bool,
     whole_hash: bool,
     progress: Progress<'_>,
 ) -> (
-    Vec<Vec<std::io::Result<TensorScan>>>,
+    Vec<Vec<(usize, std::io::Result<TensorScan>)>>,
     Vec<Option<std::io::Result<[u8; 32]>>>,
 ) {
     use rayon::prelude::*;
-    let jobs: Vec<(usize, usize)> = gs
+    let jobs: Vec<(usize, usize)> = avail
         .iter()
         .enumerate()
-        .filter_map(|(i, g)| {
-            g.as_ref()
-                .filter(|(_, ok)| *ok)
-                .map(|(g, _)| (i, g.tensors.len()))
-        })
-        .flat_map(|(i, n)| (0..n).map(move |j| (i, j)))
+        .flat_map(|(i, js)| js.iter().map(move |&j| (i, j)))
         .collect();
     let total: u64 = jobs
         .iter()
@@ -725,9 +721,10 @@ fn data_pass(
                 .collect::<Vec<_>>()
         },
     );
-    let mut per: Vec<Vec<std::io::Result<TensorScan>>> = gs.iter().map(|_| Vec::new()).collect();
-    for ((i, _), r) in scans {
-        per[i].push(r);
+    let mut per: Vec<Vec<(usize, std::io::Result<TensorScan>)>> =
+        gs.iter().map(|_| Vec::new()).collect();
+    for ((i, j), r) in scans {
+        per[i].push((j, r));
     }
     (per, whole)
 }
@@ -913,10 +910,29 @@ pub fn verify_with_progress(
     }
 
     // Data: NaN/Inf, zeros, magnitudes, hashes.
-    let want_data = !opts.header_only && gs.iter().flatten().any(|(_, ok)| *ok);
+    // Tensors whose data is there: all of a complete shard; of a truncated one (or with
+    // --header-only, a download checked as it arrives), those the file holds whole.
+    let avail: Vec<Vec<usize>> = shards
+        .iter()
+        .zip(&gs)
+        .map(|(s, g)| match g {
+            Some((g, true)) => (0..g.tensors.len()).collect(),
+            Some((g, false)) => g
+                .tensors
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.file_offset.saturating_add(t.n_bytes) <= s.size)
+                .map(|(j, _)| j)
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let n_avail: usize = avail.iter().map(Vec::len).sum();
+    let all_tensors: usize = gs.iter().flatten().map(|(g, _)| g.tensors.len()).sum();
+    let want_data = n_avail > 0;
     if want_data {
-        for (s, g) in shards.iter().zip(&gs) {
-            if let (Some((_, true)), Ok(now)) = (g, s.current_size()) {
+        for ((s, g), av) in shards.iter().zip(&gs).zip(&avail) {
+            if let (Some(_), false, Ok(now)) = (g, av.is_empty(), s.current_size()) {
                 if now < s.size {
                     out.fail(
                         "read",
@@ -937,12 +953,13 @@ pub fn verify_with_progress(
                 message: e.to_string(),
             })?;
         let (scans, whole) =
-            pool.install(|| data_pass(&shards, &gs, opts.hash, opts.whole_hash, progress));
+            pool.install(|| data_pass(&shards, &gs, &avail, opts.hash, opts.whole_hash, progress));
         let (mut n_bad, mut zero, mut huge, mut read_errs) = (0u64, Vec::new(), Vec::new(), 0u64);
         let mut scanned = 0u64;
         for (i, (g, rs)) in gs.iter().zip(&scans).enumerate() {
-            let Some((g, true)) = g else { continue };
-            for (t, r) in g.tensors.iter().zip(rs) {
+            let Some((g, _)) = g else { continue };
+            for (j, r) in rs {
+                let t = &g.tensors[*j];
                 match r {
                     Err(e) => {
                         read_errs += 1;
@@ -996,7 +1013,11 @@ pub fn verify_with_progress(
         if n_bad == 0 && read_errs == 0 {
             out.pass(
                 "numbers",
-                format!("no NaN or Inf in the values and block scales of {scanned} tensors"),
+                if (scanned as usize) < all_tensors {
+                    format!("no NaN or Inf in the values and block scales of the {scanned} of {all_tensors} tensors the file holds so far")
+                } else {
+                    format!("no NaN or Inf in the values and block scales of {scanned} tensors")
+                },
             );
         }
         if !zero.is_empty() {
