@@ -145,20 +145,23 @@ pub fn expected(arch: &str, h: &HParams) -> Option<Vec<Need>> {
         let (q, kk, vv) = match arch {
             "qwen2" | "phi3" => {
                 let hd = ne / h.n_head[i].max(1);
-                (ne, hd * h.n_head_kv[i], hd * h.n_head_kv[i])
+                let kv = hd.saturating_mul(h.n_head_kv[i]);
+                (ne, kv, kv)
             }
+            // Untrusted counts: saturate rather than wrap (a saturated shape never matches).
             _ => (
-                h.head_k * h.n_head[i],
-                h.head_k * h.n_head_kv[i],
-                h.head_v * h.n_head_kv[i],
+                h.head_k.saturating_mul(h.n_head[i]),
+                h.head_k.saturating_mul(h.n_head_kv[i]),
+                h.head_v.saturating_mul(h.n_head_kv[i]),
             ),
         };
+        let qkv = q.saturating_add(kk).saturating_add(vv);
         let qkv_required = arch != "phi3";
         v.push(Need::One(e(b("attn_norm.weight"), &[ne], true)));
         v.push(Need::Either(
             vec![
-                e(b("attn_qkv.weight"), &[ne, q + kk + vv], qkv_required),
-                e(b("attn_qkv.bias"), &[q + kk + vv], false),
+                e(b("attn_qkv.weight"), &[ne, qkv], qkv_required),
+                e(b("attn_qkv.bias"), &[qkv], false),
             ],
             vec![
                 e(b("attn_q.weight"), &[ne, q], qkv_required),
@@ -191,7 +194,11 @@ pub fn expected(arch: &str, h: &HParams) -> Option<Vec<Need>> {
             continue;
         }
         if arch == "phi3" {
-            v.push(Need::One(e(b("ffn_up.weight"), &[ne, 2 * ff], true)));
+            v.push(Need::One(e(
+                b("ffn_up.weight"),
+                &[ne, ff.saturating_mul(2)],
+                true,
+            )));
         } else {
             v.push(Need::One(e(b("ffn_gate.weight"), &[ne, ff], true)));
             v.push(Need::One(e(b("ffn_up.weight"), &[ne, ff], true)));

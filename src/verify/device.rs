@@ -319,10 +319,17 @@ pub fn estimate(
         .or(embd.map(|(rows, _)| rows))
         .unwrap_or(0);
     let ub = N_UBATCH.min(mem.n_ctx_padded);
-    let logits = 4 * ub * (n_vocab + n_embd);
-    let activations = 4 * ub * (3 * n_embd + 2 * n_ff);
-    let compute = logits.max(activations) + 4 * n_vocab;
-    let total = mem.total_bytes + compute;
+    // Counts come from the file: saturate instead of wrapping.
+    let logits = (4 * ub).saturating_mul(n_vocab.saturating_add(n_embd));
+    let activations = (4 * ub).saturating_mul(
+        n_embd
+            .saturating_mul(3)
+            .saturating_add(n_ff.saturating_mul(2)),
+    );
+    let compute = logits
+        .max(activations)
+        .saturating_add(n_vocab.saturating_mul(4));
+    let total = mem.total_bytes.saturating_add(compute);
     let verdict = if total as f64 <= TIGHT_SHARE * device.app_bytes as f64 {
         Verdict::Fits
     } else if total <= device.app_bytes {
@@ -335,7 +342,9 @@ pub fn estimate(
         Some((rows, bytes)) if !tied_output && rows > 0 => bytes - bytes / rows,
         _ => 0,
     };
-    let bytes_per_token = weights_bytes.saturating_sub(embd_saving) + mem.kv_bytes;
+    let bytes_per_token = weights_bytes
+        .saturating_sub(embd_saving)
+        .saturating_add(mem.kv_bytes);
     let tps = device.bandwidth * BANDWIDTH_EFFICIENCY / bytes_per_token.max(1) as f64;
     let jpt = ANCHOR_JOULES * bytes_per_token as f64 / ANCHOR_BYTES;
     let battery_hours = device

@@ -370,10 +370,7 @@ fn split_checks(shards: &[Shard], gs: &[Option<(Gguf<'_>, bool)>], out: &mut Out
         }
     }
     for n in 0..count {
-        if !by_no.contains_key(&n)
-            && by_no.len() as u64 == shards.len() as u64
-            && shards.len() as u64 == count
-        {
+        if !by_no.contains_key(&n) && shards.len() as u64 == count {
             ok = false;
             out.fail(
                 "split",
