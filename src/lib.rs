@@ -8,6 +8,7 @@ pub mod gguf;
 pub mod memory;
 pub mod quant;
 pub mod summary;
+pub mod verify;
 
 pub use gguf::{
     Endian, GgmlType, Gguf, GgufError, GgufFile, GgufWriter, Model, TensorInfo, Value, ValueType,

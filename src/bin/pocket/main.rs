@@ -5,11 +5,14 @@
 mod convert;
 mod diff;
 mod fmt;
+mod hash;
 mod inspect;
 mod memory;
 mod meta;
 mod progress;
 mod split;
+
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -41,6 +44,10 @@ enum Command {
     Convert(convert::Args),
     /// What differs between two models: metadata, tensors, values (exit 1 when they differ).
     Diff(diff::Args),
+    /// Is this file sound, complete and runnable, and will it fit on a device?
+    Verify(verify::Args),
+    /// Per-tensor SHA-256 as `llama-gguf-hash --sha256` prints them; `--check MANIFEST`.
+    Hash(hash::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
         Command::Merge(a) => split::run_merge(a, &mut out),
         Command::Convert(a) => convert::run(a, &mut out),
         Command::Diff(a) => diff::run(a, &mut out),
+        Command::Verify(a) => verify::run(a, &mut out),
+        Command::Hash(a) => hash::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {

@@ -1,0 +1,139 @@
+//! `pocket hash`: per-tensor SHA-256 printed exactly as `llama-gguf-hash --sha256` prints them (so the
+//! two outputs diff clean), and `--check MANIFEST` against a llama-gguf-hash (or pocket) manifest with
+//! its wording. Exit codes follow pocket's rule, not llama-gguf-hash's: 0 verified, 1 a mismatch or
+//! the manifest has no entry for the file, 2 the manifest cannot be read or holds no sha256 entry.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use pocket::verify::manifest::{hex, parse};
+
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF file (each shard of a split model is hashed on its own, as llama-gguf-hash does).
+    file: PathBuf,
+    /// Check against a manifest written by `llama-gguf-hash --sha256` or `pocket verify --write-manifest`.
+    #[arg(short = 'c', long, value_name = "MANIFEST")]
+    check: Option<PathBuf>,
+    /// Accepted for llama-gguf-hash compatibility (sha256 is the only hash pocket computes).
+    #[arg(long)]
+    sha256: bool,
+    /// Only the whole-file line, no per-tensor lines.
+    #[arg(long)]
+    no_layer: bool,
+    /// Threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(PartialEq)]
+enum Res {
+    NotFound,
+    Mismatch,
+    Ok,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    let fname = a.file.to_string_lossy().to_string();
+    let manifest = match &a.check {
+        None => None,
+        Some(m) => {
+            let text = std::fs::read_to_string(m).map_err(|e| Failure {
+                code: 2,
+                error: anyhow!("ERROR cannot open manifest {}: {e}", m.display()),
+            })?;
+            let entries = parse(&text);
+            let mut kinds: Vec<&str> = Vec::new();
+            for k in ["sha256", "sha1", "xxh64", "uuid"] {
+                if entries.iter().any(|e| e.kind == k) {
+                    kinds.push(k);
+                }
+            }
+            if !kinds.contains(&"sha256") {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow!(
+                        "ERROR manifest does not have any sha256 entry in {} (pocket checks sha256 only)",
+                        m.display()
+                    ),
+                });
+            }
+            write!(out, "manifest  {}", m.display())?;
+            for k in &kinds {
+                write!(out, "  {k}")?;
+            }
+            writeln!(out)?;
+            Some(entries)
+        }
+    };
+    let bar = crate::progress::bytes_bar(0, &format!("hashing {}", a.file.display()));
+    let r = pocket::verify::hash_file(&a.file, a.threads, &|d, t| {
+        crate::progress::update(&bar, d, t)
+    });
+    bar.finish_and_clear();
+    let (tensors, whole) = r?;
+    let verify = |name: &str, h: &str| -> Res {
+        let Some(m) = &manifest else {
+            return Res::NotFound;
+        };
+        match m.iter().find(|e| e.kind == "sha256" && e.name == name) {
+            None => Res::NotFound,
+            Some(e) if e.value == h => Res::Ok,
+            Some(_) => Res::Mismatch,
+        }
+    };
+    let (mut layer_in, mut layer_bad, mut model_in, mut model_bad) = (false, false, false, false);
+    let mut line = |out: &mut dyn Write, name: &str, h: &str, layer: bool| -> std::io::Result<()> {
+        if manifest.is_some() {
+            let r = verify(name, h);
+            let (inn, bad) = if layer {
+                (&mut layer_in, &mut layer_bad)
+            } else {
+                (&mut model_in, &mut model_bad)
+            };
+            *inn |= r != Res::NotFound;
+            *bad |= r == Res::Mismatch;
+            let word = match r {
+                Res::NotFound => "Not Found",
+                Res::Mismatch => "Mismatch",
+                Res::Ok => "Ok",
+            };
+            writeln!(out, "{:<8}  {h}  {name}  -  {word}", "sha256")
+        } else {
+            writeln!(out, "{:<8}  {h}  {name}", "sha256")
+        }
+    };
+    if !a.no_layer {
+        for (n, h) in &tensors {
+            line(out, &format!("{fname}:{n}"), &hex(h), true)?;
+        }
+    }
+    line(out, &fname, &hex(&whole), false)?;
+    let Some(_) = &manifest else {
+        return Ok(0);
+    };
+    // llama-gguf-hash's verdict (gguf_hash's manifest branch).
+    let (word, code) = if !model_in {
+        if !layer_in {
+            ("Manifest Missing Entry", 1)
+        } else if layer_bad {
+            ("Failure", 1)
+        } else {
+            ("Success", 0)
+        }
+    } else if (layer_in && layer_bad) || model_bad {
+        ("Failure", 1)
+    } else {
+        ("Success", 0)
+    };
+    let m = a
+        .check
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    writeln!(out, "\nVerification results for {m} - {word}")?;
+    Ok(code)
+}

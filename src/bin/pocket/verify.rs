@@ -1,0 +1,332 @@
+//! `pocket verify`: the checks of `pocket::verify` as a table (or one JSON document), device fit,
+//! and manifests. Exit 0 when every check passes (warnings allowed unless `--strict`), 1 when one
+//! fails, 2 for usage or I/O errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use pocket::fsio::AtomicFile;
+use pocket::verify::device::{self, DeviceProfile};
+use pocket::verify::{verify_with_progress, Options, Report, Status};
+use serde_json::{json, Value as J};
+
+use crate::fmt::{bytes, table};
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// GGUF files (for a split model, its first shard: the others are found and checked as a set).
+    #[arg(required_unless_present = "list_devices")]
+    files: Vec<PathBuf>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Treat warnings as failures (exit 1).
+    #[arg(long)]
+    strict: bool,
+    /// The file holds only the header (the first megabytes of a download): run every check that
+    /// needs no tensor data.
+    #[arg(long)]
+    header_only: bool,
+    /// Check this file alone even if it is one shard of a split model.
+    #[arg(long)]
+    single: bool,
+    /// A device to check fit, speed and energy on: a built-in id (see --list-devices) or a TOML/JSON
+    /// profile file.
+    #[arg(long, value_name = "NAME|FILE")]
+    device: Option<String>,
+    /// List the built-in device profiles.
+    #[arg(long)]
+    list_devices: bool,
+    /// Context length for the device estimate.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    ctx: u64,
+    /// Check the files against a manifest (written by --write-manifest, or llama-gguf-hash's).
+    #[arg(long, value_name = "M")]
+    manifest: Option<PathBuf>,
+    /// Write a manifest of the files: every tensor, every metadata key, header, size, per shard.
+    #[arg(long, value_name = "M")]
+    write_manifest: Option<PathBuf>,
+    /// Threads for the data pass (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn load_device(spec: &str) -> Result<DeviceProfile, Failure> {
+    let p = Path::new(spec);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("--device {spec}"))?;
+        let id = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "custom".into());
+        return device::from_text(&text, &id)
+            .map_err(|e| Failure::from(anyhow!("--device {spec}: {e}")));
+    }
+    device::find(spec).ok_or_else(|| {
+        let ids: Vec<String> = device::builtin().into_iter().map(|d| d.id).collect();
+        Failure::from(anyhow!(
+            "--device {spec}: no such built-in profile and no such file (built-in: {})",
+            ids.join(", ")
+        ))
+    })
+}
+
+pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    if a.list_devices {
+        return list_devices(a, out);
+    }
+    let device = a.device.as_deref().map(load_device).transpose()?;
+    let manifest = match &a.manifest {
+        Some(m) => Some(
+            std::fs::read_to_string(m).with_context(|| format!("--manifest {}", m.display()))?,
+        ),
+        None => None,
+    };
+    let opts = Options {
+        header_only: a.header_only,
+        single: a.single,
+        hash: a.write_manifest.is_some() || a.manifest.is_some(),
+        whole_hash: a.write_manifest.is_some(),
+        threads: a.threads,
+        device,
+        n_ctx: Some(a.ctx),
+        manifest,
+    };
+    let mut reports = Vec::new();
+    for f in &a.files {
+        let bar = crate::progress::bytes_bar(0, &format!("verifying {}", f.display()));
+        let r = verify_with_progress(f, &opts, &|done, total| {
+            crate::progress::update(&bar, done, total)
+        });
+        bar.finish_and_clear();
+        match r {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                if a.json {
+                    let doc = json!({"error": {"file": f.display().to_string(), "kind": "io", "offset": null, "message": e.to_string()}});
+                    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+                }
+                return Err(Failure::from(anyhow!(e)));
+            }
+        }
+    }
+    if let Some(m) = &a.write_manifest {
+        let inputs: Vec<&Path> = reports
+            .iter()
+            .flat_map(|r| r.files.iter().map(|p| p.as_path()))
+            .collect();
+        let mut text = String::from(
+            "# pocket manifest: sha256 of each tensor's data and of all of it per file (as llama-gguf-hash --sha256),\n# of the header (@header) and of each metadata record (@kv:KEY); size of each file in bytes\n",
+        );
+        for r in &reports {
+            for e in &r.manifest {
+                text.push_str(&e.line());
+                text.push('\n');
+            }
+        }
+        let mut f = AtomicFile::create(m, &inputs, Some(text.len() as u64))
+            .with_context(|| format!("--write-manifest {}", m.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.commit()
+            .with_context(|| format!("--write-manifest {}", m.display()))?;
+    }
+    let worst = reports
+        .iter()
+        .map(|r| r.worst())
+        .max()
+        .unwrap_or(Status::Pass);
+    if a.json {
+        let doc = json!({
+            "status": worst.name(),
+            "models": reports.iter().map(to_json).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+    } else {
+        for r in &reports {
+            print_human(r, out)?;
+        }
+    }
+    Ok(match worst {
+        Status::Fail => 1,
+        Status::Warn if a.strict => 1,
+        _ => 0,
+    })
+}
+
+fn list_devices(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    let all = device::builtin();
+    if a.json {
+        let v: Vec<J> = all.iter().map(device_json).collect();
+        serde_json::to_writer_pretty(&mut *out, &json!({ "devices": v }))?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "id",
+        "device",
+        "RAM",
+        "app may use",
+        "bandwidth",
+        "battery",
+        "source",
+    ]);
+    for d in &all {
+        t.add_row(vec![
+            d.id.clone(),
+            d.name.clone(),
+            bytes(d.ram_bytes),
+            bytes(d.app_bytes),
+            format!("{:.1} GB/s", d.bandwidth / 1e9),
+            d.battery_joules.map_or("mains".to_string(), |j| {
+                format!("{:.1} Wh ({:.0} kJ)", j / 3600.0, j / 1e3)
+            }),
+            d.source.clone(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    Ok(0)
+}
+
+fn device_json(d: &DeviceProfile) -> J {
+    json!({
+        "id": d.id, "name": d.name, "ram_bytes": d.ram_bytes, "app_bytes": d.app_bytes,
+        "bandwidth_bytes_per_s": d.bandwidth, "battery_joules": d.battery_joules, "source": d.source,
+    })
+}
+
+fn to_json(r: &Report) -> J {
+    let checks: Vec<J> = r
+        .checks
+        .iter()
+        .map(|c| json!({"check": c.check, "status": c.status.name(), "message": c.message, "location": c.location}))
+        .collect();
+    let types: Vec<J> = r
+        .types
+        .iter()
+        .map(|(n, c, s)| {
+            let mut m = serde_json::Map::new();
+            for (b, ok) in pocket::verify::backends::BACKENDS.iter().zip(s) {
+                m.insert(b.to_string(), J::Bool(*ok));
+            }
+            json!({"type": n, "tensors": c, "backends": m})
+        })
+        .collect();
+    let dev = r.device.as_ref().map(|e| {
+        json!({
+            "device": device_json(&e.device),
+            "n_ctx": e.memory.n_ctx,
+            "weights_bytes": e.memory.weights_bytes,
+            "kv_bytes": e.memory.kv_bytes,
+            "compute_bytes": e.compute_bytes,
+            "total_bytes": e.total_bytes,
+            "verdict": e.verdict.name(),
+            "bytes_per_token": e.bytes_per_token,
+            "tokens_per_second": e.tokens_per_second,
+            "joules_per_token": e.joules_per_token,
+            "battery_hours_at_10_tokens_per_s": e.battery_hours,
+            "notes": e.notes,
+        })
+    });
+    json!({
+        "files": r.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "status": r.worst().name(),
+        "architecture": r.architecture,
+        "n_tensors": r.n_tensors,
+        "n_params": r.n_params,
+        "tensor_bytes": r.tensor_bytes,
+        "checks": checks,
+        "types": types,
+        "device": dev,
+    })
+}
+
+fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let files: Vec<String> = r.files.iter().map(|p| p.display().to_string()).collect();
+    writeln!(
+        out,
+        "{} — {}, {} tensors, {}",
+        files.join(" + "),
+        r.architecture.as_deref().unwrap_or("?"),
+        r.n_tensors,
+        bytes(r.tensor_bytes)
+    )?;
+    let mut t = table(&["check", "status", "what", "where"]);
+    for c in &r.checks {
+        let status = match c.status {
+            Status::Pass => "pass",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        t.add_row(vec![
+            c.check.to_string(),
+            status.to_string(),
+            c.message.clone(),
+            c.location.clone().unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    if !r.types.is_empty() {
+        let mut h = vec!["type", "matrices"];
+        h.extend(pocket::verify::backends::BACKENDS.iter().copied());
+        let mut t = table(&h);
+        for (n, c, s) in &r.types {
+            let mut row = vec![n.clone(), c.to_string()];
+            row.extend(
+                s.iter()
+                    .map(|ok| if *ok { "yes" } else { "CPU fallback" }.to_string()),
+            );
+            t.add_row(row);
+        }
+        writeln!(out, "{t}")?;
+    }
+    if let Some(e) = &r.device {
+        let mut t = table(&[&e.device.name, e.verdict.name()]);
+        t.add_row(vec!["weights".to_string(), bytes(e.memory.weights_bytes)]);
+        t.add_row(vec![
+            format!("KV cache (f16, context {})", e.memory.n_ctx),
+            bytes(e.memory.kv_bytes),
+        ]);
+        t.add_row(vec![
+            "compute buffers (approx.)".to_string(),
+            bytes(e.compute_bytes),
+        ]);
+        t.add_row(vec!["total".to_string(), bytes(e.total_bytes)]);
+        t.add_row(vec!["app may use".to_string(), bytes(e.device.app_bytes)]);
+        t.add_row(vec![
+            "decode (memory-bound)".to_string(),
+            format!(
+                "~{:.1} tokens/s ({} per token at {:.0} GB/s × {:.0}%)",
+                e.tokens_per_second,
+                bytes(e.bytes_per_token),
+                e.device.bandwidth / 1e9,
+                device::BANDWIDTH_EFFICIENCY * 100.0
+            ),
+        ]);
+        t.add_row(vec![
+            "energy".to_string(),
+            format!(
+                "~{:.3} J/token{}",
+                e.joules_per_token,
+                e.battery_hours.map_or(String::new(), |h| format!(
+                    ", ~{h:.1} h of generation at 10 tokens/s on a full battery"
+                ))
+            ),
+        ]);
+        writeln!(out, "{t}")?;
+        for n in &e.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    let count = |s: Status| r.checks.iter().filter(|c| c.status == s).count();
+    writeln!(
+        out,
+        "{}: {} pass, {} warn, {} fail\n",
+        r.worst().name(),
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail)
+    )
+}
