@@ -84,3 +84,8 @@ fn llama_spm() {
 fn phi_3() {
     check("phi-3");
 }
+
+#[test]
+fn llama_bpe() {
+    check("llama-bpe");
+}
