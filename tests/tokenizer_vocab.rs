@@ -89,3 +89,8 @@ fn phi_3() {
 fn llama_bpe() {
     check("llama-bpe");
 }
+
+#[test]
+fn qwen2() {
+    check("qwen2");
+}
