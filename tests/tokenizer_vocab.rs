@@ -94,3 +94,13 @@ fn llama_bpe() {
 fn qwen2() {
     check("qwen2");
 }
+
+#[test]
+fn gpt_2() {
+    check("gpt-2");
+}
+
+#[test]
+fn mpt() {
+    check("mpt");
+}
