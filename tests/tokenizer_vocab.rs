@@ -104,3 +104,8 @@ fn gpt_2() {
 fn mpt() {
     check("mpt");
 }
+
+#[test]
+fn deepseek_llm() {
+    check("deepseek-llm");
+}
