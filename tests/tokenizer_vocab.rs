@@ -109,3 +109,8 @@ fn mpt() {
 fn deepseek_llm() {
     check("deepseek-llm");
 }
+
+#[test]
+fn deepseek_coder() {
+    check("deepseek-coder");
+}
