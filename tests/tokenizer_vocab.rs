@@ -114,3 +114,13 @@ fn deepseek_llm() {
 fn deepseek_coder() {
     check("deepseek-coder");
 }
+
+#[test]
+fn starcoder() {
+    check("starcoder");
+}
+
+#[test]
+fn refact() {
+    check("refact");
+}
