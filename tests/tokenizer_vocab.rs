@@ -124,3 +124,8 @@ fn starcoder() {
 fn refact() {
     check("refact");
 }
+
+#[test]
+fn falcon() {
+    check("falcon");
+}
