@@ -5,6 +5,7 @@
 mod fmt;
 mod inspect;
 mod memory;
+mod tokenize;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
+    /// A text's tokens under a model's vocabulary, as llama-tokenize prints them.
+    Tokenize(tokenize::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
+        Command::Tokenize(a) => tokenize::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
