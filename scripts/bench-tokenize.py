@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark and cross-check: `pocket tokenize` against llama.cpp's `llama-tokenize` on a large mixed
-text (every .inp test string of testdata/vocab, the repository's README files and the gemma hard
-strings, repeated to about SIZE bytes), for gemma-3 and the BPE vocabularies of testdata/vocab.
+text (every .inp test string of testdata/vocab, the repository's README files, the gemma hard
+strings and 300 random strings from a fixed seed, repeated to about SIZE bytes), for gemma-3 and the BPE vocabularies of testdata/vocab.
 
 For each vocabulary: both tools tokenize the same file (`-f FILE --no-escape --ids`); the ids must be
 identical (exit status 1 if not), and the wall time of each (median of N runs, one warm-up, loading
@@ -12,6 +12,7 @@ Usage: source ~/.cache/pocket-peers/env.sh && python3 scripts/bench-tokenize.py 
 import glob
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,22 @@ def text_corpus(size):
         parts.append(open(os.path.join(ROOT, md), encoding="utf-8").read())
     hard = json.load(open(os.path.join(ROOT, "testdata", "tokenizer", "gemma-3-hard.json"), encoding="utf-8"))
     parts += [c["text"] for c in hard["cases"]]
+    # Random text from a fixed seed: ASCII, whitespace, CJK, emoji, combining marks, any code point.
+    rnd = random.Random(1234)
+    pools = ["abZ07'.,!$_(<>|", "  \t\n\r\u00a0\u3000\u000b", "中文日の한국яéßا",
+             "😀🎉👍\U0001F3FD\u200d🇫🇷", "\u0301\u0308\u200b\ufeff\u2581", None]
+    for _ in range(300):
+        chars = []
+        for _ in range(rnd.randrange(60)):
+            pool = rnd.choice(pools)
+            if pool is None:
+                c = rnd.randrange(1, 0x110000)
+                while 0xD800 <= c < 0xE000:
+                    c = rnd.randrange(1, 0x110000)
+                chars.append(chr(c))
+            else:
+                chars.append(rnd.choice(pool))
+        parts.append("".join(chars))
     out, i = [], 0
     while sum(len(p.encode()) for p in out) < size:
         out.append(parts[i % len(parts)])
