@@ -51,20 +51,22 @@ fn gemma_output_matches_llama_tokenize() {
             "{text:?}"
         );
 
-        let out = pocket(&[
-            "tokenize",
-            model,
-            "-f",
-            path,
-            "--no-escape",
-            "--ids",
-            "--no-bos",
-        ]);
-        assert!(out.status.success());
-        let ids: J = serde_json::from_slice(&out.stdout).expect("--ids prints a list");
-        assert_eq!(ids, c["no_bos"], "{text:?} --no-bos");
-
-        if k > 1 {
+        if k % 2 == 1 {
+            let out = pocket(&[
+                "tokenize",
+                model,
+                "-f",
+                path,
+                "--no-escape",
+                "--ids",
+                "--no-bos",
+            ]);
+            assert!(out.status.success());
+            let ids: J = serde_json::from_slice(&out.stdout).expect("--ids prints a list");
+            assert_eq!(ids, c["no_bos"], "{text:?} --no-bos");
+            continue;
+        }
+        if k % 4 != 0 {
             continue;
         }
         let out = pocket(&[

@@ -265,11 +265,20 @@ impl Vocab {
                     _ => 0,
                 },
             };
-            if let Some(&first) = token_to_id.get(&text) {
-                return Err(TokenizerError::DuplicateToken { id, first, text });
+            match token_to_id.entry(text) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    return Err(TokenizerError::DuplicateToken {
+                        id,
+                        first: *e.get(),
+                        text: e.key().clone(),
+                    })
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let text = e.key().clone();
+                    e.insert(id);
+                    tokens.push(TokenData { text, score, attr });
+                }
             }
-            token_to_id.insert(text.clone(), id);
-            tokens.push(TokenData { text, score, attr });
         }
         if tokens.len() != n {
             return Err(TokenizerError::LengthMismatch {
