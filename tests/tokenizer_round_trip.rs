@@ -4,12 +4,21 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use pocket::exec::tokenizer::{Vocab, VocabType};
 use pocket::GgufFile;
 
-fn load(name: &str) -> Vocab {
-    let file = GgufFile::open(common::testdata(&format!("vocab/ggml-vocab-{name}.gguf"))).unwrap();
-    Vocab::from_gguf(&file.gguf().unwrap()).unwrap()
+/// Each vocabulary is loaded once per test binary.
+fn load(name: &str) -> &'static Vocab {
+    static CACHE: Mutex<BTreeMap<String, &'static Vocab>> = Mutex::new(BTreeMap::new());
+    let mut cache = CACHE.lock().unwrap();
+    cache.entry(name.to_string()).or_insert_with(|| {
+        let path = common::testdata(&format!("vocab/ggml-vocab-{name}.gguf"));
+        let file = GgufFile::open(path).unwrap();
+        Box::leak(Box::new(Vocab::from_gguf(&file.gguf().unwrap()).unwrap()))
+    })
 }
 
 struct Rng(u64);
@@ -92,4 +101,38 @@ fn llama_spm_round_trips() {
 #[test]
 fn qwen2_round_trips() {
     check("qwen2", 0xD1B54A32D192ED03);
+}
+
+/// Long runs of one class (a backtracking regex once gave up on 1M spaces): the vocabularies with
+/// llama.cpp's hand-written splitters tokenize them and get them back.
+#[test]
+fn long_runs_tokenize() {
+    let texts = [
+        format!("{}a", " ".repeat(50_000)),
+        "b".repeat(20_000),
+        format!("{}{}x", "\n".repeat(20_000), " \t".repeat(20_000)),
+        format!("{}{}", "7".repeat(30_000), "!".repeat(30_000)),
+    ];
+    for name in [
+        "llama-bpe",
+        "qwen2",
+        "gpt-2",
+        "deepseek-llm",
+        "falcon",
+        "llama-spm",
+    ] {
+        let v = load(name);
+        for t in &texts {
+            let ids = v
+                .tokenize(t, false, false)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let back = v.detokenize(&ids, false, false).unwrap();
+            assert!(
+                back == t.as_bytes(),
+                "{name}: {} bytes came back as {}",
+                t.len(),
+                back.len()
+            );
+        }
+    }
 }

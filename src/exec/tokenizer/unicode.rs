@@ -107,18 +107,59 @@ fn uses_categories(pattern: &str) -> bool {
         .any(|c| pattern.contains(c))
 }
 
+/// The hand-written splitters llama.cpp runs instead of the regex for its most common patterns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Custom {
+    Gpt2,
+    Llama3,
+    Qwen2,
+}
+
+const CUSTOM: [(&str, Custom); 4] = [
+    (
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
+        Custom::Gpt2,
+    ),
+    (
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        Custom::Llama3,
+    ),
+    (
+        "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        Custom::Llama3,
+    ),
+    (
+        "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        Custom::Qwen2,
+    ),
+];
+
+enum Matcher {
+    Custom(Custom),
+    Regex {
+        regex: fancy_regex::Regex,
+        /// Run over the collapsed text (every non-ASCII character replaced by its category's stand-in).
+        collapsed: bool,
+    },
+}
+
 /// One compiled pre-tokenizer pattern.
 pub(super) struct Pattern {
     source: &'static str,
-    regex: fancy_regex::Regex,
-    /// Run over the collapsed text (every non-ASCII character replaced by its category's stand-in).
-    collapsed: bool,
+    matcher: Matcher,
 }
 
 impl Pattern {
-    /// Compiles a pattern the way `unicode_regex_split` does: a pattern with `\p{..}` classes is
-    /// rewritten to match the collapsed text, any other runs on the code points themselves.
+    /// Compiles a pattern the way `unicode_regex_split` does: the patterns llama.cpp has hand-written
+    /// splitters for use a port of those; a pattern with `\p{..}` classes is rewritten to match the
+    /// collapsed text, any other runs on the code points themselves.
     pub(super) fn new(source: &'static str) -> Result<Pattern, TokenizerError> {
+        if let Some(&(_, c)) = CUSTOM.iter().find(|(p, _)| *p == source) {
+            return Ok(Pattern {
+                source,
+                matcher: Matcher::Custom(c),
+            });
+        }
         let collapsed = uses_categories(source);
         let rewritten = if collapsed {
             collapse_pattern(source)?
@@ -131,8 +172,7 @@ impl Pattern {
         })?;
         Ok(Pattern {
             source,
-            regex,
-            collapsed,
+            matcher: Matcher::Regex { regex, collapsed },
         })
     }
 }
@@ -221,7 +261,14 @@ pub(super) fn regex_split(text: &str, patterns: &[Pattern]) -> Result<Vec<String
     let mut plain: Option<Haystack> = None;
     let mut offsets = vec![cpts.len()];
     for p in patterns {
-        let hay = if p.collapsed {
+        let (regex, collapsed_text) = match &p.matcher {
+            Matcher::Custom(c) => {
+                offsets = split_custom(*c, &cpts, &offsets);
+                continue;
+            }
+            Matcher::Regex { regex, collapsed } => (regex, *collapsed),
+        };
+        let hay = if collapsed_text {
             collapsed.get_or_insert_with(|| {
                 Haystack::new(cpts.iter().map(|&c| {
                     let u = c as u32;
@@ -252,7 +299,7 @@ pub(super) fn regex_split(text: &str, patterns: &[Pattern]) -> Result<Vec<String
             let (a, b) = (hay.starts[start], hay.starts[start + len]);
             let chunk = &hay.text[a..b];
             let mut done = start;
-            for m in p.regex.find_iter(chunk) {
+            for m in regex.find_iter(chunk) {
                 let m = m.map_err(|e| TokenizerError::Regex {
                     pattern: p.source.to_string(),
                     message: e.to_string(),
@@ -283,6 +330,182 @@ pub(super) fn regex_split(text: &str, patterns: &[Pattern]) -> Result<Vec<String
     Ok(words)
 }
 
+/// Port of `unicode_regex_split_custom_gpt2`, `_llama3` and `_qwen2`: the same splits as their
+/// regexes, in one pass, without backtracking (so without limits on long runs of one class).
+fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
+    #[derive(Clone, Copy, Default)]
+    struct F {
+        any: bool,
+        ws: bool,
+        letter: bool,
+        number: bool,
+    }
+    let mut out = Vec::with_capacity(offsets.len());
+    let mut start = 0;
+    for &len in offsets {
+        let (ini, end) = (start, start + len);
+        start = end;
+        const OUT: u32 = u32::MAX;
+        let cpt = |pos: usize| -> u32 {
+            if pos >= ini && pos < end {
+                cpts[pos] as u32
+            } else {
+                OUT
+            }
+        };
+        let flags = |pos: usize| -> F {
+            if pos >= ini && pos < end {
+                let c = cpts[pos] as u32;
+                let cat = category(c);
+                let ws = is_whitespace(c);
+                F {
+                    any: cat != 0 || ws,
+                    ws,
+                    letter: cat == LETTER,
+                    number: cat == NUMBER,
+                }
+            } else {
+                F::default()
+            }
+        };
+        let lower = |c: u32| -> u32 {
+            if kind == Custom::Gpt2 {
+                c
+            } else {
+                char::from_u32(c).map_or(c, |ch| ch.to_ascii_lowercase() as u32)
+            }
+        };
+        let mut prev_end = ini;
+        let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
+            let n = e - prev_end;
+            if n > 0 {
+                out.push(n);
+            }
+            prev_end = e;
+            n
+        };
+        let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
+        let mut pos = ini;
+        while pos < end {
+            let c = cpt(pos);
+            let f = flags(pos);
+
+            // 's|'t|'re|'ve|'m|'ll|'d (case-insensitive but for gpt2)
+            if c == '\'' as u32 && pos + 1 < end {
+                let n1 = lower(cpt(pos + 1));
+                if [b's', b't', b'm', b'd'].iter().any(|&x| n1 == x as u32) {
+                    pos += add(pos + 2, &mut out);
+                    continue;
+                }
+                if pos + 2 < end {
+                    let n2 = lower(cpt(pos + 2));
+                    let pair = |a: u8, b: u8| n1 == a as u32 && n2 == b as u32;
+                    if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                        pos += add(pos + 3, &mut out);
+                        continue;
+                    }
+                }
+            }
+
+            if kind == Custom::Gpt2 {
+                let mut f2 = if c == ' ' as u32 { flags(pos + 1) } else { f };
+                // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
+                let class: Option<fn(F) -> bool> = if f2.letter {
+                    Some(|x: F| x.letter)
+                } else if f2.number {
+                    Some(|x: F| x.number)
+                } else if !(f2.ws || f2.letter || f2.number) && f2.any {
+                    Some(|x: F| !(x.ws || x.letter || x.number) && x.any)
+                } else {
+                    None
+                };
+                if let Some(class) = class {
+                    pos += (c == ' ' as u32) as usize;
+                    while class(f2) {
+                        pos += 1;
+                        f2 = flags(pos);
+                    }
+                    add(pos, &mut out);
+                    continue;
+                }
+            } else {
+                // [^\r\n\p{L}\p{N}]?\p{L}+
+                if !(is_rn(c) || f.number) && (f.letter || flags(pos + 1).letter) {
+                    pos += 1;
+                    while flags(pos).letter {
+                        pos += 1;
+                    }
+                    add(pos, &mut out);
+                    continue;
+                }
+                // \p{N}{1,3} (llama3) or \p{N} (qwen2)
+                if f.number {
+                    if kind == Custom::Qwen2 {
+                        pos += 1;
+                    } else {
+                        let mut first = pos;
+                        while flags(pos).number {
+                            pos += 1;
+                            if pos - first >= 3 {
+                                add(pos, &mut out);
+                                first = pos;
+                            }
+                        }
+                    }
+                    add(pos, &mut out);
+                    continue;
+                }
+                // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (the first test reads the first character's flags,
+                // as llama.cpp does)
+                let mut f2 = if c == ' ' as u32 { flags(pos + 1) } else { f };
+                if !(f2.ws || f2.letter || f2.number) && f.any {
+                    pos += (c == ' ' as u32) as usize;
+                    while !(f2.ws || f2.letter || f2.number) && f2.any {
+                        pos += 1;
+                        f2 = flags(pos);
+                    }
+                    while is_rn(cpt(pos)) {
+                        pos += 1;
+                    }
+                    add(pos, &mut out);
+                    continue;
+                }
+            }
+
+            let mut n_ws = 0;
+            let mut last_rn = 0;
+            while flags(pos + n_ws).ws {
+                if kind != Custom::Gpt2 && is_rn(cpt(pos + n_ws)) {
+                    last_rn = pos + n_ws + 1;
+                }
+                n_ws += 1;
+            }
+            // \s*[\r\n]+
+            if last_rn > 0 {
+                pos = last_rn;
+                add(pos, &mut out);
+                continue;
+            }
+            // \s+(?!\S)
+            if n_ws > 1 && cpt(pos + n_ws) != OUT {
+                pos += n_ws - 1;
+                add(pos, &mut out);
+                continue;
+            }
+            // \s+
+            if n_ws > 0 {
+                pos += n_ws;
+                add(pos, &mut out);
+                continue;
+            }
+            // no match: one character on its own
+            pos += 1;
+            add(pos, &mut out);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +529,32 @@ mod tests {
         assert_eq!(category('中' as u32), LETTER);
         assert_eq!(category(0x301), ACCENT_MARK);
         assert!(is_whitespace(0x3000) && !is_whitespace('x' as u32));
+    }
+
+    #[test]
+    fn custom_splitters_replace_their_regexes() {
+        for (pat, kind) in CUSTOM {
+            let p = Pattern::new(pat).unwrap();
+            assert!(
+                matches!(p.matcher, Matcher::Custom(k) if k == kind),
+                "{pat}"
+            );
+            // The regex itself compiles too, and splits ordinary text the same way.
+            let collapsed = collapse_pattern(pat).unwrap();
+            let regex = Pattern {
+                source: pat,
+                matcher: Matcher::Regex {
+                    regex: fancy_regex::Regex::new(&collapsed).unwrap(),
+                    collapsed: true,
+                },
+            };
+            let text = "I'm 12345 dogs' X'RE  \t\n\n  ok?! 中文 \r\n  ";
+            assert_eq!(
+                regex_split(text, &[p]).unwrap(),
+                regex_split(text, &[regex]).unwrap(),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
