@@ -73,6 +73,13 @@ fn load(kvs: &[(&str, Kv<'_>)]) -> Result<Vocab, TokenizerError> {
     Vocab::from_gguf(&g)
 }
 
+/// A vocabulary is shared between threads (one per request, say).
+#[test]
+fn vocab_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Vocab>();
+}
+
 #[test]
 fn good_tiny_spm_tokenizes() {
     let v = load(&spm(vec![])).unwrap();
@@ -80,6 +87,7 @@ fn good_tiny_spm_tokenizes() {
     assert_eq!(v.tokenize("ab ab", true, false).unwrap(), vec![1, 8, 8]);
     // "A" has no token but a byte token.
     assert_eq!(v.tokenize("A", false, false).unwrap(), vec![4, 3]);
+    assert_eq!((v.bos(), v.eos(), v.unk()), (Some(1), Some(2), Some(0)));
     // The space prefix is dropped from the first piece, but not after a removed BOS (as llama.cpp).
     assert_eq!(v.detokenize(&[8, 8], false, false).unwrap(), b"ab ab");
     assert_eq!(v.detokenize(&[1, 8, 8], true, false).unwrap(), b" ab ab");

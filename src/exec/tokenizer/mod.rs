@@ -108,6 +108,7 @@ pub struct Vocab {
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
+    unk: Option<u32>,
     eog: Vec<u32>,
     add_bos: bool,
     add_eos: bool,
@@ -355,7 +356,6 @@ impl Vocab {
         if let Some(b) = get_bool(g, "tokenizer.ggml.add_eos_token")? {
             add_eos = b;
         }
-        let _ = unk;
 
         let mut v = Vocab {
             vtype,
@@ -368,6 +368,7 @@ impl Vocab {
             bos,
             eos,
             eot,
+            unk,
             eog: Vec::new(),
             add_bos,
             add_eos,
@@ -619,6 +620,10 @@ impl Vocab {
 
     pub fn eot(&self) -> Option<u32> {
         self.eot
+    }
+
+    pub fn unk(&self) -> Option<u32> {
+        self.unk
     }
 
     /// Whether generating this token ends generation (EOS, EOT, `<|im_end|>`...).

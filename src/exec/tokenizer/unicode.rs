@@ -253,8 +253,8 @@ impl Haystack {
     }
 }
 
-/// Splits `text` into words with each pattern in turn (`unicode_regex_split`), returning the words'
-/// lengths in code points. Parts of a piece that a pattern does not match stay pieces of their own.
+/// Splits `text` into words with each pattern in turn (`unicode_regex_split`, without the byte
+/// encoding). Parts of a piece that a pattern does not match stay pieces of their own.
 pub(super) fn regex_split(text: &str, patterns: &[Pattern]) -> Result<Vec<String>, TokenizerError> {
     let cpts: Vec<char> = text.chars().collect();
     let mut collapsed: Option<Haystack> = None;
