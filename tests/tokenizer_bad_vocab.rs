@@ -308,3 +308,135 @@ fn unknown_pre_tokenizer() {
         "{e}"
     );
 }
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Random vocabularies (odd texts, byte tokens, duplicate and empty tokens, any token type, merges
+/// with and without a space, special ids in and out of range) and random texts: loading either
+/// fails with an error or gives a vocabulary that tokenizes and detokenizes without panicking.
+#[test]
+fn random_vocabularies_never_panic() {
+    let atoms = [
+        "a",
+        "b",
+        "ab",
+        " ",
+        "\u{2581}",
+        "\u{2581}a",
+        "<0x41>",
+        "<0xE4>",
+        "<0x0A>",
+        "<s>",
+        "</s>",
+        "<unk>",
+        "<|im_end|>",
+        "<start_of_turn>",
+        "\u{120}",
+        "\u{120}a",
+        "\u{10A}",
+        "中",
+        "",
+        "x y",
+        "'s",
+        "1",
+        "12",
+        "<0x>",
+        "unused",
+    ];
+    let pres = [
+        "gpt-2",
+        "llama-bpe",
+        "qwen2",
+        "deepseek-llm",
+        "falcon",
+        "starcoder",
+        "default",
+    ];
+    let texts = [
+        "",
+        "ab ab",
+        " a\nb\t",
+        "中文 <s>x</s>",
+        "I'm 123!",
+        "\u{2581}\u{2581}",
+        "<|im_end|> ok",
+    ];
+    let mut r = Rng(0x2545F4914F6CDD1D);
+    let (mut loaded, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let n = 1 + r.below(12);
+        let tokens: Vec<&str> = (0..n).map(|_| atoms[r.below(atoms.len())]).collect();
+        let types: Vec<i32> = (0..n).map(|_| r.below(9) as i32 - 1).collect();
+        let scores: Vec<f32> = (0..n).map(|_| r.below(100) as f32 - 50.0).collect();
+        let merges: Vec<&str> = (0..r.below(6))
+            .map(|_| ["a b", "\u{120} a", "ab", "a  b", " a b", "x y z"][r.below(6)])
+            .collect();
+        let tokens: &'static [&'static str] = Box::leak(tokens.into_boxed_slice());
+        let types: &'static [i32] = Box::leak(types.into_boxed_slice());
+        let scores: &'static [f32] = Box::leak(scores.into_boxed_slice());
+        let merges: &'static [&'static str] = Box::leak(merges.into_boxed_slice());
+        let mut kvs: Vec<(&str, Kv<'_>)> = vec![
+            (
+                "tokenizer.ggml.model",
+                Kv::Str(if r.below(2) == 0 { "llama" } else { "gpt2" }),
+            ),
+            ("tokenizer.ggml.pre", Kv::Str(pres[r.below(pres.len())])),
+            ("tokenizer.ggml.tokens", Kv::Strs(tokens)),
+            ("tokenizer.ggml.merges", Kv::Strs(merges)),
+        ];
+        if r.below(3) > 0 {
+            kvs.push(("tokenizer.ggml.token_type", Kv::I32s(types)));
+        }
+        if r.below(3) > 0 {
+            kvs.push(("tokenizer.ggml.scores", Kv::F32s(scores)));
+        }
+        if r.below(2) == 0 {
+            kvs.push((
+                "tokenizer.ggml.bos_token_id",
+                Kv::U32(r.below(n + 2) as u32),
+            ));
+        }
+        if r.below(2) == 0 {
+            kvs.push((
+                "tokenizer.ggml.eos_token_id",
+                Kv::U32(r.below(n + 2) as u32),
+            ));
+        }
+        let bytes = build(&kvs);
+        let g = Gguf::parse(&bytes).expect("well-formed GGUF");
+        let v = match Vocab::from_gguf(&g) {
+            Ok(v) => v,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                refused += 1;
+                continue;
+            }
+        };
+        loaded += 1;
+        for t in texts {
+            for (add, parse) in [(false, false), (true, true)] {
+                if let Ok(ids) = v.tokenize(t, add, parse) {
+                    assert!(ids.iter().all(|&id| (id as usize) < v.n_tokens()));
+                    v.detokenize(&ids, add, parse).unwrap();
+                }
+            }
+        }
+        for id in 0..n as u32 + 2 {
+            let _ = v.token_to_piece(id, true);
+        }
+    }
+    // Both paths were exercised.
+    assert!(
+        loaded > 20 && refused > 20,
+        "loaded {loaded}, refused {refused}"
+    );
+}
