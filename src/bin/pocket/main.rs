@@ -14,6 +14,8 @@ mod split;
 
 mod verify;
 
+mod tokenize;
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -48,6 +50,8 @@ enum Command {
     Verify(verify::Args),
     /// Per-tensor SHA-256 as `llama-gguf-hash --sha256` prints them; `--check MANIFEST`.
     Hash(hash::Args),
+    /// A text's tokens under a model's vocabulary, as llama-tokenize prints them.
+    Tokenize(tokenize::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => diff::run(a, &mut out),
         Command::Verify(a) => verify::run(a, &mut out),
         Command::Hash(a) => hash::run(a, &mut out),
+        Command::Tokenize(a) => tokenize::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
