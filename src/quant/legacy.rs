@@ -12,6 +12,9 @@ use super::float::{get_f16, put_f16};
 use super::kquants::{make_qkx3_quants, make_qx_quants, qkx_groups, qx_groups, LANES};
 use super::Chunk;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 pub(crate) const Q4_0: u32 = 2;
 pub(crate) const Q4_1: u32 = 3;
 pub(crate) const Q5_0: u32 = 6;
@@ -152,6 +155,17 @@ fn round_to_int(x: f32) -> i32 {
 
 /// `quantize_row_q8_0_ref` (and the quants of `quantize_row_q8_1_ref`); returns `d`.
 fn q8_quants(x: &[f32], qs: &mut [u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `avx2::q8_quants` requires.
+        if let Some(d) = unsafe { avx2::q8_quants(x, qs) } {
+            return d;
+        }
+    }
+    q8_quants_scalar(x, qs)
+}
+
+fn q8_quants_scalar(x: &[f32], qs: &mut [u8]) -> f32 {
     let mut amax = 0f32;
     for &v in x {
         let a = v.abs();
@@ -366,6 +380,37 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q8_quants_fast_path_equals_scalar() {
+        let mut s = 0xABCDu64;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        for k in 0..4000 {
+            let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
+            match k % 8 {
+                1 => x.iter_mut().for_each(|v| *v *= 1e-41), // subnormal scale: quants beyond 127
+                2 => x.iter_mut().for_each(|v| *v = 0.0),
+                3 => x[k % QK] = f32::NAN,
+                4 => x[k % QK] = f32::INFINITY,
+                5 => x.iter_mut().for_each(|v| *v = (*v * 8.0).round() / 8.0), // exact halves
+                6 => x.iter_mut().for_each(|v| *v *= 3e38),
+                _ => {}
+            }
+            let (mut a, mut b) = ([0u8; QK], [0u8; QK]);
+            let da = q8_quants(&x, &mut a);
+            let db = q8_quants_scalar(&x, &mut b);
+            assert!(
+                da.to_bits() == db.to_bits() || (da.is_nan() && db.is_nan()),
+                "case {k}"
+            );
+            assert_eq!(a, b, "case {k}");
+        }
+    }
 
     #[test]
     fn round_to_int_is_c_roundf_then_truncation() {
