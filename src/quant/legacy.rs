@@ -86,52 +86,109 @@ fn put_q5(y: &mut [u8], qh_at: usize, l: impl Fn(usize) -> u8) {
     y[qh_at..qh_at + 4].copy_from_slice(&qh.to_le_bytes());
 }
 
-fn q4_0_ref(x: &[f32], y: &mut [u8]) {
-    let max = signed_absmax(x);
+/// Whether the AVX2 block helpers can run here.
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`signed_absmax`], through AVX2 when `fast` and the block allows it.
+fn block_absmax(x: &[f32], fast: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(m) = unsafe { avx2::signed_absmax(x) } {
+            return m;
+        }
+    }
+    let _ = fast;
+    signed_absmax(x)
+}
+
+/// [`min_max`], through AVX2 when `fast` and the block allows it.
+fn block_min_max(x: &[f32], fast: bool) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(m) = unsafe { avx2::min_max(x) } {
+            return m;
+        }
+    }
+    let _ = fast;
+    min_max(x)
+}
+
+/// `c_trunc((x[j] - sub) * id + add)` for the block, through AVX2 when `fast` and every level is
+/// small; the scalar expression otherwise.
+fn block_levels(x: &[f32], sub: f32, id: f32, add: f32, fast: bool) -> [i32; QK] {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(l) = unsafe { avx2::levels(x, sub, id, add) } {
+            return l;
+        }
+    }
+    let _ = fast;
+    let mut l = [0i32; QK];
+    for (o, &v) in l.iter_mut().zip(x) {
+        *o = c_trunc((v - sub) * id + add);
+    }
+    l
+}
+
+// In the four functions below `x - 0.0` stands for ggml's plain `x` (it is `x`, bit for bit).
+
+fn q4_0_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let max = block_absmax(x, fast);
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
+    let l = block_levels(x, 0.0, id, 8.5, fast);
     for j in 0..QK / 2 {
-        let x0 = x[j] * id;
-        let x1 = x[QK / 2 + j] * id;
-        let xi0 = (c_trunc(x0 + 8.5) as i8 as i32).min(15) as u8;
-        let xi1 = (c_trunc(x1 + 8.5) as i8 as i32).min(15) as u8;
+        let xi0 = (l[j] as i8 as i32).min(15) as u8;
+        let xi1 = (l[QK / 2 + j] as i8 as i32).min(15) as u8;
         y[2 + j] = xi0 | (xi1 << 4);
     }
 }
 
-fn q4_1_ref(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
+fn q4_1_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let (min, max) = block_min_max(x, fast);
     let d = (max - min) / 15.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
     put_f16(y, 2, min);
+    let l = block_levels(x, min, id, 0.5, fast);
     for j in 0..QK / 2 {
-        let x0 = (x[j] - min) * id;
-        let x1 = (x[QK / 2 + j] - min) * id;
-        let xi0 = (c_trunc(x0 + 0.5) as i8 as i32).min(15) as u8;
-        let xi1 = (c_trunc(x1 + 0.5) as i8 as i32).min(15) as u8;
+        let xi0 = (l[j] as i8 as i32).min(15) as u8;
+        let xi1 = (l[QK / 2 + j] as i8 as i32).min(15) as u8;
         y[4 + j] = xi0 | (xi1 << 4);
     }
 }
 
-fn q5_0_ref(x: &[f32], y: &mut [u8]) {
-    let max = signed_absmax(x);
+fn q5_0_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let max = block_absmax(x, fast);
     let d = max / -16.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
-    put_q5(y, 2, |j| {
-        (c_trunc(x[j] * id + 16.5) as i8 as i32).min(31) as u8
-    });
+    let l = block_levels(x, 0.0, id, 16.5, fast);
+    put_q5(y, 2, |j| (l[j] as i8 as i32).min(31) as u8);
 }
 
-fn q5_1_ref(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
+fn q5_1_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let (min, max) = block_min_max(x, fast);
     let d = (max - min) / 31.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
     put_f16(y, 2, min);
-    put_q5(y, 4, |j| c_trunc((x[j] - min) * id + 0.5) as u8);
+    let l = block_levels(x, min, id, 0.5, fast);
+    put_q5(y, 4, |j| l[j] as u8);
 }
 
 /// `(int)roundf(x)` as x86-64 C computes it (round half away from zero, then [`c_trunc`]), without
@@ -361,16 +418,16 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
             }
         }
         _ => {
-            let f: fn(&[f32], &mut [u8]) = match id {
-                Q4_0 => q4_0_ref,
-                Q4_1 => q4_1_ref,
-                Q5_0 => q5_0_ref,
-                Q5_1 => q5_1_ref,
-                Q8_0 => q8_0_ref,
-                _ => q8_1_ref,
-            };
+            let fast = has_avx2();
             for (x, y) in c.src.chunks_exact(QK).zip(c.dst.chunks_exact_mut(size)) {
-                f(x, y);
+                match id {
+                    Q4_0 => q4_0_ref(x, y, fast),
+                    Q4_1 => q4_1_ref(x, y, fast),
+                    Q5_0 => q5_0_ref(x, y, fast),
+                    Q5_1 => q5_1_ref(x, y, fast),
+                    Q8_0 => q8_0_ref(x, y),
+                    _ => q8_1_ref(x, y),
+                }
             }
         }
     }
@@ -409,6 +466,45 @@ mod tests {
                 "case {k}"
             );
             assert_eq!(a, b, "case {k}");
+        }
+    }
+
+    /// The AVX2 block helpers of Q4_0/Q4_1/Q5_0/Q5_1 give the scalar port's bytes.
+    #[test]
+    fn ref_blocks_fast_equal_scalar() {
+        let mut s = 0xF00Du64;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        type Ref = fn(&[f32], &mut [u8], bool);
+        let fns: [(Ref, usize); 4] = [
+            (q4_0_ref, 18),
+            (q4_1_ref, 20),
+            (q5_0_ref, 22),
+            (q5_1_ref, 24),
+        ];
+        for k in 0..4000 {
+            let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
+            match k % 9 {
+                1 => x.iter_mut().for_each(|v| *v *= 1e-41),
+                2 => x.iter_mut().for_each(|v| *v = 0.0),
+                3 => x[k % QK] = f32::NAN,
+                4 => x[k % QK] = f32::INFINITY,
+                5 => x.iter_mut().for_each(|v| *v = (*v * 2.0).round()), // ties of |max|, ±0
+                6 => x.iter_mut().for_each(|v| *v *= 3e38),
+                7 => x.iter_mut().for_each(|v| *v = v.abs() + 1.0),
+                8 => x[(k / 9) % QK] = -0.0,
+                _ => {}
+            }
+            for (f, size) in fns {
+                let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                f(&x, &mut a, has_avx2());
+                f(&x, &mut b, false);
+                assert_eq!(a, b, "case {k}, block of {size} bytes, x = {x:?}");
+            }
         }
     }
 
