@@ -775,19 +775,34 @@ fn q3_k_finish(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
     pack_2bit(&lu, &mut y[32..96]);
 }
 
-/// `quantize_row_q3_K_ref` for one super-block.
-fn q3_k_ref(x: &[f32], y: &mut [u8]) {
+/// `quantize_row_q3_K_ref` for one super-block (`fast`: the scale search in lanes, same result).
+fn q3_k_ref(x: &[f32], y: &mut [u8], fast: bool) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     let mut max_scale = 0f32;
     let mut amax = 0f32;
+    if fast {
+        for g in 0..2 {
+            let xt = lanes::transpose::<16>(&x[128 * g..], 16);
+            let mut lt = [[0i8; LANES]; 16];
+            let sc = lanes::make_q3_quants_x8(4, &xt, &mut lt);
+            for s in 0..LANES {
+                scales[8 * g + s] = sc[s];
+                for i in 0..16 {
+                    l[128 * g + 16 * s + i] = lt[i][s];
+                }
+            }
+        }
+    }
     for j in 0..QK_K / 16 {
-        scales[j] = make_q3_quants(
-            4,
-            &x[16 * j..16 * j + 16],
-            &mut l[16 * j..16 * j + 16],
-            true,
-        );
+        if !fast {
+            scales[j] = make_q3_quants(
+                4,
+                &x[16 * j..16 * j + 16],
+                &mut l[16 * j..16 * j + 16],
+                true,
+            );
+        }
         let scale = scales[j].abs();
         if scale > amax {
             amax = scale;
@@ -1367,7 +1382,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         match (id, qw) {
             (Q2_K, None) => q2_k_ref(x, y, FAST),
             (Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
-            (Q3_K, None) => q3_k_ref(x, y),
+            (Q3_K, None) => q3_k_ref(x, y, FAST),
             (Q3_K, q) => q3_k_impl(x, y, q, FAST),
             (Q4_K, None) => q45_k_ref(x, y, 15, FAST),
             (Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
@@ -1420,7 +1435,8 @@ mod tests {
     fn lane_search_blocks_equal_scalar_blocks() {
         let (x, im) = data(42, 48);
         type Block = fn(&[f32], &mut [u8], Option<&[f32]>, bool);
-        let cases: [(&str, usize, Block); 8] = [
+        let cases: [(&str, usize, Block); 9] = [
+            ("q3_K ref", Q3_K_SIZE, |x, y, _, f| q3_k_ref(x, y, f)),
             ("q2_K ref", Q2_K_SIZE, |x, y, _, f| q2_k_ref(x, y, f)),
             ("q2_K imatrix", Q2_K_SIZE, |x, y, q, f| {
                 q2_k_impl(x, y, q.unwrap(), f)
