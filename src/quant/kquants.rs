@@ -701,7 +701,7 @@ fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32], fast: bool) {
     q2_k_finish(x, y, &mut l);
 }
 
-fn dequantize_q2_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q2_k(x: &[u8; Q2_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 80);
     let min = get_f16(x, 82);
     let mut out = 0;
@@ -874,7 +874,7 @@ fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     q3_k_finish(x, y, &mut l);
 }
 
-fn dequantize_q3_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q3_k(x: &[u8; Q3_K_SIZE], y: &mut [f32; QK_K]) {
     const KMASK1: u32 = 0x0303_0303;
     const KMASK2: u32 = 0x0f0f_0f0f;
     let d_all = get_f16(x, 108);
@@ -1153,7 +1153,7 @@ fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32, fast: bool
     }
 }
 
-fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q4_k(x: &[u8; Q4_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 0);
     let min = get_f16(x, 2);
     let sc = &x[4..16];
@@ -1171,7 +1171,7 @@ fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
-fn dequantize_q5_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q5_k(x: &[u8; Q5_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 0);
     let min = get_f16(x, 2);
     let sc = &x[4..16];
@@ -1274,7 +1274,7 @@ fn q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     }
 }
 
-fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q6_k(x: &[u8; Q6_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 208);
     for c in 0..2 {
         let ql = &x[64 * c..64 * c + 64];
@@ -1328,7 +1328,7 @@ fn q8_k_ref(x: &[f32], y: &mut [u8]) {
     y[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
 }
 
-fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q8_k(x: &[u8; Q8_K_SIZE], y: &mut [f32; QK_K]) {
     let d = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
     for (o, q) in y.iter_mut().zip(&x[4..260]) {
         *o = d * (*q as i8) as f32;
@@ -1337,23 +1337,33 @@ fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
 
 // ---------------------------------------------------------------------------------------- dispatch
 
-type DecodeBlock = fn(&[u8], &mut [f32]);
-
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    let (size, f): (usize, DecodeBlock) = match id {
-        Q2_K => (Q2_K_SIZE, dequantize_q2_k),
-        Q3_K => (Q3_K_SIZE, dequantize_q3_k),
-        Q4_K => (Q4_K_SIZE, dequantize_q4_k),
-        Q5_K => (Q5_K_SIZE, dequantize_q5_k),
-        Q6_K => (Q6_K_SIZE, dequantize_q6_k),
-        Q8_K => (Q8_K_SIZE, dequantize_q8_k),
+    match id {
+        Q2_K => each_block::<Q2_K_SIZE>(src, dst, dequantize_q2_k),
+        Q3_K => each_block::<Q3_K_SIZE>(src, dst, dequantize_q3_k),
+        Q4_K => each_block::<Q4_K_SIZE>(src, dst, dequantize_q4_k),
+        Q5_K => each_block::<Q5_K_SIZE>(src, dst, dequantize_q5_k),
+        Q6_K => each_block::<Q6_K_SIZE>(src, dst, dequantize_q6_k),
+        Q8_K => each_block::<Q8_K_SIZE>(src, dst, dequantize_q8_k),
         _ => return false,
-    };
-    for (x, y) in src.chunks_exact(size).zip(dst.chunks_exact_mut(QK_K)) {
-        f(x, y);
     }
     true
+}
+
+/// Runs `f` on each super-block of `SIZE` bytes and its 256 values, as fixed-size arrays (no bounds
+/// checks in the decoders' loops, which then vectorize).
+#[inline(always)]
+fn each_block<const SIZE: usize>(
+    src: &[u8],
+    dst: &mut [f32],
+    f: impl Fn(&[u8; SIZE], &mut [f32; QK_K]),
+) {
+    for (x, y) in src.chunks_exact(SIZE).zip(dst.chunks_exact_mut(QK_K)) {
+        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
+            f(x, y);
+        }
+    }
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.

@@ -343,62 +343,79 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
 }
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-///
-/// Q8_1 has no `to_float` in ggml; it decodes as `qs[j] * d` like Q8_0 (`s` is only a cached sum).
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    let Some(size) = block_size(id) else {
-        return false;
-    };
-    for (x, y) in src.chunks_exact(size).zip(dst.chunks_exact_mut(QK)) {
-        let d = get_f16(x, 0);
-        match id {
-            Q4_0 => {
-                for j in 0..QK / 2 {
-                    let x0 = (x[2 + j] & 0x0F) as i32 - 8;
-                    let x1 = (x[2 + j] >> 4) as i32 - 8;
-                    y[j] = x0 as f32 * d;
-                    y[j + QK / 2] = x1 as f32 * d;
-                }
+    match id {
+        Q4_0 => each_block::<18>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for j in 0..QK / 2 {
+                let x0 = (x[2 + j] & 0x0F) as i32 - 8;
+                let x1 = (x[2 + j] >> 4) as i32 - 8;
+                y[j] = x0 as f32 * d;
+                y[j + QK / 2] = x1 as f32 * d;
             }
-            Q4_1 => {
-                let m = get_f16(x, 2);
-                for j in 0..QK / 2 {
-                    y[j] = (x[4 + j] & 0x0F) as f32 * d + m;
-                    y[j + QK / 2] = (x[4 + j] >> 4) as f32 * d + m;
-                }
+        }),
+        Q4_1 => each_block::<20>(src, dst, |x, y| {
+            let (d, m) = (get_f16(x, 0), get_f16(x, 2));
+            for j in 0..QK / 2 {
+                y[j] = (x[4 + j] & 0x0F) as f32 * d + m;
+                y[j + QK / 2] = (x[4 + j] >> 4) as f32 * d + m;
             }
-            Q5_0 | Q5_1 => {
-                let (m, at) = if id == Q5_1 {
-                    (get_f16(x, 2), 4)
-                } else {
-                    (0.0, 2)
-                };
-                let qh = u32::from_le_bytes([x[at], x[at + 1], x[at + 2], x[at + 3]]);
-                let qs = &x[at + 4..at + 20];
-                for j in 0..QK / 2 {
-                    let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
-                    let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
-                    let x0 = ((qs[j] & 0x0F) | xh_0) as i32;
-                    let x1 = ((qs[j] >> 4) | xh_1) as i32;
-                    if id == Q5_0 {
-                        y[j] = (x0 - 16) as f32 * d;
-                        y[j + QK / 2] = (x1 - 16) as f32 * d;
-                    } else {
-                        y[j] = x0 as f32 * d + m;
-                        y[j + QK / 2] = x1 as f32 * d + m;
-                    }
-                }
+        }),
+        Q5_0 => each_block::<22>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+            for j in 0..QK / 2 {
+                let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
+                let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
+                let x0 = ((x[6 + j] & 0x0F) | xh_0) as i32 - 16;
+                let x1 = ((x[6 + j] >> 4) | xh_1) as i32 - 16;
+                y[j] = x0 as f32 * d;
+                y[j + QK / 2] = x1 as f32 * d;
             }
-            Q8_0 | Q8_1 => {
-                let at = if id == Q8_0 { 2 } else { 4 };
-                for (o, q) in y.iter_mut().zip(&x[at..at + QK]) {
-                    *o = (*q as i8) as f32 * d;
-                }
+        }),
+        Q5_1 => each_block::<24>(src, dst, |x, y| {
+            let (d, m) = (get_f16(x, 0), get_f16(x, 2));
+            let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
+            for j in 0..QK / 2 {
+                let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
+                let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
+                let x0 = ((x[8 + j] & 0x0F) | xh_0) as i32;
+                let x1 = ((x[8 + j] >> 4) | xh_1) as i32;
+                y[j] = x0 as f32 * d + m;
+                y[j + QK / 2] = x1 as f32 * d + m;
             }
-            _ => unreachable!(),
-        }
+        }),
+        Q8_0 => each_block::<34>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for (o, q) in y.iter_mut().zip(&x[2..]) {
+                *o = (*q as i8) as f32 * d;
+            }
+        }),
+        // ggml has no Q8_1 `to_float`; it decodes as `qs[j] * d` like Q8_0 (`s` is a cached sum).
+        Q8_1 => each_block::<36>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for (o, q) in y.iter_mut().zip(&x[4..]) {
+                *o = (*q as i8) as f32 * d;
+            }
+        }),
+        _ => return false,
     }
     true
+}
+
+/// Runs `f` on each block of `SIZE` bytes and its 32 values, as fixed-size arrays (no bounds checks
+/// in the loops, which then vectorize).
+#[inline(always)]
+fn each_block<const SIZE: usize>(
+    src: &[u8],
+    dst: &mut [f32],
+    f: impl Fn(&[u8; SIZE], &mut [f32; QK]),
+) {
+    for (x, y) in src.chunks_exact(SIZE).zip(dst.chunks_exact_mut(QK)) {
+        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
+            f(x, y);
+        }
+    }
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
