@@ -750,28 +750,27 @@ fn q3_k_finish(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
         if d == 0.0 {
             continue;
         }
+        let xs: &[f32; 16] = x[16 * j..16 * j + 16].try_into().unwrap();
+        let ls: &mut [i8; 16] = (&mut l[16 * j..16 * j + 16]).try_into().unwrap();
         for ii in 0..16 {
-            let li = nearest_int(x[16 * j + ii] / d).clamp(-4, 3);
-            l[16 * j + ii] = (li + 4) as i8;
+            let li = nearest_int(xs[ii] / d).clamp(-4, 3);
+            ls[ii] = (li + 4) as i8;
         }
     }
-    y[..32].fill(0);
-    let mut m = 0;
-    let mut hm = 1u8;
+    // ggml walks j = 0..256 with m = j % 32 and the bit j / 32: the high bit of level j goes to bit
+    // j / 32 of hmask[j % 32].
+    let mut hmask = [0u8; QK_K / 8];
     let mut lu = [0u8; QK_K];
-    for j in 0..QK_K {
-        let mut v = l[j];
-        if v > 3 {
-            y[m] |= hm;
-            v -= 4;
-        }
-        lu[j] = v as u8;
-        m += 1;
-        if m == QK_K / 8 {
-            m = 0;
-            hm = hm.wrapping_shl(1);
+    for bit in 0..8 {
+        for m in 0..QK_K / 8 {
+            let j = 32 * bit + m;
+            let v = l[j];
+            let high = (v > 3) as u8;
+            hmask[m] |= high << bit;
+            lu[j] = (v - 4 * high as i8) as u8;
         }
     }
+    y[..32].copy_from_slice(&hmask);
     pack_2bit(&lu, &mut y[32..96]);
 }
 
