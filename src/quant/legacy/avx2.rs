@@ -69,10 +69,11 @@ pub(super) unsafe fn signed_absmax(x: &[f32]) -> Option<f32> {
     let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let mut amax = _mm256_setzero_ps();
     let mut ordered = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    let mut v = [_mm256_setzero_ps(); 4];
     for k in 0..4 {
-        let v = _mm256_loadu_ps(x[8 * k..].as_ptr());
-        ordered = _mm256_and_ps(ordered, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
-        amax = _mm256_max_ps(amax, _mm256_and_ps(v, absmask));
+        v[k] = _mm256_loadu_ps(x[8 * k..].as_ptr());
+        ordered = _mm256_and_ps(ordered, _mm256_cmp_ps::<_CMP_ORD_Q>(v[k], v[k]));
+        amax = _mm256_max_ps(amax, _mm256_and_ps(v[k], absmask));
     }
     if _mm256_movemask_ps(ordered) != 0xFF {
         return None;
@@ -83,7 +84,18 @@ pub(super) unsafe fn signed_absmax(x: &[f32]) -> Option<f32> {
     if amax == 0.0 {
         return Some(0.0);
     }
-    x.iter().copied().find(|v| v.abs() == amax)
+    // The first value whose magnitude is amax.
+    let target = _mm256_set1_ps(amax);
+    for k in 0..4 {
+        let hit = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(
+            _mm256_and_ps(v[k], absmask),
+            target,
+        ));
+        if hit != 0 {
+            return Some(x[8 * k + hit.trailing_zeros() as usize]);
+        }
+    }
+    None
 }
 
 /// `(min, max)` of a block as ggml's `if (v < min)` / `if (v > max)` scan finds them (starting from
@@ -113,9 +125,15 @@ pub(super) unsafe fn min_max(x: &[f32]) -> Option<(f32, f32)> {
     // scan keeps the first of equal values, so pick the first element equal to each extreme.
     let lo = a.iter().fold(f32::MAX, |m, &v| if v < m { v } else { m });
     let hi = b.iter().fold(-f32::MAX, |m, &v| if v > m { v } else { m });
-    let lo = x.iter().copied().find(|&v| v == lo).unwrap_or(lo);
-    let hi = x.iter().copied().find(|&v| v == hi).unwrap_or(hi);
-    Some((lo, hi))
+    // Equal non-zero floats have the same bits; only a zero extreme needs the first element's sign.
+    let first = |e: f32| {
+        if e == 0.0 {
+            x.iter().copied().find(|&v| v == e).unwrap_or(e)
+        } else {
+            e
+        }
+    };
+    Some((first(lo), first(hi)))
 }
 
 /// `(int)((x - sub) * id + add)` for the 32 values (x86 truncation), when every result is in
