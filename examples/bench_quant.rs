@@ -1,9 +1,10 @@
 //! pocket's side of scripts/bench-quant.sh: times `quantize_chunk` per type on the same values as
 //! scripts/bench-quant.c (same xorshift generator), on a 1-thread and an N-thread rayon pool, and prints
-//! "type imatrix threads seconds fnv" (fnv-1a of the bytes, so the script can check they are ggml's).
+//! "type imatrix threads seconds fnv" (fnv-1a of the bytes, so the script can check they are ggml's),
+//! then one line for decoding the last output on one thread ("type deq 1 seconds fnv").
 
 use pocket::gguf::spec::ggml_type_by_name;
-use pocket::quant::quantize_chunk;
+use pocket::quant::{dequantize_row, quantize_chunk};
 use std::time::Instant;
 
 const NPR: usize = 4096;
@@ -64,5 +65,22 @@ fn main() {
                 println!("{name} {} {n} {best:.6} {h:016x}", use_im as u8);
             }
         }
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let mut y = vec![0f32; NPR * NROWS];
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            one.install(|| dequantize_row(t, &q, &mut y).unwrap());
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in y.iter().flat_map(|v| v.to_le_bytes()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        println!("{name} deq 1 {best:.6} {h:016x}");
     }
 }

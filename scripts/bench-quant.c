@@ -1,6 +1,7 @@
 // ggml's side of scripts/bench-quant.sh: times ggml_quantize_chunk per type on NROWS x NPR values from
 // the same xorshift generator as examples/bench_quant.rs, with 1 and with NTHREADS threads (rows split
-// in contiguous halves, as llama-quantize's workers do), and prints "type imatrix threads seconds fnv".
+// in contiguous halves, as llama-quantize's workers do), and prints "type imatrix threads seconds fnv";
+// then the type's to_float of those bytes on one thread ("type deq 1 seconds fnv").
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -52,6 +53,21 @@ int main(int argc, char ** argv) {
                 printf("%s %d %d %.6f %016llx\n", names[t], use_im, n, best, (unsigned long long)h);
                 fflush(stdout);
             }
+        }
+        // Decoding the last bytes (imatrix ones where there are), single thread.
+        {
+            static float y[NPR * NROWS];
+            double best = 1e9;
+            for (int rep = 0; rep < 5; rep++) {
+                double t0 = now();
+                ggml_get_type_traits(cur)->to_float(q, y, (int64_t)NPR * NROWS);
+                double dt = now() - t0; if (dt < best) best = dt;
+            }
+            uint64_t h = 0xcbf29ce484222325ull;
+            const uint8_t * yb = (const uint8_t *) y;
+            for (size_t i = 0; i < sizeof y; i++) { h ^= yb[i]; h *= 0x100000001b3ull; }
+            printf("%s deq 1 %.6f %016llx\n", names[t], best, (unsigned long long)h);
+            fflush(stdout);
         }
     }
     return 0;

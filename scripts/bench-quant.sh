@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Block-format kernels, pocket vs ggml, same run, same values (512 rows x 4096, xorshift gaussian):
 # quantize_chunk vs ggml_quantize_chunk per type, plain and with an importance matrix, on 1 and on
-# NTHREADS threads (default 2). Prints both times, the ratio (ggml / pocket: >1 means pocket is faster)
-# and whether the bytes are identical (fnv-1a of the output).
+# NTHREADS threads (default 2), then decoding (to_float / dequantize_row, 1 thread, imatrix column
+# "deq"). Prints both times, the ratio (ggml / pocket: >1 means pocket is faster) and whether the
+# outputs are identical (fnv-1a of the bytes or of the f32s).
 set -euo pipefail
 source "${POCKET_PEERS:-$HOME/.cache/pocket-peers}/env.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)

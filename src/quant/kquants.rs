@@ -701,7 +701,7 @@ fn q2_k_impl(x: &[f32], y: &mut [u8], qw: &[f32], fast: bool) {
     q2_k_finish(x, y, &mut l);
 }
 
-fn dequantize_q2_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q2_k(x: &[u8; Q2_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 80);
     let min = get_f16(x, 82);
     let mut out = 0;
@@ -750,44 +750,58 @@ fn q3_k_finish(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
         if d == 0.0 {
             continue;
         }
+        let xs: &[f32; 16] = x[16 * j..16 * j + 16].try_into().unwrap();
+        let ls: &mut [i8; 16] = (&mut l[16 * j..16 * j + 16]).try_into().unwrap();
         for ii in 0..16 {
-            let li = nearest_int(x[16 * j + ii] / d).clamp(-4, 3);
-            l[16 * j + ii] = (li + 4) as i8;
+            let li = nearest_int(xs[ii] / d).clamp(-4, 3);
+            ls[ii] = (li + 4) as i8;
         }
     }
-    y[..32].fill(0);
-    let mut m = 0;
-    let mut hm = 1u8;
+    // ggml walks j = 0..256 with m = j % 32 and the bit j / 32: the high bit of level j goes to bit
+    // j / 32 of hmask[j % 32].
+    let mut hmask = [0u8; QK_K / 8];
     let mut lu = [0u8; QK_K];
-    for j in 0..QK_K {
-        let mut v = l[j];
-        if v > 3 {
-            y[m] |= hm;
-            v -= 4;
-        }
-        lu[j] = v as u8;
-        m += 1;
-        if m == QK_K / 8 {
-            m = 0;
-            hm = hm.wrapping_shl(1);
+    for bit in 0..8 {
+        for m in 0..QK_K / 8 {
+            let j = 32 * bit + m;
+            let v = l[j];
+            let high = (v > 3) as u8;
+            hmask[m] |= high << bit;
+            lu[j] = (v - 4 * high as i8) as u8;
         }
     }
+    y[..32].copy_from_slice(&hmask);
     pack_2bit(&lu, &mut y[32..96]);
 }
 
-/// `quantize_row_q3_K_ref` for one super-block.
-fn q3_k_ref(x: &[f32], y: &mut [u8]) {
+/// `quantize_row_q3_K_ref` for one super-block (`fast`: the scale search in lanes, same result).
+fn q3_k_ref(x: &[f32], y: &mut [u8], fast: bool) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     let mut max_scale = 0f32;
     let mut amax = 0f32;
+    if fast {
+        for g in 0..2 {
+            let xt = lanes::transpose::<16>(&x[128 * g..], 16);
+            let mut lt = [[0i8; LANES]; 16];
+            let sc = lanes::make_q3_quants_x8(4, &xt, &mut lt);
+            for s in 0..LANES {
+                scales[8 * g + s] = sc[s];
+                for i in 0..16 {
+                    l[128 * g + 16 * s + i] = lt[i][s];
+                }
+            }
+        }
+    }
     for j in 0..QK_K / 16 {
-        scales[j] = make_q3_quants(
-            4,
-            &x[16 * j..16 * j + 16],
-            &mut l[16 * j..16 * j + 16],
-            true,
-        );
+        if !fast {
+            scales[j] = make_q3_quants(
+                4,
+                &x[16 * j..16 * j + 16],
+                &mut l[16 * j..16 * j + 16],
+                true,
+            );
+        }
         let scale = scales[j].abs();
         if scale > amax {
             amax = scale;
@@ -859,7 +873,7 @@ fn q3_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     q3_k_finish(x, y, &mut l);
 }
 
-fn dequantize_q3_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q3_k(x: &[u8; Q3_K_SIZE], y: &mut [f32; QK_K]) {
     const KMASK1: u32 = 0x0303_0303;
     const KMASK2: u32 = 0x0f0f_0f0f;
     let d_all = get_f16(x, 108);
@@ -1138,7 +1152,7 @@ fn q45_k_impl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, nmax: i32, fast: bool
     }
 }
 
-fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q4_k(x: &[u8; Q4_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 0);
     let min = get_f16(x, 2);
     let sc = &x[4..16];
@@ -1156,7 +1170,7 @@ fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
-fn dequantize_q5_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q5_k(x: &[u8; Q5_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 0);
     let min = get_f16(x, 2);
     let sc = &x[4..16];
@@ -1259,7 +1273,7 @@ fn q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>, fast: bool) {
     }
 }
 
-fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q6_k(x: &[u8; Q6_K_SIZE], y: &mut [f32; QK_K]) {
     let d = get_f16(x, 208);
     for c in 0..2 {
         let ql = &x[64 * c..64 * c + 64];
@@ -1313,7 +1327,7 @@ fn q8_k_ref(x: &[f32], y: &mut [u8]) {
     y[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
 }
 
-fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
+fn dequantize_q8_k(x: &[u8; Q8_K_SIZE], y: &mut [f32; QK_K]) {
     let d = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
     for (o, q) in y.iter_mut().zip(&x[4..260]) {
         *o = d * (*q as i8) as f32;
@@ -1322,23 +1336,33 @@ fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
 
 // ---------------------------------------------------------------------------------------- dispatch
 
-type DecodeBlock = fn(&[u8], &mut [f32]);
-
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    let (size, f): (usize, DecodeBlock) = match id {
-        Q2_K => (Q2_K_SIZE, dequantize_q2_k),
-        Q3_K => (Q3_K_SIZE, dequantize_q3_k),
-        Q4_K => (Q4_K_SIZE, dequantize_q4_k),
-        Q5_K => (Q5_K_SIZE, dequantize_q5_k),
-        Q6_K => (Q6_K_SIZE, dequantize_q6_k),
-        Q8_K => (Q8_K_SIZE, dequantize_q8_k),
+    match id {
+        Q2_K => each_block::<Q2_K_SIZE>(src, dst, dequantize_q2_k),
+        Q3_K => each_block::<Q3_K_SIZE>(src, dst, dequantize_q3_k),
+        Q4_K => each_block::<Q4_K_SIZE>(src, dst, dequantize_q4_k),
+        Q5_K => each_block::<Q5_K_SIZE>(src, dst, dequantize_q5_k),
+        Q6_K => each_block::<Q6_K_SIZE>(src, dst, dequantize_q6_k),
+        Q8_K => each_block::<Q8_K_SIZE>(src, dst, dequantize_q8_k),
         _ => return false,
-    };
-    for (x, y) in src.chunks_exact(size).zip(dst.chunks_exact_mut(QK_K)) {
-        f(x, y);
     }
     true
+}
+
+/// Runs `f` on each super-block of `SIZE` bytes and its 256 values, as fixed-size arrays (no bounds
+/// checks in the decoders' loops, which then vectorize).
+#[inline(always)]
+fn each_block<const SIZE: usize>(
+    src: &[u8],
+    dst: &mut [f32],
+    f: impl Fn(&[u8; SIZE], &mut [f32; QK_K]),
+) {
+    for (x, y) in src.chunks_exact(SIZE).zip(dst.chunks_exact_mut(QK_K)) {
+        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
+            f(x, y);
+        }
+    }
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
@@ -1367,7 +1391,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         match (id, qw) {
             (Q2_K, None) => q2_k_ref(x, y, FAST),
             (Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
-            (Q3_K, None) => q3_k_ref(x, y),
+            (Q3_K, None) => q3_k_ref(x, y, FAST),
             (Q3_K, q) => q3_k_impl(x, y, q, FAST),
             (Q4_K, None) => q45_k_ref(x, y, 15, FAST),
             (Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
@@ -1420,7 +1444,8 @@ mod tests {
     fn lane_search_blocks_equal_scalar_blocks() {
         let (x, im) = data(42, 48);
         type Block = fn(&[f32], &mut [u8], Option<&[f32]>, bool);
-        let cases: [(&str, usize, Block); 8] = [
+        let cases: [(&str, usize, Block); 9] = [
+            ("q3_K ref", Q3_K_SIZE, |x, y, _, f| q3_k_ref(x, y, f)),
             ("q2_K ref", Q2_K_SIZE, |x, y, _, f| q2_k_ref(x, y, f)),
             ("q2_K imatrix", Q2_K_SIZE, |x, y, q, f| {
                 q2_k_impl(x, y, q.unwrap(), f)

@@ -12,6 +12,9 @@ use super::float::{get_f16, put_f16};
 use super::kquants::{make_qkx3_quants, make_qx_quants, qkx_groups, qx_groups, LANES};
 use super::Chunk;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 pub(crate) const Q4_0: u32 = 2;
 pub(crate) const Q4_1: u32 = 3;
 pub(crate) const Q5_0: u32 = 6;
@@ -83,52 +86,109 @@ fn put_q5(y: &mut [u8], qh_at: usize, l: impl Fn(usize) -> u8) {
     y[qh_at..qh_at + 4].copy_from_slice(&qh.to_le_bytes());
 }
 
-fn q4_0_ref(x: &[f32], y: &mut [u8]) {
-    let max = signed_absmax(x);
+/// Whether the AVX2 block helpers can run here.
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`signed_absmax`], through AVX2 when `fast` and the block allows it.
+fn block_absmax(x: &[f32], fast: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(m) = unsafe { avx2::signed_absmax(x) } {
+            return m;
+        }
+    }
+    let _ = fast;
+    signed_absmax(x)
+}
+
+/// [`min_max`], through AVX2 when `fast` and the block allows it.
+fn block_min_max(x: &[f32], fast: bool) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(m) = unsafe { avx2::min_max(x) } {
+            return m;
+        }
+    }
+    let _ = fast;
+    min_max(x)
+}
+
+/// `c_trunc((x[j] - sub) * id + add)` for the block, through AVX2 when `fast` and every level is
+/// small; the scalar expression otherwise.
+fn block_levels(x: &[f32], sub: f32, id: f32, add: f32, fast: bool) -> [i32; QK] {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        if let Some(l) = unsafe { avx2::levels(x, sub, id, add) } {
+            return l;
+        }
+    }
+    let _ = fast;
+    let mut l = [0i32; QK];
+    for (o, &v) in l.iter_mut().zip(x) {
+        *o = c_trunc((v - sub) * id + add);
+    }
+    l
+}
+
+// In the four functions below `x - 0.0` stands for ggml's plain `x` (it is `x`, bit for bit).
+
+fn q4_0_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let max = block_absmax(x, fast);
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
+    let l = block_levels(x, 0.0, id, 8.5, fast);
     for j in 0..QK / 2 {
-        let x0 = x[j] * id;
-        let x1 = x[QK / 2 + j] * id;
-        let xi0 = (c_trunc(x0 + 8.5) as i8 as i32).min(15) as u8;
-        let xi1 = (c_trunc(x1 + 8.5) as i8 as i32).min(15) as u8;
+        let xi0 = (l[j] as i8 as i32).min(15) as u8;
+        let xi1 = (l[QK / 2 + j] as i8 as i32).min(15) as u8;
         y[2 + j] = xi0 | (xi1 << 4);
     }
 }
 
-fn q4_1_ref(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
+fn q4_1_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let (min, max) = block_min_max(x, fast);
     let d = (max - min) / 15.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
     put_f16(y, 2, min);
+    let l = block_levels(x, min, id, 0.5, fast);
     for j in 0..QK / 2 {
-        let x0 = (x[j] - min) * id;
-        let x1 = (x[QK / 2 + j] - min) * id;
-        let xi0 = (c_trunc(x0 + 0.5) as i8 as i32).min(15) as u8;
-        let xi1 = (c_trunc(x1 + 0.5) as i8 as i32).min(15) as u8;
+        let xi0 = (l[j] as i8 as i32).min(15) as u8;
+        let xi1 = (l[QK / 2 + j] as i8 as i32).min(15) as u8;
         y[4 + j] = xi0 | (xi1 << 4);
     }
 }
 
-fn q5_0_ref(x: &[f32], y: &mut [u8]) {
-    let max = signed_absmax(x);
+fn q5_0_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let max = block_absmax(x, fast);
     let d = max / -16.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
-    put_q5(y, 2, |j| {
-        (c_trunc(x[j] * id + 16.5) as i8 as i32).min(31) as u8
-    });
+    let l = block_levels(x, 0.0, id, 16.5, fast);
+    put_q5(y, 2, |j| (l[j] as i8 as i32).min(31) as u8);
 }
 
-fn q5_1_ref(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
+fn q5_1_ref(x: &[f32], y: &mut [u8], fast: bool) {
+    let (min, max) = block_min_max(x, fast);
     let d = (max - min) / 31.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
     put_f16(y, 2, min);
-    put_q5(y, 4, |j| c_trunc((x[j] - min) * id + 0.5) as u8);
+    let l = block_levels(x, min, id, 0.5, fast);
+    put_q5(y, 4, |j| l[j] as u8);
 }
 
 /// `(int)roundf(x)` as x86-64 C computes it (round half away from zero, then [`c_trunc`]), without
@@ -152,6 +212,17 @@ fn round_to_int(x: f32) -> i32 {
 
 /// `quantize_row_q8_0_ref` (and the quants of `quantize_row_q8_1_ref`); returns `d`.
 fn q8_quants(x: &[f32], qs: &mut [u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `avx2::q8_quants` requires.
+        if let Some(d) = unsafe { avx2::q8_quants(x, qs) } {
+            return d;
+        }
+    }
+    q8_quants_scalar(x, qs)
+}
+
+fn q8_quants_scalar(x: &[f32], qs: &mut [u8]) -> f32 {
     let mut amax = 0f32;
     for &v in x {
         let a = v.abs();
@@ -272,62 +343,79 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
 }
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-///
-/// Q8_1 has no `to_float` in ggml; it decodes as `qs[j] * d` like Q8_0 (`s` is only a cached sum).
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    let Some(size) = block_size(id) else {
-        return false;
-    };
-    for (x, y) in src.chunks_exact(size).zip(dst.chunks_exact_mut(QK)) {
-        let d = get_f16(x, 0);
-        match id {
-            Q4_0 => {
-                for j in 0..QK / 2 {
-                    let x0 = (x[2 + j] & 0x0F) as i32 - 8;
-                    let x1 = (x[2 + j] >> 4) as i32 - 8;
-                    y[j] = x0 as f32 * d;
-                    y[j + QK / 2] = x1 as f32 * d;
-                }
+    match id {
+        Q4_0 => each_block::<18>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for j in 0..QK / 2 {
+                let x0 = (x[2 + j] & 0x0F) as i32 - 8;
+                let x1 = (x[2 + j] >> 4) as i32 - 8;
+                y[j] = x0 as f32 * d;
+                y[j + QK / 2] = x1 as f32 * d;
             }
-            Q4_1 => {
-                let m = get_f16(x, 2);
-                for j in 0..QK / 2 {
-                    y[j] = (x[4 + j] & 0x0F) as f32 * d + m;
-                    y[j + QK / 2] = (x[4 + j] >> 4) as f32 * d + m;
-                }
+        }),
+        Q4_1 => each_block::<20>(src, dst, |x, y| {
+            let (d, m) = (get_f16(x, 0), get_f16(x, 2));
+            for j in 0..QK / 2 {
+                y[j] = (x[4 + j] & 0x0F) as f32 * d + m;
+                y[j + QK / 2] = (x[4 + j] >> 4) as f32 * d + m;
             }
-            Q5_0 | Q5_1 => {
-                let (m, at) = if id == Q5_1 {
-                    (get_f16(x, 2), 4)
-                } else {
-                    (0.0, 2)
-                };
-                let qh = u32::from_le_bytes([x[at], x[at + 1], x[at + 2], x[at + 3]]);
-                let qs = &x[at + 4..at + 20];
-                for j in 0..QK / 2 {
-                    let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
-                    let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
-                    let x0 = ((qs[j] & 0x0F) | xh_0) as i32;
-                    let x1 = ((qs[j] >> 4) | xh_1) as i32;
-                    if id == Q5_0 {
-                        y[j] = (x0 - 16) as f32 * d;
-                        y[j + QK / 2] = (x1 - 16) as f32 * d;
-                    } else {
-                        y[j] = x0 as f32 * d + m;
-                        y[j + QK / 2] = x1 as f32 * d + m;
-                    }
-                }
+        }),
+        Q5_0 => each_block::<22>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+            for j in 0..QK / 2 {
+                let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
+                let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
+                let x0 = ((x[6 + j] & 0x0F) | xh_0) as i32 - 16;
+                let x1 = ((x[6 + j] >> 4) | xh_1) as i32 - 16;
+                y[j] = x0 as f32 * d;
+                y[j + QK / 2] = x1 as f32 * d;
             }
-            Q8_0 | Q8_1 => {
-                let at = if id == Q8_0 { 2 } else { 4 };
-                for (o, q) in y.iter_mut().zip(&x[at..at + QK]) {
-                    *o = (*q as i8) as f32 * d;
-                }
+        }),
+        Q5_1 => each_block::<24>(src, dst, |x, y| {
+            let (d, m) = (get_f16(x, 0), get_f16(x, 2));
+            let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
+            for j in 0..QK / 2 {
+                let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
+                let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
+                let x0 = ((x[8 + j] & 0x0F) | xh_0) as i32;
+                let x1 = ((x[8 + j] >> 4) | xh_1) as i32;
+                y[j] = x0 as f32 * d + m;
+                y[j + QK / 2] = x1 as f32 * d + m;
             }
-            _ => unreachable!(),
-        }
+        }),
+        Q8_0 => each_block::<34>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for (o, q) in y.iter_mut().zip(&x[2..]) {
+                *o = (*q as i8) as f32 * d;
+            }
+        }),
+        // ggml has no Q8_1 `to_float`; it decodes as `qs[j] * d` like Q8_0 (`s` is a cached sum).
+        Q8_1 => each_block::<36>(src, dst, |x, y| {
+            let d = get_f16(x, 0);
+            for (o, q) in y.iter_mut().zip(&x[4..]) {
+                *o = (*q as i8) as f32 * d;
+            }
+        }),
+        _ => return false,
     }
     true
+}
+
+/// Runs `f` on each block of `SIZE` bytes and its 32 values, as fixed-size arrays (no bounds checks
+/// in the loops, which then vectorize).
+#[inline(always)]
+fn each_block<const SIZE: usize>(
+    src: &[u8],
+    dst: &mut [f32],
+    f: impl Fn(&[u8; SIZE], &mut [f32; QK]),
+) {
+    for (x, y) in src.chunks_exact(SIZE).zip(dst.chunks_exact_mut(QK)) {
+        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
+            f(x, y);
+        }
+    }
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
@@ -347,16 +435,16 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
             }
         }
         _ => {
-            let f: fn(&[f32], &mut [u8]) = match id {
-                Q4_0 => q4_0_ref,
-                Q4_1 => q4_1_ref,
-                Q5_0 => q5_0_ref,
-                Q5_1 => q5_1_ref,
-                Q8_0 => q8_0_ref,
-                _ => q8_1_ref,
-            };
+            let fast = has_avx2();
             for (x, y) in c.src.chunks_exact(QK).zip(c.dst.chunks_exact_mut(size)) {
-                f(x, y);
+                match id {
+                    Q4_0 => q4_0_ref(x, y, fast),
+                    Q4_1 => q4_1_ref(x, y, fast),
+                    Q5_0 => q5_0_ref(x, y, fast),
+                    Q5_1 => q5_1_ref(x, y, fast),
+                    Q8_0 => q8_0_ref(x, y),
+                    _ => q8_1_ref(x, y),
+                }
             }
         }
     }
@@ -366,6 +454,76 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q8_quants_fast_path_equals_scalar() {
+        let mut s = 0xABCDu64;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        for k in 0..4000 {
+            let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
+            match k % 8 {
+                1 => x.iter_mut().for_each(|v| *v *= 1e-41), // subnormal scale: quants beyond 127
+                2 => x.iter_mut().for_each(|v| *v = 0.0),
+                3 => x[k % QK] = f32::NAN,
+                4 => x[k % QK] = f32::INFINITY,
+                5 => x.iter_mut().for_each(|v| *v = (*v * 8.0).round() / 8.0), // exact halves
+                6 => x.iter_mut().for_each(|v| *v *= 3e38),
+                _ => {}
+            }
+            let (mut a, mut b) = ([0u8; QK], [0u8; QK]);
+            let da = q8_quants(&x, &mut a);
+            let db = q8_quants_scalar(&x, &mut b);
+            assert!(
+                da.to_bits() == db.to_bits() || (da.is_nan() && db.is_nan()),
+                "case {k}"
+            );
+            assert_eq!(a, b, "case {k}");
+        }
+    }
+
+    /// The AVX2 block helpers of Q4_0/Q4_1/Q5_0/Q5_1 give the scalar port's bytes.
+    #[test]
+    fn ref_blocks_fast_equal_scalar() {
+        let mut s = 0xF00Du64;
+        let mut uni = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / 9007199254740992.0
+        };
+        type Ref = fn(&[f32], &mut [u8], bool);
+        let fns: [(Ref, usize); 4] = [
+            (q4_0_ref, 18),
+            (q4_1_ref, 20),
+            (q5_0_ref, 22),
+            (q5_1_ref, 24),
+        ];
+        for k in 0..4000 {
+            let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
+            match k % 9 {
+                1 => x.iter_mut().for_each(|v| *v *= 1e-41),
+                2 => x.iter_mut().for_each(|v| *v = 0.0),
+                3 => x[k % QK] = f32::NAN,
+                4 => x[k % QK] = f32::INFINITY,
+                5 => x.iter_mut().for_each(|v| *v = (*v * 2.0).round()), // ties of |max|, ±0
+                6 => x.iter_mut().for_each(|v| *v *= 3e38),
+                7 => x.iter_mut().for_each(|v| *v = v.abs() + 1.0),
+                8 => x[(k / 9) % QK] = -0.0,
+                _ => {}
+            }
+            for (f, size) in fns {
+                let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                f(&x, &mut a, has_avx2());
+                f(&x, &mut b, false);
+                assert_eq!(a, b, "case {k}, block of {size} bytes, x = {x:?}");
+            }
+        }
+    }
 
     #[test]
     fn round_to_int_is_c_roundf_then_truncation() {

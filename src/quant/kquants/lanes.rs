@@ -284,6 +284,108 @@ fn qx_lanes<const N: usize>(nmax: i32, xt: &[Lf; N], wt: &[Lf; N], l: &mut [[i8;
     scale
 }
 
+/// `make_q3_quants` with `do_rmse` (Q3_K's plain path) on eight sub-blocks of `N`: writes levels
+/// `0..2*nmax` to `l`, returns the scales. Each lane stops its refinement passes when its own pass
+/// changed nothing, as the scalar loop breaks.
+pub(crate) fn make_q3_quants_x8<const N: usize>(
+    nmax: i32,
+    xt: &[Lf; N],
+    l: &mut [[i8; LANES]; N],
+) -> Lf {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `q3_avx2` requires.
+        return unsafe { q3_avx2(nmax, xt, l) };
+    }
+    q3_lanes(nmax, xt, l)
+}
+
+/// [`q3_lanes`] compiled with AVX2 enabled (the same safe code; no FMA, so the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn q3_avx2<const N: usize>(nmax: i32, xt: &[Lf; N], l: &mut [[i8; LANES]; N]) -> Lf {
+    q3_lanes(nmax, xt, l)
+}
+
+#[inline(always)]
+fn q3_lanes<const N: usize>(nmax: i32, xt: &[Lf; N], l: &mut [[i8; LANES]; N]) -> Lf {
+    let mut max = [0f32; LANES];
+    let mut amax = [0f32; LANES];
+    for xi in xt {
+        for s in 0..LANES {
+            let ax = xi[s].abs();
+            if ax > amax[s] {
+                amax[s] = ax;
+                max[s] = xi[s];
+            }
+        }
+    }
+    let mut iscale = [0f32; LANES];
+    for s in 0..LANES {
+        iscale[s] = -(nmax as f32) / max[s];
+    }
+    let mut lv = [[0i32; LANES]; N];
+    let mut sumlx = [0f32; LANES];
+    let mut suml2 = [0f32; LANES];
+    for i in 0..N {
+        for s in 0..LANES {
+            let x = xt[i][s];
+            let li = nearest_int(iscale[s] * x).clamp(-nmax, nmax - 1);
+            lv[i][s] = li;
+            let w = x * x;
+            sumlx[s] += w * x * li as f32;
+            suml2[s] += w * li as f32 * li as f32;
+        }
+    }
+    let mut active = [true; LANES];
+    for _itry in 0..5 {
+        let mut changed = [false; LANES];
+        for i in 0..N {
+            for s in 0..LANES {
+                let x = xt[i][s];
+                let w = x * x;
+                let li = lv[i][s] as f32;
+                let mut slx = sumlx[s] - w * x * li;
+                if active[s] && slx > 0.0 {
+                    let mut sl2 = suml2[s] - w * li * li;
+                    let new_l = nearest_int(x * sl2 / slx).clamp(-nmax, nmax - 1);
+                    if new_l != lv[i][s] {
+                        slx += w * x * new_l as f32;
+                        sl2 += w * new_l as f32 * new_l as f32;
+                        if sl2 > 0.0 && slx * slx * suml2[s] > sumlx[s] * sumlx[s] * sl2 {
+                            lv[i][s] = new_l;
+                            sumlx[s] = slx;
+                            suml2[s] = sl2;
+                            changed[s] = true;
+                        }
+                    }
+                }
+            }
+        }
+        for s in 0..LANES {
+            active[s] = active[s] && changed[s];
+        }
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+    }
+    let mut scale = [0f32; LANES];
+    for s in 0..LANES {
+        let small = amax[s] < GROUP_MAX_EPS;
+        scale[s] = if small {
+            0.0
+        } else if suml2[s] > 0.0 {
+            sumlx[s] / suml2[s]
+        } else {
+            0.0
+        };
+        for i in 0..N {
+            l[i][s] = if small { 0 } else { (lv[i][s] + nmax) as i8 };
+        }
+    }
+    scale
+}
+
 /// `xt[i][s] = x[stride * s + i]` for the eight sub-blocks of `N` values starting `stride` apart.
 #[inline]
 pub(crate) fn transpose<const N: usize>(x: &[f32], stride: usize) -> [Lf; N] {
@@ -299,7 +401,7 @@ pub(crate) fn transpose<const N: usize>(x: &[f32], stride: usize) -> [Lf; N] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{make_qkx2_quants, make_qkx3_quants, make_qx_quants};
+    use super::super::{make_q3_quants, make_qkx2_quants, make_qkx3_quants, make_qx_quants};
     use super::*;
 
     /// Sub-blocks of many shapes: gaussian-like, one-signed, constant, all zero, tiny, with
@@ -451,6 +553,32 @@ mod tests {
                 let a = make_qx_quants(nmax, x, &mut l, 1, qw);
                 assert!(same(a, sc[s]), "group {g} lane {s}: {a} vs {}", sc[s]);
                 for i in 0..N {
+                    assert_eq!(l[i], lt[i][s], "group {g} lane {s} level {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q3_lanes_equal_scalar_make_q3_quants() {
+        let blocks = sub_blocks::<16>(0x3333, 8 * 80);
+        for (g, group) in blocks.chunks(LANES).enumerate() {
+            let flat: Vec<f32> = group.iter().flatten().copied().collect();
+            let xt = transpose::<16>(&flat, 16);
+            let mut lt = [[0i8; LANES]; 16];
+            let sc = make_q3_quants_x8(4, &xt, &mut lt);
+            let mut lp = [[0i8; LANES]; 16];
+            let scp = q3_lanes(4, &xt, &mut lp);
+            assert_eq!(lt, lp, "group {g}: portable levels");
+            for s in 0..LANES {
+                let mut l = [0i8; 16];
+                let a = make_q3_quants(4, &flat[16 * s..16 * s + 16], &mut l, true);
+                assert!(
+                    same(a, sc[s]) && same(a, scp[s]),
+                    "group {g} lane {s}: {a} vs {}",
+                    sc[s]
+                );
+                for i in 0..16 {
                     assert_eq!(l[i], lt[i][s], "group {g} lane {s} level {i}");
                 }
             }
