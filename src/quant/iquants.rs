@@ -1,7 +1,10 @@
 //! Block formats: the i-quants IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL and IQ4_XS:
 //! lattice grids and non-linear tables. Ported from `ggml/src/ggml-quants.c`; see the parent module for
-//! the conventions. Every i-quant decodes; IQ4_NL and IQ4_XS also encode (with or without an importance
-//! matrix). The grids are ggml's own tables, generated into `iquants/tables.rs` from `ggml-common.h`.
+//! the conventions. Every i-quant decodes and encodes, with or without an importance matrix (IQ2_XXS,
+//! IQ2_XS and IQ1_S only with one, as in ggml). This file holds the decoders, the IQ4 encoders and the
+//! helpers the sibling families share; `iq1`, `iq2`, `iq3` hold the lattice encoders and `lattice` the
+//! grids/neighbour maps they search (ggml's `iq2xs_init_impl` / `iq3xs_init_impl`). The tables are
+//! ggml's own, generated into `iquants/tables.rs` by `scripts/gen-iq-tables.py`.
 //! Blocks are read as byte arrays (little-endian `u16`/`u32` fields, f16 scales as `[u8; 2]`).
 
 mod iq1;
