@@ -96,10 +96,10 @@ fn best_index_fp4(x: f32, e: f32) -> u8 {
     let mut best_err = (KVALUES_FP4[0] as f32 * e - x).abs();
     for (i, &k) in KVALUES_FP4.iter().enumerate().skip(1) {
         let err = (k as f32 * e - x).abs();
-        if err < best_err {
-            best_index = i as u8;
-            best_err = err;
-        }
+        // Selects rather than branches (the winner is data-dependent); same strict `<` as ggml.
+        let better = err < best_err;
+        best_index = if better { i as u8 } else { best_index };
+        best_err = if better { err } else { best_err };
     }
     best_index
 }

@@ -1,7 +1,10 @@
 //! Block formats: the i-quants IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL and IQ4_XS:
 //! lattice grids and non-linear tables. Ported from `ggml/src/ggml-quants.c`; see the parent module for
-//! the conventions. Every i-quant decodes; IQ4_NL and IQ4_XS also encode (with or without an importance
-//! matrix). The grids are ggml's own tables, generated into `iquants/tables.rs` from `ggml-common.h`.
+//! the conventions. Every i-quant decodes and encodes, with or without an importance matrix (IQ2_XXS,
+//! IQ2_XS and IQ1_S only with one, as in ggml). This file holds the decoders, the IQ4 encoders and the
+//! helpers the sibling families share; `iq1`, `iq2`, `iq3` hold the lattice encoders and `lattice` the
+//! grids/neighbour maps they search (ggml's `iq2xs_init_impl` / `iq3xs_init_impl`). The tables are
+//! ggml's own, generated into `iquants/tables.rs` by `scripts/gen-iq-tables.py`.
 //! Blocks are read as byte arrays (little-endian `u16`/`u32` fields, f16 scales as `[u8; 2]`).
 
 mod iq1;
@@ -77,9 +80,26 @@ pub(crate) fn c_f32_to_int(f: f32) -> i32 {
     }
 }
 
+/// `roundf` then `(int)` as x86-64 C does it: half away from zero, `INT_MIN` for NaN and values out
+/// of range. `f32::round` is a slow soft-float call on baseline x86-64 (no SSE4.1); below 2^31 the
+/// truncation and the fraction `f - trunc(f)` are exact, so rounding by hand gives the same integer.
+#[inline]
+pub(crate) fn c_roundf_to_int(f: f32) -> i32 {
+    if !(-2147483648.0f32..2147483648.0f32).contains(&f) {
+        return c_f32_to_int(f.round());
+    }
+    let i = f as i32;
+    let frac = f - i as f32;
+    // Branch-free: the direction is data-dependent and mispredicts half the time.
+    i + (frac >= 0.5) as i32 - (frac <= -0.5) as i32
+}
+
 /// glibc's `lroundf` on x86-64: half away from zero, `LONG_MIN` for NaN and values out of range.
 #[inline]
 pub(crate) fn c_lroundf(f: f32) -> i64 {
+    if (-2147483648.0f32..2147483648.0f32).contains(&f) {
+        return c_roundf_to_int(f) as i64;
+    }
     let r = f.round();
     if !(-9.223372e18f32..9.223372e18f32).contains(&r) {
         i64::MIN
@@ -566,6 +586,69 @@ fn iq4_impl(
     for i in 0..sbs / 32 {
         for j in 0..16 {
             q4[16 * i + j] = s.l[32 * i + j] | (s.l[32 * i + 16 + j] << 4);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_rounding_matches_roundf() {
+        let mut vals = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            8388607.5,
+            -8388607.5,
+            8388608.0,
+            16777215.0,
+            2147483520.0,
+            -2147483648.0,
+            1e-40,
+            -1e-40,
+        ];
+        let mut s = 0x2545F4914F6CDD1Du64;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let v = f32::from_bits(s as u32);
+            if v.is_finite() && v.abs() < 2147483648.0 {
+                vals.push(v);
+                vals.push(v.fract().abs() + (s % 7) as f32 - 3.0);
+            }
+        }
+        for v in vals {
+            assert_eq!(c_roundf_to_int(v), v.round() as i32, "{v:e}");
+            assert_eq!(c_lroundf(v), v.round() as i64, "{v:e}");
+        }
+        assert_eq!(c_roundf_to_int(f32::NAN), i32::MIN);
+        assert_eq!(c_roundf_to_int(f32::INFINITY), i32::MIN);
+        assert_eq!(c_lroundf(f32::NEG_INFINITY), i64::MIN);
+        assert_eq!(c_lroundf(3.0e9), 3_000_000_000);
+    }
+
+    #[test]
+    fn nearest_int_rounds_half_to_even() {
+        for (v, want) in [
+            (0.5f32, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (3.7, 4),
+            (-3.7, -4),
+        ] {
+            assert_eq!(nearest_int(v), want, "{v}");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `ggml/src/ggml-quants.c`; see the parent module for the conventions. ggml quantizes both the same
 //! way with or without an importance matrix (the weights are unused), so does this port.
 
-use super::iquants::{c_f32_to_int, f16_at, f16_bytes};
+use super::iquants::{c_roundf_to_int, f16_at, f16_bytes};
 use super::Chunk;
 
 const Q1_0: u32 = 41;
@@ -62,12 +62,13 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 }
                 let d = sum_abs / QK1_0 as f32;
                 b[0..2].copy_from_slice(&f16_bytes(d));
-                b[2..].fill(0);
-                // Just the sign of each weight (no normalization).
-                for (j, &v) in x.iter().enumerate() {
-                    if v >= 0.0f32 {
-                        b[2 + j / 8] |= 1 << (j % 8);
+                // Just the sign of each weight (no normalization), eight to a byte.
+                for (qb, xs) in b[2..].iter_mut().zip(x.chunks_exact(8)) {
+                    let mut byte = 0u8;
+                    for (k, &v) in xs.iter().enumerate() {
+                        byte |= ((v >= 0.0f32) as u8) << k;
                     }
+                    *qb = byte;
                 }
             }
         }
@@ -87,11 +88,14 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 let d = amax;
                 let id = if d > 0.0f32 { 1.0f32 / d } else { 0.0 };
                 b[0..2].copy_from_slice(&f16_bytes(d));
-                b[2..].fill(0);
-                // round(w/d) clamped to [-1, 2], then +1
-                for (j, &w) in x.iter().enumerate() {
-                    let q = c_f32_to_int((w * id).round()).wrapping_add(1).clamp(0, 3);
-                    b[2 + j / 4] |= (q as u8) << ((j % 4) * 2);
+                // round(w/d) clamped to [-1, 2], then +1; four to a byte, first in the low bits.
+                for (qb, xs) in b[2..].iter_mut().zip(x.chunks_exact(4)) {
+                    let mut byte = 0u8;
+                    for (k, &w) in xs.iter().enumerate() {
+                        let q = c_roundf_to_int(w * id).wrapping_add(1).clamp(0, 3);
+                        byte |= (q as u8) << (k * 2);
+                    }
+                    *qb = byte;
                 }
             }
         }

@@ -126,13 +126,35 @@ impl Lattice {
         scale: f32,
         l: &mut [i8],
     ) -> usize {
+        // The group size as a constant lets the distance loop unroll without bounds checks; the
+        // sum keeps ggml's order.
+        let grid_index = match self.dims {
+            8 => self.nearest::<8>(neighbours, xval, weight, scale),
+            _ => self.nearest::<4>(neighbours, xval, weight, scale),
+        };
+        let pg = &self.grid[grid_index];
+        for i in 0..self.dims {
+            l[i] = (pg[i] - 1) / 2;
+        }
+        grid_index
+    }
+
+    fn nearest<const D: usize>(
+        &self,
+        neighbours: &[u16],
+        xval: &[f32],
+        weight: &[f32],
+        scale: f32,
+    ) -> usize {
+        let xval: &[f32; D] = xval[..D].try_into().expect("a whole group");
+        let weight: &[f32; D] = weight[..D].try_into().expect("a whole group");
         let mut best_d2 = f32::MAX;
-        // ggml aborts when no distance compares below FLT_MAX (NaN input); take the nearest instead.
+        // ggml aborts when no distance compares below FLT_MAX (NaN input); take the first instead.
         let mut grid_index = neighbours[0] as usize;
         for &nb in neighbours {
             let pg = &self.grid[nb as usize];
             let mut d2 = 0.0f32;
-            for i in 0..self.dims {
+            for i in 0..D {
                 let q = pg[i] as f32;
                 let diff = scale * q - xval[i];
                 d2 += weight[i] * diff * diff;
@@ -141,10 +163,6 @@ impl Lattice {
                 best_d2 = d2;
                 grid_index = nb as usize;
             }
-        }
-        let pg = &self.grid[grid_index];
-        for i in 0..self.dims {
-            l[i] = (pg[i] - 1) / 2;
         }
         grid_index
     }
