@@ -8,10 +8,7 @@ use std::process::Output;
 use serde_json::Value as J;
 
 fn pocket(args: &[&str]) -> Output {
-    common::pocket()
-        .args(args)
-        .output()
-        .expect("run pocket")
+    common::pocket().args(args).output().expect("run pocket")
 }
 
 fn golden() -> J {
