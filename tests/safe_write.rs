@@ -88,3 +88,36 @@ fn not_enough_space_is_refused_before_writing() {
     assert!(!target.exists());
     assert!(leftovers(d.path()).is_empty());
 }
+
+/// Fuzzing found it (fuzz/artifacts/header/oom-c7ed…): a valid file without tensors whose
+/// `general.alignment` is 2^31 ends long before its data section would start. llama.cpp accepts it;
+/// writing it back must stream its 2 GiB of padding, not allocate it, and every command must cope.
+#[test]
+fn alignment_2_pow_31_without_tensors_is_written_without_allocating_the_padding() {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&17u64.to_le_bytes());
+    b.extend_from_slice(b"general.alignment");
+    b.extend_from_slice(&4u32.to_le_bytes());
+    b.extend_from_slice(&(1u32 << 31).to_le_bytes());
+    let g = pocket::Gguf::parse(&b).unwrap();
+    assert_eq!(g.data_offset, 1 << 31);
+    let w = pocket::GgufWriter::from_gguf(&g);
+    assert_eq!(w.header_len().unwrap(), 1 << 31);
+    // Count what is written instead of keeping it.
+    struct Count(u64);
+    impl Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let n = w.write_from(&mut c, &g).unwrap();
+    assert_eq!((n, c.0), (1 << 31, 1 << 31));
+}

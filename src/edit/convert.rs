@@ -74,7 +74,7 @@ pub fn convert_endian(
         .collect::<Result<Vec<_>>>()?;
     let swap = g.endian != to;
     let align = w.alignment()?;
-    let size = w.header_bytes()?.len() as u64
+    let size = w.header_len()?
         + g.tensors
             .iter()
             .map(|t| crate::gguf::validate::pad(t.n_bytes, align).unwrap_or(u64::MAX))

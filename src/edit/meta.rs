@@ -102,7 +102,13 @@ pub fn edit_with_progress(
     let g = file.gguf()?;
     let enc = encode_all(edits, &g);
     let w = edited_writer(&g, edits, &enc)?;
-    let header = w.header_bytes()?;
+    // The padded header only when it could replace the old one in place (same length, inside the
+    // file); otherwise its records suffice to plan a rewrite, and no padding is allocated.
+    let header = if w.header_len()? == g.data_offset && g.data_offset <= g.bytes.len() as u64 {
+        w.header_bytes()?
+    } else {
+        w.header_records()?
+    };
     let mut plan = plan_edit(&g, edits, &header, rewritten_size(&w)?)?;
     plan.output = opts.output.clone().unwrap_or_else(|| path.to_path_buf());
     if (opts.output.is_some() || opts.no_in_place) && plan.mode != Mode::Rewrite {
@@ -123,7 +129,12 @@ pub fn edit_with_progress(
     match plan.mode {
         Mode::Unchanged => Ok(plan),
         Mode::InPlace => {
-            let old_header = g.bytes[..g.data_offset as usize].to_vec();
+            // In place only when the planned header fits inside the file (plan_edit checks it).
+            let old_header = g
+                .bytes
+                .get(..g.data_offset as usize)
+                .unwrap_or(g.bytes)
+                .to_vec();
             let size = file.len();
             drop(w);
             drop(g);
@@ -157,14 +168,14 @@ pub fn edit_with_progress(
 
 /// The size of the file the writer produces.
 fn rewritten_size(w: &GgufWriter<'_>) -> Result<u64> {
-    let header = w.header_bytes()?;
+    let header_len = w.header_len()?;
     let align = w.alignment()?;
     let data: u64 = w
         .tensors
         .iter()
         .map(|t| crate::gguf::validate::pad(t.n_bytes().unwrap_or(0), align).unwrap_or(u64::MAX))
         .sum();
-    Ok(header.len() as u64 + data)
+    Ok(header_len + data)
 }
 
 /// The element bytes of every array value set, in the file's byte order.
@@ -267,7 +278,8 @@ pub fn plan_edit(g: &Gguf<'_>, edits: &[Edit], header: &[u8], new_size: u64) -> 
         new_size
     };
     let ng = Gguf::parse_header_only(header, in_place_size)?;
-    let old_header = &g.bytes[..g.data_offset as usize];
+    // A file without tensors may end before its data section would start (llama.cpp accepts it).
+    let old_header = g.bytes.get(..g.data_offset as usize).unwrap_or(g.bytes);
     let same_tensors = ng.tensors.len() == g.tensors.len()
         && ng.tensors.iter().zip(&g.tensors).all(|(a, b)| {
             a.name == b.name && a.dims == b.dims && a.ty.id == b.ty.id && a.offset == b.offset

@@ -175,7 +175,7 @@ fn shard_writer<'a>(
 
 fn file_size(w: &GgufWriter<'_>) -> Result<u64> {
     let align = w.alignment()?;
-    let mut n = w.header_bytes()?.len() as u64;
+    let mut n = w.header_len()?;
     for t in &w.tensors {
         n += pad(t.n_bytes().unwrap_or(0), align).unwrap_or(u64::MAX);
     }
@@ -191,7 +191,7 @@ pub fn plan_split(g: &Gguf<'_>, prefix: &str, opts: &SplitOptions) -> Result<Vec
         .enumerate()
         .map(|(no, tensors)| {
             let w = shard_writer(g, &tensors, no, count)?;
-            let meta = w.header_bytes()?.len() as u64;
+            let meta = w.header_len()?;
             Ok(Shard {
                 path: PathBuf::from(split_path(prefix, no as u32 + 1, count as u32)),
                 llama_total_size: meta + tensors.iter().map(|&i| g.tensors[i].n_bytes).sum::<u64>(),

@@ -111,8 +111,27 @@ impl<'a> GgufWriter<'a> {
         }
     }
 
-    /// The header bytes, up to and including the padding before the data section.
+    /// The header bytes, up to and including the padding before the data section. The padding is
+    /// allocated: for a length alone use [`GgufWriter::header_len`], which allocates nothing for it
+    /// (a valid file may ask for an alignment of 2^31).
     pub fn header_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = self.header_records()?;
+        let end = self.header_len()? as usize;
+        out.resize(end, 0);
+        Ok(out)
+    }
+
+    /// Length of the header with its padding: where the data section starts.
+    pub fn header_len(&self) -> Result<u64> {
+        let n = self.header_records()?.len() as u64;
+        pad(n, self.alignment()?).ok_or(GgufError::BadAlignment {
+            value: self.alignment()?,
+            offset: 0,
+        })
+    }
+
+    /// The header's records (magic to the last tensor info), without the padding after them.
+    pub fn header_records(&self) -> Result<Vec<u8>> {
         let align = self.alignment()?;
         let e = self.endian;
         let lw = self.lw();
@@ -155,8 +174,6 @@ impl<'a> GgufWriter<'a> {
                     offset: 0,
                 })?;
         }
-        let end = pad(out.len() as u64, align).expect("header is small") as usize;
-        out.resize(end, 0);
         Ok(out)
     }
 
@@ -167,11 +184,12 @@ impl<'a> GgufWriter<'a> {
         out: &mut W,
         mut data: impl FnMut(usize, &mut dyn Write) -> io::Result<()>,
     ) -> io::Result<u64> {
-        let header = self.header_bytes().map_err(io::Error::other)?;
+        let header = self.header_records().map_err(io::Error::other)?;
         let align = self.alignment().map_err(io::Error::other)?;
         out.write_all(&header)?;
-        let mut total = header.len() as u64;
-        let zeros = vec![0u8; align as usize];
+        let header_len = self.header_len().map_err(io::Error::other)?;
+        write_zeros(out, header_len - header.len() as u64)?;
+        let mut total = header_len;
         for (i, t) in self.tensors.iter().enumerate() {
             let want = t.n_bytes().expect("checked by header_bytes");
             let mut counted = CountingWriter {
@@ -186,7 +204,7 @@ impl<'a> GgufWriter<'a> {
                 )));
             }
             let padded = pad(want, align).expect("checked by header_bytes");
-            out.write_all(&zeros[..(padded - want) as usize])?;
+            write_zeros(out, padded - want)?;
             total += padded;
         }
         Ok(total)
@@ -205,6 +223,18 @@ impl<'a> GgufWriter<'a> {
             w.write_all(bytes)
         })
     }
+}
+
+/// Writes `n` zero bytes without allocating `n`: padding can be as long as the alignment, which a
+/// valid file may set to 2^31.
+fn write_zeros<W: Write + ?Sized>(out: &mut W, mut n: u64) -> io::Result<()> {
+    static ZEROS: [u8; 65536] = [0; 65536];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
 }
 
 struct CountingWriter<'w, W: Write> {
