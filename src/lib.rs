@@ -6,6 +6,7 @@ pub mod fsio;
 pub mod gguf;
 pub mod memory;
 pub mod quant;
+pub mod requant;
 pub mod summary;
 
 pub use gguf::{
