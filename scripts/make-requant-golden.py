@@ -198,9 +198,13 @@ def tensor_types(path):
             pos += sizes[t]
     u("I")
     n_t, n_kv = u("Q"), u("Q")
+    align = 32
     for _ in range(n_kv):
-        string()
-        value(u("I"))
+        key = string()
+        t = u("I")
+        if key == "general.alignment" and t == 4:
+            align = struct.unpack_from("<I", b, pos)[0]
+        value(t)
     out = {}
     for _ in range(n_t):
         name = string()
@@ -209,7 +213,8 @@ def tensor_types(path):
             u("Q")
         out[name] = TYPE_NAMES[u("I")]
         u("Q")
-    return out
+    header_len = (pos + align - 1) // align * align
+    return out, hashlib.sha256(b[:header_len]).hexdigest(), header_len
 
 
 def sha256(path):
@@ -231,7 +236,7 @@ def run_quantize(model, ftype, args, imatrix, tmp):
         m = re.findall(r"failed to quantize: (.*)", r.stdout)
         rec["error"] = m[-1].strip() if m else r.stdout.strip().splitlines()[-1]
         return rec
-    rec["types"] = tensor_types(out)
+    rec["types"], rec["header_sha256"], rec["header_len"] = tensor_types(out)
     rec["sha256"] = sha256(out)
     rec["n_fallback"] = int(m.group(1)) if (m := re.search(r"WARNING: (\d+) of \d+ tensor\(s\) required fallback", r.stdout)) else 0
     return rec

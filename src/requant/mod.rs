@@ -1,14 +1,16 @@
 //! Requantization: converting a GGUF model's tensors to another quantization level exactly as
 //! llama.cpp's `llama-quantize` does — the same per-tensor type choices ([`plan`]), the same
 //! metadata, tensor order and layout ([`meta`]), importance matrices read from llama-imatrix's GGUF
-//! files ([`imatrix`]) — streamed one tensor at a time in bounded memory. The block
+//! files ([`imatrix`]) — streamed one tensor at a time in bounded memory ([`convert`]). The block
 //! formats themselves are [`crate::quant`]'s.
 
+pub mod convert;
 pub mod ftype;
 pub mod imatrix;
 pub mod meta;
 pub mod plan;
 
+pub use convert::{requantize, Options, Progress, TensorReport};
 pub use ftype::{Ftype, FTYPES};
 pub use imatrix::Imatrix;
 pub use meta::{KvOverride, KvOverrideValue};

@@ -5,6 +5,7 @@
 mod fmt;
 mod inspect;
 mod memory;
+mod requantize;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
+    /// Convert a model to another quantization type exactly as llama-quantize does (--dry-run: the plan).
+    Requantize(requantize::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
+        Command::Requantize(a) => requantize::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
