@@ -266,8 +266,41 @@ def dry_run(model, ftype, args, imatrix):
     return rec
 
 
+SPLIT = "testdata/tiny-llama-split-00001-of-00003.gguf"
+
+
+def split_runs(tmp):
+    """llama-quantize on the split tiny model (three Q8_0 shards): --keep-split keeps the shards,
+    without it they become one file. Records every output file's sha256 and header."""
+    runs = []
+    for ftype, args in [("COPY", ["--keep-split"]), ("COPY", []),
+                        ("Q4_0", ["--allow-requantize", "--keep-split"]), ("Q4_0", ["--allow-requantize"])]:
+        d = tempfile.mkdtemp(dir=tmp)
+        out = os.path.join(d, "out.gguf")
+        cmd = ["llama-quantize"] + args + [SPLIT, out, ftype, "2"]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{cmd} failed:\n{r.stdout}")
+        files = {}
+        for f in sorted(os.listdir(d)):
+            types, hsha, hlen = tensor_types(os.path.join(d, f))
+            files[f] = {"sha256": sha256(os.path.join(d, f)), "header_sha256": hsha, "header_len": hlen,
+                        "types": types}
+        runs.append({"input": SPLIT, "ftype": ftype, "args": args, "files": files})
+    return runs
+
+
 def main():
     os.chdir(ROOT)
+    if sys.argv[1:] == ["--split-only"]:
+        with open(f"{OUT}/plans.json") as f:
+            golden = json.load(f)
+        with tempfile.TemporaryDirectory() as tmp:
+            golden["split_runs"] = split_runs(tmp)
+        with open(f"{OUT}/plans.json", "w") as f:
+            json.dump(golden, f, indent=1, sort_keys=True)
+            f.write("\n")
+        return
     os.makedirs(OUT, exist_ok=True)
     tiny(f"{OUT}/tiny-llama-bf16.gguf", "tiny-llama-bf16", 256, 2, 4, 4, 256, 264, "bf16", True, 32, 99)
     tiny(f"{OUT}/tiny-llama-f32-odd.gguf", "tiny-llama-f32-odd", 64, 16, 4, 1, 80, 264, "f32", False, 0, 7)
@@ -376,6 +409,7 @@ def main():
                 rec["model"] = name
                 golden["runs"].append(rec)
             print(name, "done", file=sys.stderr, flush=True)
+        golden["split_runs"] = split_runs(tmp)
 
     with open(f"{OUT}/plans.json", "w") as f:
         json.dump(golden, f, indent=1, sort_keys=True)

@@ -241,6 +241,14 @@ impl Prepared<'_> {
                     ty: p.from.name,
                 });
             }
+            if p.dims[0] % p.to.block_size != 0 {
+                return Err(RequantError::RowBlocks {
+                    tensor: p.name.clone(),
+                    ncols: p.dims[0],
+                    ty: p.to.name,
+                    block: p.to.block_size,
+                });
+            }
             if !(p.from.quantized || matches!(p.from.name, "f32" | "f16" | "bf16")) {
                 return Err(RequantError::CannotConvert {
                     tensor: p.name.clone(),
@@ -586,5 +594,55 @@ fn partial(ty: GgmlType, n: usize) -> QuantError {
         ty: ty.name,
         n,
         block: ty.block_size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::spec::ggml_type_by_name;
+
+    #[test]
+    fn report_measures_rms_max_and_relative_error() {
+        let p = Planned {
+            name: "w".into(),
+            dims: vec![4],
+            from: ggml_type_by_name("f16").unwrap(),
+            to: ggml_type_by_name("q8_0").unwrap(),
+            rule: super::super::Rule::Default,
+            fallback_from: None,
+            allows_quantization: true,
+            requires_imatrix: false,
+        };
+        // x = [3, 4, 0, 0], y = [3, 3, 0, 1]: errors 0, 1, 0, -1
+        let a = Stats {
+            sse: 1.0,
+            ss: 25.0,
+            max_abs: 1.0,
+            n: 2,
+        };
+        let b = Stats {
+            sse: 1.0,
+            ss: 0.0,
+            max_abs: 1.0,
+            n: 2,
+        };
+        let r = report_of(&p, Stats::merge(a, b));
+        assert_eq!(r.n, 4);
+        assert!((r.rmse - (2.0f64 / 4.0).sqrt()).abs() < 1e-12);
+        assert_eq!(r.max_abs, 1.0);
+        assert!((r.rel - (2.0f64 / 25.0).sqrt()).abs() < 1e-12);
+        // a source of zeros: no relative error unless something was lost
+        let z = report_of(&p, Stats::default());
+        assert_eq!(z.rel, 0.0);
+        let inf = report_of(
+            &p,
+            Stats {
+                sse: 1.0,
+                n: 1,
+                ..Stats::default()
+            },
+        );
+        assert!(inf.rel.is_infinite());
     }
 }

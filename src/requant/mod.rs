@@ -30,6 +30,13 @@ pub enum RequantError {
         ty: &'static str,
         ncols: u64,
     },
+    #[error("tensor {tensor}: rows of {ncols} values are not whole {ty} blocks of {block} (a type given by an option gets no fallback)")]
+    RowBlocks {
+        tensor: String,
+        ncols: u64,
+        ty: &'static str,
+        block: u64,
+    },
     #[error("tensor {tensor}: quantizing to {ty} requires an importance matrix (--imatrix)")]
     NeedsImatrix { tensor: String, ty: &'static str },
     #[error("tensor {tensor}: no importance matrix entry for it, and {ty} (a very low-bit type) needs one")]
