@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POCKET = os.path.join(ROOT, "target", "release", "pocket")
+POCKET = os.environ.get("POCKET_BIN", os.path.join(ROOT, "target", "release", "pocket"))
 F16 = "/tmp/gemma-f16.gguf"
 
 
