@@ -571,3 +571,78 @@ fn report_lists_converted_tensors_worst_first() {
         assert!(t["max_abs"].as_f64().unwrap() >= t["rmse"].as_f64().unwrap());
     }
 }
+
+#[test]
+fn imatrix_include_and_exclude_filter_entries_and_the_count_written() {
+    let path = root().join("testdata/requant/tiny-llama-f16.imatrix.gguf");
+    let all = Imatrix::load(&path).unwrap();
+    assert_eq!(
+        all.entries.len(),
+        2 * 7 + 1,
+        "every 2-D weight but token_embd"
+    );
+    assert_eq!(all.datasets, ["pocket-synthetic.txt"]);
+    assert_eq!(all.chunk_count, 7);
+    // sums / counts: the synthetic sums were drawn as gamma(2) x count
+    let v = &all.entries["blk.0.attn_q.weight"];
+    assert_eq!(v.len(), 256);
+    assert!(v.iter().all(|x| *x > 0.0 && *x < 50.0));
+
+    let mut inc = all.clone();
+    inc.filter(&["attn_".into()], &[]);
+    assert_eq!(inc.entries.len(), 2 * 4);
+    assert!(inc.entries.keys().all(|k| k.contains("attn_")));
+    let mut exc = all.clone();
+    exc.filter(&[], &["ffn_down".into(), "output".into()]);
+    // "output" also takes attn_output: 15 - 2 ffn_down - output - 2 attn_output
+    assert_eq!(exc.entries.len(), 10);
+
+    // the count written is the filtered one
+    let file = GgufFile::open(root().join("testdata/tiny-llama-f16.gguf")).unwrap();
+    let gg = [file.gguf().unwrap()];
+    let mut opts = options(&serde_json::json!({"ftype": "Q4_K_M", "args": [], "imatrix": null}));
+    opts.imatrix = Some((inc, "im.gguf".into()));
+    let prep = prepare(&gg, &[file.path()], &opts).unwrap();
+    let h = &prep.headers(&gg[0])[0];
+    let keys: Vec<&str> = h.kvs.iter().map(|k| k.key).collect();
+    assert_eq!(
+        keys[keys.len() - 4..],
+        [
+            "quantize.imatrix.file",
+            "quantize.imatrix.dataset",
+            "quantize.imatrix.entries_count",
+            "quantize.imatrix.chunks_count"
+        ]
+    );
+    let count = h
+        .kvs
+        .iter()
+        .find(|k| k.key == "quantize.imatrix.entries_count")
+        .unwrap();
+    assert_eq!(count.value, pocket::Value::U32(8));
+}
+
+#[test]
+fn runs_llama_quantize_aborts_are_refused_before_writing() {
+    let g = golden();
+    let mut n = 0;
+    for rec in g["runs"].as_array().unwrap() {
+        if rec["ok"].as_bool().unwrap() {
+            continue;
+        }
+        let path = model_path(&g, rec);
+        let file = GgufFile::open(root().join(&path)).unwrap();
+        let gg = [file.gguf().unwrap()];
+        let opts = options(rec);
+        let refused = prepare(&gg, &[file.path()], &opts).and_then(|p| p.check(&opts));
+        assert!(
+            refused.is_err(),
+            "{path} {} {:?}: llama-quantize failed ({}), pocket would write",
+            rec["ftype"],
+            rec["args"],
+            rec["error"]
+        );
+        n += 1;
+    }
+    assert!(n >= 10, "{n}");
+}

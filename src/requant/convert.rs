@@ -234,7 +234,14 @@ impl Prepared<'_> {
             if !p.converts() {
                 continue;
             }
-            self.imatrix_for(p, opts)?;
+            // ggml itself cannot quantize these without one, even where llama-quantize does not ask
+            // (token_embd with --pure): llama-quantize aborts there, pocket refuses up front.
+            if self.imatrix_for(p, opts)?.is_none() && quant::requires_imatrix(p.to) {
+                return Err(RequantError::MissingImatrix {
+                    tensor: p.name.clone(),
+                    ty: p.to.name,
+                });
+            }
             if p.from.quantized && !opts.allow_requantize {
                 return Err(RequantError::RequantizeDisabled {
                     tensor: p.name.clone(),
