@@ -353,7 +353,8 @@ pub fn output_paths(out: &Path, prep: &Prepared<'_>, keep_split: bool) -> Vec<Pa
         .collect()
 }
 
-/// Values per slab of rows converted at once: bounds memory to ~32 MiB of f32 plus the output.
+/// Values per slab of rows converted and written at once: bounds the output buffer (32 MiB at most,
+/// for F32) and how much of the source is resident before it is released.
 const SLAB_VALUES: usize = 8 << 20;
 /// Bytes copied at a time for tensors that keep their type.
 const COPY_CHUNK: usize = 16 << 20;
@@ -509,32 +510,12 @@ fn convert_tensor(
             .ok_or_else(|| qerr(p, partial(p.to, ne0)))? as usize;
     let slab_rows = (SLAB_VALUES / ne0).max(1).min(rows);
     let task_rows = (TASK_VALUES / ne0).max(1);
-    let mut f32buf = vec![0f32; slab_rows * ne0];
     let mut dst = vec![0u8; slab_rows * row_dst];
     let mut total = Stats::default();
     let mut r0 = 0;
     while r0 < rows {
         let r1 = (r0 + slab_rows).min(rows);
         let n = r1 - r0;
-        let s = &src[r0 * row_src..r1 * row_src];
-        let f = &mut f32buf[..n * ne0];
-        pool.install(|| {
-            if p.from.name == "f32" {
-                f.par_chunks_mut(task_rows * ne0)
-                    .zip(s.par_chunks(task_rows * row_src))
-                    .for_each(|(d, b)| {
-                        for (x, c) in d.iter_mut().zip(b.chunks_exact(4)) {
-                            *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                        }
-                    });
-            } else {
-                f.par_chunks_mut(task_rows * ne0)
-                    .zip(s.par_chunks(task_rows * row_src))
-                    .try_for_each(|(d, b)| quant::dequantize_row(p.from, b, d))
-                    .map_err(|e| qerr(p, e))?;
-            }
-            Ok::<(), RequantError>(())
-        })?;
         // Tasks of whole rows that never cross an expert (each has its own importance matrix).
         let mut tasks: Vec<(usize, usize)> = Vec::new();
         let mut r = r0;
@@ -551,14 +532,23 @@ fn convert_tensor(
             slices.push(head);
             rest = tail;
         }
-        let f: &[f32] = f;
         let stats = pool
             .install(|| {
                 tasks
                     .par_iter()
                     .zip(slices.into_par_iter())
                     .map(|(&(a, b), out)| -> Result<Stats, QuantError> {
-                        let x = &f[(a - r0) * ne0..(b - r0) * ne0];
+                        // Each task decodes its own rows: they stay in cache between the two steps.
+                        let bytes = &src[a * row_src..b * row_src];
+                        let mut x = vec![0f32; (b - a) * ne0];
+                        if p.from.name == "f32" {
+                            for (v, c) in x.iter_mut().zip(bytes.chunks_exact(4)) {
+                                *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                            }
+                        } else {
+                            quant::dequantize_row(p.from, bytes, &mut x)?;
+                        }
+                        let x = &x[..];
                         let im = imatrix.map(|m| {
                             let e = a / ne1;
                             &m[e * ne0..(e + 1) * ne0]
