@@ -8,6 +8,7 @@ pub mod fsio;
 pub mod gguf;
 pub mod memory;
 pub mod quant;
+pub mod requant;
 pub mod summary;
 pub mod verify;
 

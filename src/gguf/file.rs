@@ -63,6 +63,27 @@ impl GgufFile {
         self.len() == 0
     }
 
+    /// Drops the mapped pages of `offset..offset + len` from this process's resident memory; they are
+    /// faulted back in from the page cache if read again. Lets a command stream through a file larger
+    /// than the memory it may use (requantize releases each tensor once converted).
+    pub fn release(&self, offset: u64, len: u64) {
+        #[cfg(unix)]
+        if let Some(m) = &self.map {
+            let start = (offset as usize) & !4095;
+            let end = ((offset + len) as usize).min(m.len());
+            if end > start {
+                // SAFETY: the map is private and read-only and never written through, so
+                // MADV_DONTNEED only drops clean pages: any later read faults the file's unchanged
+                // bytes back in, and slices borrowed from the map keep seeing the same data.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
+
     /// Parses and validates the file.
     pub fn gguf(&self) -> Result<Gguf<'_>> {
         Gguf::parse(self.bytes())

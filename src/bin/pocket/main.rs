@@ -10,11 +10,10 @@ mod inspect;
 mod memory;
 mod meta;
 mod progress;
+mod requantize;
 mod split;
-
-mod verify;
-
 mod tokenize;
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -52,6 +51,8 @@ enum Command {
     Hash(hash::Args),
     /// A text's tokens under a model's vocabulary, as llama-tokenize prints them.
     Tokenize(tokenize::Args),
+    /// Convert a model to another quantization type exactly as llama-quantize does (--dry-run: the plan).
+    Requantize(requantize::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a, &mut out),
         Command::Hash(a) => hash::run(a, &mut out),
         Command::Tokenize(a) => tokenize::run(a, &mut out),
+        Command::Requantize(a) => requantize::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
