@@ -10,6 +10,17 @@ target=${1:?usage: fuzz.sh TARGET [SECONDS]}; secs=${2:-600}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 seeds="$here/fuzz/corpus/$target"
 mkdir -p "$seeds"
-if [ "$target" = header ]; then cp -n "$here"/testdata/*.gguf "$here"/testdata/hostile/*.gguf "$seeds"/ 2>/dev/null || true; fi
+case "$target" in
+  header) cp -n "$here"/testdata/*.gguf "$here"/testdata/hostile/*.gguf "$seeds"/ 2>/dev/null || true ;;
+  tokenize) cp -n "$here"/testdata/vocab/*.inp "$seeds"/ 2>/dev/null || true ;;
+  # The first byte picks the ftype (and --allow-requantize): one seed per small model and a few picks.
+  requantize_plan)
+    for f in "$here"/testdata/tiny-llama-*.gguf "$here"/testdata/requant/*.gguf; do
+      [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 4000000 ] || continue
+      for pick in 12 143 7 30; do
+        { printf "\\$(printf %03o $pick)"; cat "$f"; } > "$seeds/$(basename "$f").$pick"
+      done
+    done ;;
+esac
 cd "$here"
 RUSTC_BOOTSTRAP=1 cargo fuzz run -s none --release "$target" -- -max_total_time="$secs" -rss_limit_mb=4096 -max_len=1048576
