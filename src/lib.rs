@@ -2,11 +2,8 @@
 //! way from a download folder to a phone. This crate is the library; the `pocket` binary is a thin
 //! command-line layer over it. The public API is re-exported here; the logic lives in the modules.
 
-<<<<<<< HEAD
 pub mod edit;
-=======
 pub mod exec;
->>>>>>> tokenizer
 pub mod fsio;
 pub mod gguf;
 pub mod memory;

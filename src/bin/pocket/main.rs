@@ -7,13 +7,10 @@ mod diff;
 mod fmt;
 mod inspect;
 mod memory;
-<<<<<<< HEAD
 mod meta;
 mod progress;
 mod split;
-=======
 mod tokenize;
->>>>>>> tokenizer
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -35,7 +32,6 @@ struct Cli {
 enum Command {
     /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
-<<<<<<< HEAD
     /// Read and edit metadata: get, set, rm (in place when the header fits).
     Meta(meta::Args),
     /// Split a model into shards exactly as llama-gguf-split does.
@@ -46,10 +42,8 @@ enum Command {
     Convert(convert::Args),
     /// What differs between two models: metadata, tensors, values (exit 1 when they differ).
     Diff(diff::Args),
-=======
     /// A text's tokens under a model's vocabulary, as llama-tokenize prints them.
     Tokenize(tokenize::Args),
->>>>>>> tokenizer
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -86,15 +80,12 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
-<<<<<<< HEAD
         Command::Meta(a) => meta::run(a, &mut out),
         Command::Split(a) => split::run_split(a, &mut out),
         Command::Merge(a) => split::run_merge(a, &mut out),
         Command::Convert(a) => convert::run(a, &mut out),
         Command::Diff(a) => diff::run(a, &mut out),
-=======
         Command::Tokenize(a) => tokenize::run(a, &mut out),
->>>>>>> tokenizer
     };
     let flushed = out.flush();
     match result {
