@@ -8,7 +8,9 @@ mod fmt;
 mod inspect;
 mod memory;
 mod meta;
+mod perplexity;
 mod progress;
+mod run;
 mod split;
 mod tokenize;
 
@@ -44,6 +46,10 @@ enum Command {
     Diff(diff::Args),
     /// A text's tokens under a model's vocabulary, as llama-tokenize prints them.
     Tokenize(tokenize::Args),
+    /// Generate text from a prompt (greedy at --temp 0), streaming tokens as they come.
+    Run(run::Args),
+    /// Perplexity of a text, measured as llama-perplexity measures it.
+    Perplexity(perplexity::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -86,6 +92,8 @@ fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a, &mut out),
         Command::Diff(a) => diff::run(a, &mut out),
         Command::Tokenize(a) => tokenize::run(a, &mut out),
+        Command::Run(a) => run::run(a, &mut out),
+        Command::Perplexity(a) => perplexity::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
