@@ -81,11 +81,13 @@ pub fn quantize_act(ty: GgmlType, x: &[f32]) -> Result<Act, ExecError> {
     })
 }
 
+#[inline(always)]
 fn h(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 
 /// `ggml_vec_dot_q8_0_q8_0_generic`.
+#[inline(always)]
 fn dot_q8_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(34).zip(y.chunks_exact(34)) {
@@ -99,6 +101,7 @@ fn dot_q8_0(x: &[u8], y: &[u8]) -> f32 {
 }
 
 /// `ggml_vec_dot_q4_0_q8_0_generic`.
+#[inline(always)]
 fn dot_q4_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(18).zip(y.chunks_exact(34)) {
@@ -115,6 +118,7 @@ fn dot_q4_0(x: &[u8], y: &[u8]) -> f32 {
 }
 
 /// `ggml_vec_dot_q5_0_q8_0_generic`.
+#[inline(always)]
 fn dot_q5_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(22).zip(y.chunks_exact(34)) {
@@ -136,15 +140,18 @@ fn dot_q5_0(x: &[u8], y: &[u8]) -> f32 {
 
 const Q8K_SIZE: usize = 292;
 
+#[inline(always)]
 fn q8k_d(y: &[u8]) -> f32 {
     f32::from_le_bytes([y[0], y[1], y[2], y[3]])
 }
 
+#[inline(always)]
 fn q8k_bsum(y: &[u8], j: usize) -> i32 {
     i16::from_le_bytes([y[260 + 2 * j], y[261 + 2 * j]]) as i32
 }
 
 /// The 8 scales and 8 mins of a Q4_K/Q5_K super-block (the `utmp` shuffle of the generic code).
+#[inline(always)]
 fn scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
@@ -161,6 +168,7 @@ fn scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
 }
 
 /// `ggml_vec_dot_q4_K_q8_K_generic` and `ggml_vec_dot_q5_K_q8_K_generic` (`high` = Q5_K).
+#[inline(always)]
 fn dot_q45_k(x: &[u8], y: &[u8], high: bool) -> f32 {
     let bs = if high { 176 } else { 144 };
     let mut sums = [0f32; 8];
@@ -222,6 +230,7 @@ fn dot_q45_k(x: &[u8], y: &[u8], high: bool) -> f32 {
 }
 
 /// `ggml_vec_dot_q6_K_q8_K_generic`.
+#[inline(always)]
 fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
     let mut sums = [0f32; 8];
     for (xb, yb) in x.chunks_exact(210).zip(y.chunks_exact(Q8K_SIZE)) {
@@ -264,6 +273,7 @@ fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
 }
 
 /// `ggml_vec_dot_f16` (generic: products summed in double).
+#[inline(always)]
 fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
     let mut s = 0f64;
     for (xb, yv) in x.chunks_exact(2).zip(y) {
@@ -273,6 +283,7 @@ fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
 }
 
 /// `ggml_vec_dot_f32` (generic: summed in double).
+#[inline(always)]
 fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     let mut s = 0f64;
     for (a, b) in x.iter().zip(y) {
@@ -301,6 +312,7 @@ impl Mat<'_> {
     }
 
     /// Dot product of row `r` with one prepared activation row.
+    #[inline(always)]
     fn dot_row(&self, r: usize, act: &Act, tmp: &mut Vec<f32>) -> Result<f32, ExecError> {
         let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
         Ok(match act {
@@ -330,6 +342,36 @@ impl Mat<'_> {
         })
     }
 
+    /// Rows `r0..` of the transposed product into `dst` (`n` values per row): picks the AVX2
+    /// compilation of the same scalar code when the CPU has it. Integer sums are exact and the
+    /// float operations keep their order (no contraction), so both give the same bits.
+    fn rows_into(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.rows_into_avx2(r0, dst, acts) };
+        }
+        self.rows_into_generic(r0, dst, acts)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rows_into_avx2(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
+        self.rows_into_generic(r0, dst, acts)
+    }
+
+    #[inline(always)]
+    fn rows_into_generic(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
+        let n = acts.len();
+        let mut tmp = Vec::new();
+        for (k, d) in dst.chunks_exact_mut(n).enumerate() {
+            for (t, a) in acts.iter().enumerate() {
+                d[t] = self.dot_row(r0 + k, a, &mut tmp)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `out[t * rows + r] = W[r] · x[t]` for the `n` rows of `x` (each `cols` long), on rayon's
     /// pool across output rows; the activations are quantized once per call.
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), ExecError> {
@@ -342,18 +384,9 @@ impl Mat<'_> {
         // Row-major over weights (each weight row read once for all tokens), transposed at the end.
         const CHUNK: usize = 16;
         let mut tr = vec![0f32; self.rows * n];
-        tr.par_chunks_mut(CHUNK * n).enumerate().try_for_each(
-            |(ci, dst)| -> Result<(), ExecError> {
-                let mut tmp = Vec::new();
-                for (k, d) in dst.chunks_exact_mut(n).enumerate() {
-                    let r = ci * CHUNK + k;
-                    for (t, a) in acts.iter().enumerate() {
-                        d[t] = self.dot_row(r, a, &mut tmp)?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
+        tr.par_chunks_mut(CHUNK * n)
+            .enumerate()
+            .try_for_each(|(ci, dst)| self.rows_into(ci * CHUNK, dst, &acts))?;
         for r in 0..self.rows {
             for t in 0..n {
                 out[t * self.rows + r] = tr[r * n + t];
@@ -418,6 +451,56 @@ mod tests {
                 (got as f64 - want).abs() < 1e-3 * (1.0 + want.abs()),
                 "{name}: {got} vs {want}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod simd_tests {
+    use super::*;
+    use crate::gguf::spec::ggml_type_by_name;
+
+    /// The AVX2 compilation (what `matmul` uses on this CPU) gives the scalar code's exact bits.
+    #[test]
+    fn dispatched_rows_equal_generic_rows() {
+        let (cols, rows, n) = (512, 8, 3);
+        let mut s = 5u64;
+        let mut rnd = |k: usize| -> Vec<f32> {
+            (0..k)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        for name in ["q8_0", "q4_0", "q5_0", "q4_K", "q5_K", "q6_K", "f16", "f32", "q3_K"] {
+            let ty = ggml_type_by_name(name).unwrap();
+            let w = rnd(cols * rows);
+            let rb = ty.bytes_for(cols as u64).unwrap() as usize;
+            let mut wq = vec![0u8; rb * rows];
+            quantize_chunk(ty, &w, &mut wq, cols, None).unwrap();
+            let mat = Mat {
+                name: "w",
+                ty,
+                data: &wq,
+                cols,
+                rows,
+                row_bytes: rb,
+            };
+            let x = rnd(cols * n);
+            let acts: Vec<Act> = x
+                .chunks_exact(cols)
+                .map(|r| quantize_act(ty, r).unwrap())
+                .collect();
+            let mut a = vec![0f32; rows * n];
+            let mut b = vec![0f32; rows * n];
+            mat.rows_into(0, &mut a, &acts).unwrap();
+            mat.rows_into_generic(0, &mut b, &acts).unwrap();
+            let (ab, bb): (Vec<u32>, Vec<u32>) = (
+                a.iter().map(|v| v.to_bits()).collect(),
+                b.iter().map(|v| v.to_bits()).collect(),
+            );
+            assert_eq!(ab, bb, "{name}");
         }
     }
 }
