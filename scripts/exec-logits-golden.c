@@ -4,7 +4,7 @@
 //        exec-logits-golden --greedy MODEL N PROMPT   (prints the prompt's ids, then N greedy ids,
 //        as llama-simple generates them: tokenize with special tokens, argmax each step)
 // Writes n_tokens * n_vocab little-endian f32 (every position's logits), one decode of the
-// whole sequence, 1 thread, f16 KV cache, flash attention off (the plain mul_mat + soft_max path).
+// whole sequence, 1 thread, llama.cpp's default context settings (f16 KV cache, flash attention auto).
 #include "llama.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +62,6 @@ int main(int argc, char ** argv) {
     cp.n_ubatch = cp.n_ctx;
     cp.n_threads = 1;
     cp.n_threads_batch = 1;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     struct llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "context failed\n"); return 1; }
     struct llama_batch b = llama_batch_init(n, 0, 1);

@@ -32,3 +32,9 @@ done < $OUT/gemma-prompts.txt
 "$BIN/llama-perplexity" -m "$GEMMA" -f $OUT/ppl-text.txt -c 128 -t 2 2>&1 \
   | grep -E '^\[1\]|Final estimate' > $OUT/gemma-ppl-c128.txt
 cat $OUT/gemma-ppl-c128.txt
+# gemma-3 270M logits after BOS alone (position 0: no attention mixing), every 64th of the 262144.
+"$TOOL" "$GEMMA" /tmp/pocket-gemma-bos.f32 2
+python3 -c "
+import numpy as np
+np.fromfile('/tmp/pocket-gemma-bos.f32', dtype='<f4')[::64].astype('<f4').tofile('$OUT/gemma-bos-logits-every64.f32')"
+rm -f /tmp/pocket-gemma-bos.f32

@@ -61,6 +61,19 @@ pub enum Act {
 /// Quantizes one activation row `x` for weights of type `ty`.
 pub fn quantize_act(ty: GgmlType, x: &[f32]) -> Result<Act, ExecError> {
     Ok(match act_kind(ty) {
+        ActKind::Q8_0 if !REF_Q8_0 => {
+            if x.len() % 32 != 0 {
+                return Err(ExecError::Shape {
+                    tensor: "activation".into(),
+                    message: format!("{} values are not whole q8_0 blocks", x.len()),
+                });
+            }
+            let mut out = vec![0u8; x.len() / 32 * 34];
+            for (xb, yb) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
+                quantize_q8_0_x86(xb, yb);
+            }
+            Act::Q(out)
+        }
         ActKind::Q8_0 | ActKind::Q8K => {
             let id = if act_kind(ty) == ActKind::Q8_0 {
                 Q8_0
@@ -79,6 +92,22 @@ pub fn quantize_act(ty: GgmlType, x: &[f32]) -> Result<Act, ExecError> {
         ActKind::F16 => Act::H(x.iter().map(|&v| f16::from_f32(v)).collect()),
         ActKind::F32 => Act::F(x.to_vec()),
     })
+}
+
+/// Use ggml's reference Q8_0 quantizer for activations instead of the x86 CPU backend's.
+const REF_Q8_0: bool = false;
+
+/// One block of `quantize_row_q8_0` as ggml-cpu's x86 (AVX/AVX2) code computes it, which is what
+/// llama.cpp runs on x86 machines: the multiplier is `127 / max` (not `1 / d`) and values are
+/// rounded half to even (`_mm256_round_ps`), where the reference rounds half away from zero.
+fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = max / 127.0;
+    y[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+    let id = if max != 0.0 { 127.0 / max } else { 0.0 };
+    for (q, v) in y[2..34].iter_mut().zip(x) {
+        *q = ((v * id).round_ties_even() as i32) as i8 as u8;
+    }
 }
 
 #[inline(always)]
@@ -356,7 +385,12 @@ impl Mat<'_> {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn rows_into_avx2(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
+    unsafe fn rows_into_avx2(
+        &self,
+        r0: usize,
+        dst: &mut [f32],
+        acts: &[Act],
+    ) -> Result<(), ExecError> {
         self.rows_into_generic(r0, dst, acts)
     }
 
@@ -473,7 +507,9 @@ mod simd_tests {
                 })
                 .collect()
         };
-        for name in ["q8_0", "q4_0", "q5_0", "q4_K", "q5_K", "q6_K", "f16", "f32", "q3_K"] {
+        for name in [
+            "q8_0", "q4_0", "q5_0", "q4_K", "q5_K", "q6_K", "f16", "f32", "q3_K",
+        ] {
             let ty = ggml_type_by_name(name).unwrap();
             let w = rnd(cols * rows);
             let rb = ty.bytes_for(cols as u64).unwrap() as usize;

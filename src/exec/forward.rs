@@ -56,6 +56,142 @@ fn swiglu(x: f32, g: f32) -> f32 {
     x / (1.0 + (-x).exp()) * g
 }
 
+/// `GGML_FA_TILE_Q` and `GGML_FA_TILE_KV` (ggml-cpu/common.h).
+const FA_TILE_Q: usize = 64;
+const FA_TILE_KV: usize = 64;
+
+/// `ggml_compute_forward_flash_attn_ext_tiled` for one query row: keys in tiles of 64 cells from
+/// cell 0, scores as an f32 multiply-add chain, the running max updated once per tile, V summed in
+/// f32 multiply-adds.
+fn attend_tiled<'c>(
+    q: &[f32],
+    lo: usize,
+    pos: usize,
+    scale: f32,
+    krow: impl Fn(usize) -> &'c [f16],
+    vrow: impl Fn(usize) -> &'c [f16],
+    out: &mut [f32],
+) {
+    let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
+    out.fill(0.0);
+    let mut kq = [0f32; FA_TILE_KV];
+    let mut tile0 = lo / FA_TILE_KV * FA_TILE_KV;
+    while tile0 <= pos {
+        let mut tile_max = f32::NEG_INFINITY;
+        for (i, slot) in kq.iter_mut().enumerate() {
+            let j = tile0 + i;
+            *slot = if j < lo || j > pos {
+                f32::NEG_INFINITY
+            } else {
+                let mut acc = 0f32;
+                for (a, b) in q.iter().zip(krow(j)) {
+                    acc = a.mul_add(b.to_f32(), acc);
+                }
+                acc * scale
+            };
+            tile_max = tile_max.max(*slot);
+        }
+        let m_new = m.max(tile_max);
+        if m_new > m {
+            let ms = (m - m_new).exp();
+            out.iter_mut().for_each(|v| *v *= ms);
+            s_sum *= ms;
+        }
+        m = m_new;
+        // ggml_vec_soft_max_f32: exp in place, sum in double.
+        let mut sum = 0f64;
+        for v in kq.iter_mut() {
+            *v = (*v - m).exp();
+            sum += *v as f64;
+        }
+        s_sum += sum as f32;
+        for (i, p) in kq.iter().enumerate() {
+            let j = tile0 + i;
+            if j < lo || j > pos {
+                continue; // p is 0: adds nothing (fma with 0 keeps the value)
+            }
+            for (a, b) in out.iter_mut().zip(vrow(j)) {
+                *a = p.mul_add(b.to_f32(), *a);
+            }
+        }
+        tile0 += FA_TILE_KV;
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    out.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `ggml_vec_dot_f16` as ggml-cpu's AVX-512 build computes it (what llama.cpp runs on this kind of
+/// x86 machine): 4 accumulators of 16 lanes fed by multiply-adds in steps of 64 values, summed
+/// pairwise, the lanes reduced as a tree, the leftover values added in double.
+#[allow(clippy::needless_range_loop)]
+fn dot_f16_simd(x: &[f32], y: &[f16]) -> f32 {
+    let np = x.len() / 64 * 64;
+    let mut acc = [[0f32; 16]; 4];
+    for i in (0..np).step_by(64) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, v) in a.iter_mut().enumerate() {
+                let k = i + 16 * j + l;
+                *v = x[k].mul_add(y[k].to_f32(), *v);
+            }
+        }
+    }
+    for l in 0..16 {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for l in 0..16 {
+        acc[0][l] += acc[1][l];
+    }
+    let mut w = acc[0];
+    for half in [8, 4, 2, 1] {
+        for l in 0..half {
+            w[l] += w[l + half];
+        }
+    }
+    let mut sum = w[0] as f64;
+    for k in np..x.len() {
+        sum += (x[k] * y[k].to_f32()) as f64;
+    }
+    sum as f32
+}
+
+/// `ggml_compute_forward_flash_attn_ext_f16_one_chunk` for one query row: Q rounded to f16, the
+/// online softmax key by key, V accumulated in an f16 vector (`ggml_vec_mad_f16`).
+fn attend_one<'c>(
+    q: &[f32],
+    lo: usize,
+    pos: usize,
+    scale: f32,
+    krow: impl Fn(usize) -> &'c [f16],
+    vrow: impl Fn(usize) -> &'c [f16],
+    out: &mut [f32],
+) {
+    let qh: Vec<f32> = q.iter().map(|&a| f16::from_f32(a).to_f32()).collect();
+    let mut acc = vec![f16::ZERO; out.len()];
+    let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
+    for j in lo..=pos {
+        let s = dot_f16_simd(&qh, krow(j)) * scale;
+        let (mut ms, mut vs) = (1f32, 1f32);
+        if s > m {
+            let m_old = m;
+            m = s;
+            ms = (m_old - m).exp();
+            acc.iter_mut()
+                .for_each(|v| *v = f16::from_f32(v.to_f32() * ms));
+        } else {
+            vs = (s - m).exp();
+        }
+        for (a, b) in acc.iter_mut().zip(vrow(j)) {
+            *a = f16::from_f32(b.to_f32().mul_add(vs, a.to_f32()));
+        }
+        s_sum = s_sum * ms + vs;
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for (o, a) in out.iter_mut().zip(&acc) {
+        *o = a.to_f32() * inv;
+    }
+}
+
 impl<'w, 'a> Session<'w, 'a> {
     pub fn new(w: &'w Weights<'a>, n_ctx: usize) -> Session<'w, 'a> {
         let hp = &w.hp;
@@ -210,45 +346,26 @@ impl<'w, 'a> Session<'w, 'a> {
             let (kc, vc) = (&self.k[il], &self.v[il]);
             let group = hp.n_head / hp.n_head_kv;
             let swa = if hp.is_swa[il] { hp.n_swa } else { 0 };
-            // Attention: one task per (token, head).
+            // Attention: one task per (token, head), as ggml-cpu's flash attention computes it
+            // (llama.cpp's default): the tiled kernel for batches of 64 tokens or more, the
+            // one-row kernel with an f16 accumulator otherwise.
+            let tiled = n >= FA_TILE_Q;
             att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
                 let (t, head) = (idx / hp.n_head, idx % hp.n_head);
                 let pos = p0 + t;
                 let kvh = head / group;
-                let qh: Vec<f16> = q[t * nq + head * hd..t * nq + (head + 1) * hd]
-                    .iter()
-                    .map(|&a| f16::from_f32(a))
-                    .collect();
+                let qrow = &q[t * nq + head * hd..t * nq + (head + 1) * hd];
                 let lo = if swa > 0 {
                     (pos + 1).saturating_sub(swa)
                 } else {
                     0
                 };
-                let mut s = Vec::with_capacity(pos + 1 - lo);
-                let mut max = f32::NEG_INFINITY;
-                for j in lo..=pos {
-                    let kr = &kc[j * nkv + kvh * hd..j * nkv + (kvh + 1) * hd];
-                    let mut d = 0f64;
-                    for (a, b) in qh.iter().zip(kr) {
-                        d += (a.to_f32() * b.to_f32()) as f64;
-                    }
-                    let d = d as f32 * kq_scale;
-                    max = max.max(d);
-                    s.push(d);
-                }
-                let mut sum = 0f64;
-                for a in s.iter_mut() {
-                    *a = (*a - max).exp();
-                    sum += *a as f64;
-                }
-                let inv = (1.0 / sum) as f32;
-                out.fill(0.0);
-                for (j, p) in (lo..=pos).zip(&s) {
-                    let p = p * inv;
-                    let vr = &vc[j * nkv + kvh * hd..j * nkv + (kvh + 1) * hd];
-                    for (a, b) in out.iter_mut().zip(vr) {
-                        *a += p * b.to_f32();
-                    }
+                let krow = |j: usize| &kc[j * nkv + kvh * hd..j * nkv + (kvh + 1) * hd];
+                let vrow = |j: usize| &vc[j * nkv + kvh * hd..j * nkv + (kvh + 1) * hd];
+                if tiled {
+                    attend_tiled(qrow, lo, pos, kq_scale, krow, vrow, out);
+                } else {
+                    attend_one(qrow, lo, pos, kq_scale, krow, vrow, out);
                 }
             });
             lw.wo.matmul(&att, n, &mut o)?;
