@@ -2,3 +2,15 @@
 //! tokenizers.
 
 pub mod tokenizer;
+
+// The forward pass and what drives it (helper G, branch exec).
+pub mod dot;
+pub mod error;
+pub mod forward;
+pub mod model;
+pub mod perplexity;
+pub mod sample;
+
+pub use error::ExecError;
+pub use forward::Session;
+pub use model::{Arch, HParams, Weights};

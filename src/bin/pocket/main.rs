@@ -9,8 +9,10 @@ mod hash;
 mod inspect;
 mod memory;
 mod meta;
+mod perplexity;
 mod progress;
 mod requantize;
+mod run;
 mod split;
 mod tokenize;
 mod verify;
@@ -53,6 +55,10 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Convert a model to another quantization type exactly as llama-quantize does (--dry-run: the plan).
     Requantize(requantize::Args),
+    /// Generate text from a prompt (greedy at --temp 0), streaming tokens as they come.
+    Run(run::Args),
+    /// Perplexity of a text, measured as llama-perplexity measures it.
+    Perplexity(perplexity::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Hash(a) => hash::run(a, &mut out),
         Command::Tokenize(a) => tokenize::run(a, &mut out),
         Command::Requantize(a) => requantize::run(a, &mut out),
+        Command::Run(a) => run::run(a, &mut out),
+        Command::Perplexity(a) => perplexity::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {

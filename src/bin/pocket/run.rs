@@ -1,0 +1,150 @@
+//! `pocket run`: generates text from a prompt with the reference executor, streaming each token's
+//! piece as it comes (greedy at `--temp 0`), or one JSON document with `--json`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use pocket::exec::sample::Sampler;
+use pocket::exec::tokenizer::Vocab;
+use pocket::exec::{Session, Weights};
+use pocket::Model;
+use serde_json::json;
+
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF model (for a split model, its first shard).
+    model: PathBuf,
+    /// The prompt.
+    #[arg(short = 'p', long = "prompt", value_name = "TEXT")]
+    prompt: String,
+    /// Number of tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 32)]
+    n: usize,
+    /// Temperature; 0 is greedy (argmax).
+    #[arg(long, default_value_t = 0.8)]
+    temp: f32,
+    /// Keep only the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Keep the most likely tokens up to this cumulative probability.
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Context size (default: prompt plus generated tokens).
+    #[arg(short = 'c', long = "ctx-size")]
+    ctx: Option<usize>,
+    /// Keep generating after an end-of-generation token.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// One JSON document (prompt and generated token ids, text, timings) instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    let result = generate(a, out);
+    if let Err(f) = &result {
+        if a.json {
+            let doc = json!({"error": {"file": a.model.display().to_string(), "message": format!("{:#}", f.error)}});
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
+    }
+    result
+}
+
+fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    let model = Model::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
+    let gs = model.ggufs()?;
+    let w = Weights::load(&gs).with_context(|| format!("loading {}", a.model.display()))?;
+    let vocab = Vocab::from_gguf(&gs[0]).context("reading the vocabulary")?;
+    if vocab.n_tokens() > w.hp.n_vocab {
+        return Err(anyhow::anyhow!(
+            "the vocabulary has {} tokens but token_embd.weight has {} rows",
+            vocab.n_tokens(),
+            w.hp.n_vocab
+        )
+        .into());
+    }
+    if !(a.temp >= 0.0 && a.top_p > 0.0 && a.top_p <= 1.0) {
+        return Err(anyhow::anyhow!("--temp must be >= 0 and --top-p in (0, 1]").into());
+    }
+    let prompt = vocab.tokenize(&a.prompt, true, true)?;
+    if prompt.is_empty() {
+        return Err(anyhow::anyhow!("the prompt has no tokens").into());
+    }
+    let n_ctx = a.ctx.unwrap_or(prompt.len() + a.n);
+    if n_ctx < prompt.len() + a.n || n_ctx > w.hp.n_ctx_train.max(prompt.len() + a.n) {
+        return Err(anyhow::anyhow!(
+            "context {n_ctx} does not fit the prompt ({}) and -n {}",
+            prompt.len(),
+            a.n
+        )
+        .into());
+    }
+    let mut sess = Session::new(&w, n_ctx);
+    let mut sampler = Sampler::new(a.temp, a.top_k, a.top_p, a.seed);
+    let t0 = Instant::now();
+    let mut logits = sess.eval(&prompt, 1)?;
+    let t_prompt = t0.elapsed().as_secs_f64();
+    let mut generated = Vec::new();
+    let mut text = Vec::new();
+    let mut stop = "length";
+    if !a.json {
+        out.write_all(a.prompt.as_bytes())?;
+        out.flush()?;
+    }
+    let t1 = Instant::now();
+    for _ in 0..a.n {
+        let id = sampler.sample(&logits);
+        if !a.ignore_eos && vocab.is_eog(id) {
+            stop = "eog";
+            break;
+        }
+        generated.push(id);
+        let piece = vocab.token_to_piece(id, true).unwrap_or(b"");
+        text.extend_from_slice(piece);
+        if !a.json {
+            out.write_all(piece)?;
+            out.flush()?;
+        }
+        if generated.len() == a.n {
+            break;
+        }
+        logits = sess.eval(&[id], 1)?;
+    }
+    let t_gen = t1.elapsed().as_secs_f64();
+    if a.json {
+        let doc = json!({
+            "model": a.model.display().to_string(),
+            "prompt": a.prompt,
+            "prompt_tokens": prompt,
+            "tokens": generated,
+            "text": String::from_utf8_lossy(&text),
+            "stop": stop,
+            "sampling": {"temp": a.temp, "top_k": a.top_k, "top_p": a.top_p, "seed": a.seed},
+            "timings": {"prompt_s": t_prompt, "generate_s": t_gen,
+                        "prompt_tok_per_s": prompt.len() as f64 / t_prompt.max(1e-9),
+                        "gen_tok_per_s": generated.len() as f64 / t_gen.max(1e-9)},
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out)?;
+        eprintln!(
+            "pocket run: prompt {} tokens in {:.2} s, generated {} tokens in {:.2} s ({:.2} tok/s), stop: {stop}",
+            prompt.len(),
+            t_prompt,
+            generated.len(),
+            t_gen,
+            generated.len() as f64 / t_gen.max(1e-9)
+        );
+    }
+    Ok(0)
+}

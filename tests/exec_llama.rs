@@ -1,0 +1,143 @@
+//! The executor against llama.cpp on the tiny llamas: logits for a fixed token sequence (every
+//! position), relative to the largest logit magnitude of the row (goldens from
+//! scripts/make-exec-goldens.sh), and bad files refused before compute. Position 0 and the first
+//! seven positions agree to float rounding; from position 7 on, the quantized models differ by up
+//! to ~1e-2 (an attention rounding detail not yet reproduced, see the report in the README).
+
+mod common;
+
+use pocket::exec::sample::argmax;
+use pocket::exec::{Session, Weights};
+use pocket::GgufFile;
+
+fn golden(name: &str) -> Vec<f32> {
+    let b = std::fs::read(common::testdata(&format!("exec/{name}")))
+        .expect("golden (scripts/make-exec-goldens.sh)");
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn tokens() -> Vec<u32> {
+    std::fs::read_to_string(common::testdata("exec/tiny-llama.tokens"))
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+/// Per position: max|ours - theirs| / max|theirs| in the row, and whether the argmax agrees.
+fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
+    let f = GgufFile::open(common::testdata(&format!("tiny-llama-{q}.gguf"))).unwrap();
+    let g = f.gguf().unwrap();
+    let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+    let toks = tokens();
+    let mut s = Session::new(&w, 64);
+    let ours = s.eval(&toks, toks.len()).unwrap();
+    let theirs = golden(&format!("tiny-llama-{q}.logits.f32"));
+    assert_eq!(ours.len(), theirs.len());
+    let nv = w.hp.n_vocab;
+    ours.chunks_exact(nv)
+        .zip(theirs.chunks_exact(nv))
+        .map(|(a, b)| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            (d / scale, argmax(a) == argmax(b))
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_llama_logits_match_llama_cpp() {
+    for q in ["q8_0", "q4_k_m", "f16"] {
+        let r = rel_diffs(q);
+        let worst = r.iter().fold(0f32, |m, x| m.max(x.0));
+        let first7 = r[..7].iter().fold(0f32, |m, x| m.max(x.0));
+        eprintln!("tiny-llama-{q}: max relative logit difference {worst:.2e} (positions 0-6: {first7:.2e})");
+        // F16 weights: ggml's batched f16 product sums in another order than the dot ported here.
+        let tol = if q == "f16" { 1e-3 } else { 1e-5 };
+        assert!(first7 < tol, "tiny-llama-{q}: {first7}");
+        assert!(worst < 2e-2, "tiny-llama-{q}: {worst}");
+        assert!(r.iter().all(|x| x.1), "tiny-llama-{q}: argmax differs");
+    }
+}
+
+/// Token by token gives the same logits as one batch (the KV cache is used correctly).
+#[test]
+fn incremental_equals_batch() {
+    let f = GgufFile::open(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let g = f.gguf().unwrap();
+    let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+    let toks = tokens();
+    let mut a = Session::new(&w, 64);
+    let batch = a.eval(&toks, 1).unwrap();
+    let mut b = Session::new(&w, 64);
+    let mut last = Vec::new();
+    for t in &toks {
+        last = b.eval(&[*t], 1).unwrap();
+    }
+    let d = batch
+        .iter()
+        .zip(&last)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(d < 1e-4, "{d}");
+    assert!(b.eval(&[0; 64], 1).is_err(), "context overflow must fail");
+}
+
+fn patched(find: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut b = std::fs::read(common::testdata("tiny-llama-q8_0.gguf")).unwrap();
+    let at = b
+        .windows(find.len())
+        .position(|w| w == find)
+        .expect("pattern in the file");
+    b[at..at + with.len()].copy_from_slice(with);
+    b
+}
+
+fn load_err(bytes: &[u8]) -> String {
+    let g = pocket::Gguf::parse(bytes).unwrap();
+    match Weights::load(std::slice::from_ref(&g)) {
+        Ok(_) => panic!("must fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_models_fail_before_compute() {
+    // general.architecture = "mamba" (the value follows the key, its type and its length).
+    let mut key = b"general.architecture".to_vec();
+    key.extend_from_slice(&8u32.to_le_bytes());
+    key.extend_from_slice(&5u64.to_le_bytes());
+    let mut with = key.clone();
+    key.extend_from_slice(b"llama");
+    with.extend_from_slice(b"mamba");
+    let m = load_err(&patched(&key, &with));
+    assert!(m.contains("unknown architecture 'mamba'"), "{m}");
+    // A renamed tensor: blk.1.ffn_up.weight is missing.
+    let m = load_err(&patched(b"blk.1.ffn_up.weight", b"blk.1.ffn_xx.weight"));
+    assert_eq!(m, "missing tensor blk.1.ffn_up.weight");
+    // A key contradicting the tensors: 3 KV heads (attn_k has 2 heads' rows).
+    let mut key = b"llama.attention.head_count_kv".to_vec();
+    key.extend_from_slice(&4u32.to_le_bytes());
+    let mut with = key.clone();
+    key.extend_from_slice(&2u32.to_le_bytes());
+    with.extend_from_slice(&1u32.to_le_bytes());
+    let m = load_err(&patched(&key, &with));
+    assert!(
+        m.contains("tensor blk.0.attn_k.weight: dims [256, 128], expected [256, 64]"),
+        "{m}"
+    );
+    // The CLI: a file with no hyper-parameters, exit code 2 and the reason.
+    let out = common::pocket()
+        .args(["run"])
+        .arg(common::testdata("metadata-only.gguf"))
+        .args(["-p", "hi", "-n", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing metadata key llama.embedding_length"),
+        "{err}"
+    );
+}
