@@ -551,7 +551,7 @@ mod tests {
         ];
         for k in 0..4000 {
             let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
-            match k % 9 {
+            match k % 10 {
                 1 => x.iter_mut().for_each(|v| *v *= 1e-41),
                 2 => x.iter_mut().for_each(|v| *v = 0.0),
                 3 => x[k % QK] = f32::NAN,
@@ -560,6 +560,18 @@ mod tests {
                 6 => x.iter_mut().for_each(|v| *v *= 3e38),
                 7 => x.iter_mut().for_each(|v| *v = v.abs() + 1.0),
                 8 => x[(k / 9) % QK] = -0.0,
+                9 => {
+                    // Values whose x * id lands within a few ulps of a level boundary (Q4_0 with
+                    // 8 units to the largest magnitude, Q5_0 with 16): where an FMA or another
+                    // order of operations would change the truncated level.
+                    let unit = if k % 20 == 9 { 8.0f64 } else { 16.0 };
+                    let s = 0.5 + uni() * 4.0;
+                    for v in x.iter_mut() {
+                        let m = (uni() * 2.0 * unit).floor() - unit + 0.5;
+                        *v = (s / unit * (m + (uni() - 0.5) * 4e-6)) as f32;
+                    }
+                    x[k / 10 % QK] = -s as f32;
+                }
                 _ => {}
             }
             for (f, size) in fns {
