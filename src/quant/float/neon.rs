@@ -70,9 +70,9 @@ pub(super) unsafe fn decode(b: &[u8], y: &mut [f32]) {
         // NaN halves: keep the scalar port's exact bits.
         let ordered = vandq_u32(vceqq_f32(lo, lo), vceqq_f32(hi, hi));
         if vminvq_u32(ordered) != u32::MAX {
-            for j in 0..8 {
-                if ys[j].is_nan() {
-                    ys[j] = fp16_to_fp32(u16::from_le_bytes([bs[2 * j], bs[2 * j + 1]]));
+            for (j, v) in ys.iter_mut().enumerate() {
+                if v.is_nan() {
+                    *v = fp16_to_fp32(u16::from_le_bytes([bs[2 * j], bs[2 * j + 1]]));
                 }
             }
         }
