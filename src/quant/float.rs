@@ -9,12 +9,16 @@ use super::Chunk;
 
 #[cfg(target_arch = "x86_64")]
 mod f16c;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 /// Whether the F16C row conversions can run here.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_f16c() -> bool {
-    std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("f16c")
+    super::simd_allowed()
+        && std::arch::is_x86_feature_detected!("avx")
+        && std::arch::is_x86_feature_detected!("f16c")
 }
 
 /// `ggml_fp32_to_fp16_row` into little-endian bytes.
@@ -23,6 +27,12 @@ fn encode_f16_row(x: &[f32], out: &mut [u8]) {
     if has_f16c() {
         // SAFETY: the CPU has AVX and F16C (checked just above), all `f16c::encode` requires.
         unsafe { f16c::encode(x, out) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::encode` requires.
+        unsafe { neon::encode(x, out) };
         return;
     }
     encode_f16_row_scalar(x, out);
@@ -40,6 +50,12 @@ fn decode_f16_row(b: &[u8], y: &mut [f32]) {
     if has_f16c() {
         // SAFETY: the CPU has AVX and F16C (checked just above), all `f16c::decode` requires.
         unsafe { f16c::decode(b, y) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::decode` requires.
+        unsafe { neon::decode(b, y) };
         return;
     }
     decode_f16_row_scalar(b, y);

@@ -11,6 +11,8 @@ mod iq1;
 mod iq2;
 mod iq3;
 mod lattice;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod tables;
 
 pub(crate) use tables::KVALUES_FP4;
@@ -28,7 +30,7 @@ const IQ2_XXS: u32 = 16;
 const IQ2_XS: u32 = 17;
 const IQ3_XXS: u32 = 18;
 const IQ1_S: u32 = 19;
-const IQ4_NL: u32 = 20;
+pub(crate) const IQ4_NL: u32 = 20;
 const IQ3_S: u32 = 21;
 const IQ2_S: u32 = 22;
 const IQ4_XS: u32 = 23;
@@ -164,6 +166,17 @@ type DeqFn = fn(&[u8], &mut [f32]);
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    if id == IQ4_NL && super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize_iq4_nl` requires.
+        unsafe { neon::dequantize_iq4_nl(src, dst) };
+        return true;
+    }
+    dequantize_scalar(id, src, dst)
+}
+
+/// The scalar ports of ggml's `dequantize_row_iq*`: the oracle of the SIMD decoders.
+pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
     let (bs, f): (usize, DeqFn) = match id {
         IQ2_XXS => (66, deq_iq2_xxs),
         IQ2_XS => (74, deq_iq2_xs),

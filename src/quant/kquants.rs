@@ -15,6 +15,8 @@ use super::Chunk;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod lanes;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub(crate) use lanes::LANES;
 
 pub(crate) const Q2_K: u32 = 10;
@@ -1338,6 +1340,18 @@ fn dequantize_q8_k(x: &[u8; Q8_K_SIZE], y: &mut [f32; QK_K]) {
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    if super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize` requires.
+        if unsafe { neon::dequantize(id, src, dst) } {
+            return true;
+        }
+    }
+    dequantize_scalar(id, src, dst)
+}
+
+/// The scalar port of ggml's `dequantize_row_*`: the oracle of the SIMD decoders.
+pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
         Q2_K => each_block::<Q2_K_SIZE>(src, dst, dequantize_q2_k),
         Q3_K => each_block::<Q3_K_SIZE>(src, dst, dequantize_q3_k),

@@ -14,6 +14,8 @@ use super::Chunk;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 pub(crate) const Q4_0: u32 = 2;
 pub(crate) const Q4_1: u32 = 3;
@@ -86,14 +88,18 @@ fn put_q5(y: &mut [u8], qh_at: usize, l: impl Fn(usize) -> u8) {
     y[qh_at..qh_at + 4].copy_from_slice(&qh.to_le_bytes());
 }
 
-/// Whether the AVX2 block helpers can run here.
+/// Whether the SIMD block helpers (AVX2 on x86-64, NEON on aarch64) can run here.
 #[inline]
-fn has_avx2() -> bool {
+fn has_simd() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        super::has_avx2()
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        super::has_neon()
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         false
     }
@@ -103,8 +109,15 @@ fn has_avx2() -> bool {
 fn block_absmax(x: &[f32], fast: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if fast {
-        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_simd`).
         if let Some(m) = unsafe { avx2::signed_absmax(x) } {
+            return m;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has NEON (`has_simd`).
+        if let Some(m) = unsafe { neon::signed_absmax(x) } {
             return m;
         }
     }
@@ -116,8 +129,15 @@ fn block_absmax(x: &[f32], fast: bool) -> f32 {
 fn block_min_max(x: &[f32], fast: bool) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     if fast {
-        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_simd`).
         if let Some(m) = unsafe { avx2::min_max(x) } {
+            return m;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has NEON (`has_simd`).
+        if let Some(m) = unsafe { neon::min_max(x) } {
             return m;
         }
     }
@@ -130,8 +150,15 @@ fn block_min_max(x: &[f32], fast: bool) -> (f32, f32) {
 fn block_levels(x: &[f32], sub: f32, id: f32, add: f32, fast: bool) -> [i32; QK] {
     #[cfg(target_arch = "x86_64")]
     if fast {
-        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_avx2`).
+        // SAFETY: `fast` is only true where the CPU has AVX2 (`has_simd`).
         if let Some(l) = unsafe { avx2::levels(x, sub, id, add) } {
+            return l;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if fast {
+        // SAFETY: `fast` is only true where the CPU has NEON (`has_simd`).
+        if let Some(l) = unsafe { neon::levels(x, sub, id, add) } {
             return l;
         }
     }
@@ -213,9 +240,16 @@ fn round_to_int(x: f32) -> i32 {
 /// `quantize_row_q8_0_ref` (and the quants of `quantize_row_q8_1_ref`); returns `d`.
 fn q8_quants(x: &[f32], qs: &mut [u8]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if super::has_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above), all `avx2::q8_quants` requires.
         if let Some(d) = unsafe { avx2::q8_quants(x, qs) } {
+            return d;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::q8_quants` requires.
+        if let Some(d) = unsafe { neon::q8_quants(x, qs) } {
             return d;
         }
     }
@@ -344,6 +378,18 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
 pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    if super::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize` requires.
+        if unsafe { neon::dequantize(id, src, dst) } {
+            return true;
+        }
+    }
+    dequantize_scalar(id, src, dst)
+}
+
+/// The scalar port of ggml's `dequantize_row_*`: the oracle of the SIMD decoders.
+pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
         Q4_0 => each_block::<18>(src, dst, |x, y| {
             let d = get_f16(x, 0);
@@ -435,7 +481,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
             }
         }
         _ => {
-            let fast = has_avx2();
+            let fast = has_simd();
             for (x, y) in c.src.chunks_exact(QK).zip(c.dst.chunks_exact_mut(size)) {
                 match id {
                     Q4_0 => q4_0_ref(x, y, fast),
@@ -505,7 +551,7 @@ mod tests {
         ];
         for k in 0..4000 {
             let mut x: Vec<f32> = (0..QK).map(|_| ((uni() - 0.5) * 4.0) as f32).collect();
-            match k % 9 {
+            match k % 10 {
                 1 => x.iter_mut().for_each(|v| *v *= 1e-41),
                 2 => x.iter_mut().for_each(|v| *v = 0.0),
                 3 => x[k % QK] = f32::NAN,
@@ -514,11 +560,23 @@ mod tests {
                 6 => x.iter_mut().for_each(|v| *v *= 3e38),
                 7 => x.iter_mut().for_each(|v| *v = v.abs() + 1.0),
                 8 => x[(k / 9) % QK] = -0.0,
+                9 => {
+                    // Values whose x * id lands within a few ulps of a level boundary (Q4_0 with
+                    // 8 units to the largest magnitude, Q5_0 with 16): where an FMA or another
+                    // order of operations would change the truncated level.
+                    let unit = if k % 20 == 9 { 8.0f64 } else { 16.0 };
+                    let s = 0.5 + uni() * 4.0;
+                    for v in x.iter_mut() {
+                        let m = (uni() * 2.0 * unit).floor() - unit + 0.5;
+                        *v = (s / unit * (m + (uni() - 0.5) * 4e-6)) as f32;
+                    }
+                    x[k / 10 % QK] = -s as f32;
+                }
                 _ => {}
             }
             for (f, size) in fns {
                 let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
-                f(&x, &mut a, has_avx2());
+                f(&x, &mut a, has_simd());
                 f(&x, &mut b, false);
                 assert_eq!(a, b, "case {k}, block of {size} bytes, x = {x:?}");
             }

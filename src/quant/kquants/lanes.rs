@@ -28,9 +28,14 @@ pub(crate) fn make_qkx_quants_x8<const N: usize>(
     use_mad: bool,
 ) -> (Lf, Lf) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::quant::has_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above), all `avx2::qkx` requires.
         return unsafe { super::avx2::qkx(nmax, xt, wt, l, rmin, rdelta, nstep, use_mad) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::quant::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::qkx` requires.
+        return unsafe { super::neon::qkx(nmax, xt, wt, l, rmin, rdelta, nstep, use_mad) };
     }
     qkx_lanes(nmax, xt, wt, l, rmin, rdelta, nstep, use_mad)
 }
@@ -184,9 +189,14 @@ pub(crate) fn make_qx_quants_x8<const N: usize>(
     l: &mut [[i8; LANES]; N],
 ) -> Lf {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::quant::has_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above), all `avx2::qx` requires.
         return unsafe { super::avx2::qx(nmax, xt, wt, l) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::quant::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `neon::qx` requires.
+        return unsafe { super::neon::qx(nmax, xt, wt, l) };
     }
     qx_lanes(nmax, xt, wt, l)
 }
@@ -293,9 +303,14 @@ pub(crate) fn make_q3_quants_x8<const N: usize>(
     l: &mut [[i8; LANES]; N],
 ) -> Lf {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::quant::has_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above), all `q3_avx2` requires.
         return unsafe { q3_avx2(nmax, xt, l) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::quant::has_neon() {
+        // SAFETY: the CPU has NEON (checked just above), all `q3_neon` requires.
+        return unsafe { q3_neon(nmax, xt, l) };
     }
     q3_lanes(nmax, xt, l)
 }
@@ -304,6 +319,14 @@ pub(crate) fn make_q3_quants_x8<const N: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn q3_avx2<const N: usize>(nmax: i32, xt: &[Lf; N], l: &mut [[i8; LANES]; N]) -> Lf {
+    q3_lanes(nmax, xt, l)
+}
+
+/// [`q3_lanes`] compiled with NEON enabled (the same safe code; LLVM does not contract the separate
+/// multiplies and adds into `fmla`, so the same values).
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn q3_neon<const N: usize>(nmax: i32, xt: &[Lf; N], l: &mut [[i8; LANES]; N]) -> Lf {
     q3_lanes(nmax, xt, l)
 }
 
