@@ -6,17 +6,30 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use pocket::gguf::Gguf;
 
 struct Counting;
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Per thread: the test harness runs tests in parallel, and each must count only its own
+    // allocations. A const-initialised Cell needs no allocation to be reached.
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(n: usize) {
+    let _ = ALLOCATED.try_with(|c| c.set(c.get() + n));
+}
+
+fn allocated() -> usize {
+    ALLOCATED.with(|c| c.get())
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts the bytes asked for.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size(), Ordering::Relaxed);
+        count(l.size());
         // SAFETY: same layout, passed through.
         unsafe { System.alloc(l) }
     }
@@ -25,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new, Ordering::Relaxed);
+        count(new);
         // SAFETY: p was allocated by System with layout l.
         unsafe { System.realloc(p, l, new) }
     }
@@ -36,9 +49,9 @@ static A: Counting = Counting;
 
 /// Bytes allocated (in total, not just at the peak) while parsing and validating `b`.
 fn allocated_by_parse(b: &[u8]) -> usize {
-    let before = ALLOCATED.load(Ordering::Relaxed);
+    let before = allocated();
     let r = Gguf::parse(b);
-    let after = ALLOCATED.load(Ordering::Relaxed);
+    let after = allocated();
     drop(r);
     after - before
 }
