@@ -36,15 +36,7 @@ fn file_truncated_while_mapped_exits_2_with_a_message() {
         .write_all(&vec![7u8; 1 << 20])
         .unwrap();
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = match std::env::var("POCKET_TEST_RUNNER") {
-        Ok(r) if !r.trim().is_empty() => {
-            let mut parts = r.split_whitespace();
-            let mut c = std::process::Command::new(parts.next().unwrap());
-            c.args(parts).arg(exe);
-            c
-        }
-        _ => std::process::Command::new(exe),
-    };
+    let mut cmd = common::target_command(exe);
     let out = cmd
         .args([
             "--exact",

@@ -137,18 +137,34 @@ pub fn gemma() -> PathBuf {
     path
 }
 
-/// The `pocket` binary as a command. Where the tests run under emulation (aarch64 under qemu-user,
-/// scripts/test-aarch64.sh), the binary cannot be executed directly: `POCKET_TEST_RUNNER` names the
-/// runner to prefix, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu".
-pub fn pocket() -> std::process::Command {
-    let bin = env!("CARGO_BIN_EXE_pocket");
-    match std::env::var("POCKET_TEST_RUNNER") {
-        Ok(r) if !r.trim().is_empty() => {
-            let mut parts = r.split_whitespace();
-            let mut c = std::process::Command::new(parts.next().unwrap());
-            c.args(parts).arg(bin);
+/// The runner to prefix to a program built for the target, where the tests run under emulation:
+/// `POCKET_TEST_RUNNER` (scripts/test-aarch64.sh), else on aarch64 the runner cargo itself uses
+/// (`CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER`, exported by ../shared/peers/aarch64.sh).
+pub fn runner() -> Option<Vec<String>> {
+    let from = |k: &str| std::env::var(k).ok().filter(|r| !r.trim().is_empty());
+    let r = from("POCKET_TEST_RUNNER").or_else(|| {
+        if cfg!(target_arch = "aarch64") {
+            from("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+        } else {
+            None
+        }
+    })?;
+    Some(r.split_whitespace().map(str::to_string).collect())
+}
+
+/// A program built for the target as a command, through the emulation runner if there is one.
+pub fn target_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    match runner() {
+        Some(r) => {
+            let mut c = std::process::Command::new(&r[0]);
+            c.args(&r[1..]).arg(program);
             c
         }
-        _ => std::process::Command::new(bin),
+        None => std::process::Command::new(program),
     }
+}
+
+/// The `pocket` binary as a command (see [`target_command`]).
+pub fn pocket() -> std::process::Command {
+    target_command(env!("CARGO_BIN_EXE_pocket"))
 }
