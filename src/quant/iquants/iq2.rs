@@ -9,6 +9,7 @@
 use super::iq3::{fmax, split_signs};
 use super::lattice::{self, Lattice, Lookup};
 use super::{f16_bytes, nearest_int, GROUP_MAX_EPS, QK_K};
+use crate::quant::kquants::make_qp_quants;
 
 const KMAX_Q: i32 = 3;
 const GROUP_MAX_EPS_IQ2_S: f32 = 1e-8;
@@ -261,89 +262,6 @@ pub(super) fn quantize_row_iq2_s(x: &[f32], y: &mut [u8], quant_weights: Option<
                 blk[74 + ib / 2] |= l << 4;
             }
         }
-    }
-}
-
-/// ggml's `make_qp_quants(n, nmax, x, L, weights)`: a weighted, non-negative scale for levels
-/// 0..nmax. `L` is a `uint8_t` array in C; the wrap of negative levels into it is kept, since later
-/// sums read it back.
-fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], quant_weights: &[f32]) -> f32 {
-    let n = x.len();
-    let mut max = 0.0f32;
-    for &v in x {
-        max = if max > v { max } else { v };
-    }
-    if max < GROUP_MAX_EPS {
-        l.fill(0);
-        return 0.0;
-    }
-    let mut iscale = nmax as f32 / max;
-    for i in 0..n {
-        l[i] = nearest_int(iscale * x[i]) as u8;
-    }
-    let scale = 1.0f32 / iscale;
-    let mut best_mse = 0.0f32;
-    for i in 0..n {
-        let diff = x[i] - scale * l[i] as f32;
-        let w = quant_weights[i];
-        best_mse += w * diff * diff;
-    }
-    for is in -4..=4 {
-        if is == 0 {
-            continue;
-        }
-        let iscale_is = (0.1f32 * is as f32 + nmax as f32) / max;
-        let scale_is = 1.0f32 / iscale_is;
-        let mut mse = 0.0f32;
-        for i in 0..n {
-            let li = nearest_int(iscale_is * x[i]).min(nmax);
-            let diff = x[i] - scale_is * li as f32;
-            let w = quant_weights[i];
-            mse += w * diff * diff;
-        }
-        if mse < best_mse {
-            best_mse = mse;
-            iscale = iscale_is;
-        }
-    }
-    let mut sumlx = 0.0f32;
-    let mut suml2 = 0.0f32;
-    for i in 0..n {
-        let li = nearest_int(iscale * x[i]).min(nmax);
-        l[i] = li as u8;
-        let w = quant_weights[i];
-        sumlx += w * x[i] * li as f32;
-        suml2 += w * li as f32 * li as f32;
-    }
-    for _itry in 0..5 {
-        let mut n_changed = 0;
-        for i in 0..n {
-            let w = quant_weights[i];
-            let li = l[i] as f32;
-            let mut slx = sumlx - w * x[i] * li;
-            let mut sl2 = suml2 - w * li * li;
-            if slx > 0.0 && sl2 > 0.0 {
-                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
-                if new_l != l[i] as i32 {
-                    slx += w * x[i] * new_l as f32;
-                    sl2 += w * new_l as f32 * new_l as f32;
-                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
-                        l[i] = new_l as u8;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        n_changed += 1;
-                    }
-                }
-            }
-        }
-        if n_changed == 0 {
-            break;
-        }
-    }
-    if suml2 > 0.0 {
-        sumlx / suml2
-    } else {
-        0.0
     }
 }
 
