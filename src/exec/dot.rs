@@ -117,7 +117,7 @@ fn h(b: &[u8], at: usize) -> f32 {
 
 /// `ggml_vec_dot_q8_0_q8_0_generic`.
 #[inline(always)]
-fn dot_q8_0(x: &[u8], y: &[u8]) -> f32 {
+pub(crate) fn dot_q8_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(34).zip(y.chunks_exact(34)) {
         let mut sumi = 0i32;
@@ -131,7 +131,7 @@ fn dot_q8_0(x: &[u8], y: &[u8]) -> f32 {
 
 /// `ggml_vec_dot_q4_0_q8_0_generic`.
 #[inline(always)]
-fn dot_q4_0(x: &[u8], y: &[u8]) -> f32 {
+pub(crate) fn dot_q4_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(18).zip(y.chunks_exact(34)) {
         let (mut s0, mut s1) = (0i32, 0i32);
@@ -148,7 +148,7 @@ fn dot_q4_0(x: &[u8], y: &[u8]) -> f32 {
 
 /// `ggml_vec_dot_q5_0_q8_0_generic`.
 #[inline(always)]
-fn dot_q5_0(x: &[u8], y: &[u8]) -> f32 {
+pub(crate) fn dot_q5_0(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (xb, yb) in x.chunks_exact(22).zip(y.chunks_exact(34)) {
         let qh = u32::from_le_bytes([xb[2], xb[3], xb[4], xb[5]]);
@@ -198,7 +198,7 @@ fn scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
 
 /// `ggml_vec_dot_q4_K_q8_K_generic` and `ggml_vec_dot_q5_K_q8_K_generic` (`high` = Q5_K).
 #[inline(always)]
-fn dot_q45_k(x: &[u8], y: &[u8], high: bool) -> f32 {
+pub(crate) fn dot_q45_k(x: &[u8], y: &[u8], high: bool) -> f32 {
     let bs = if high { 176 } else { 144 };
     let mut sums = [0f32; 8];
     let mut sumf = 0f32;
@@ -260,7 +260,7 @@ fn dot_q45_k(x: &[u8], y: &[u8], high: bool) -> f32 {
 
 /// `ggml_vec_dot_q6_K_q8_K_generic`.
 #[inline(always)]
-fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
+pub(crate) fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
     let mut sums = [0f32; 8];
     for (xb, yb) in x.chunks_exact(210).zip(y.chunks_exact(Q8K_SIZE)) {
         let (ql, qh, sc) = (&xb[0..128], &xb[128..192], &xb[192..208]);
@@ -303,7 +303,7 @@ fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
 
 /// `ggml_vec_dot_f16` (generic: products summed in double).
 #[inline(always)]
-fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
+pub(crate) fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
     let mut s = 0f64;
     for (xb, yv) in x.chunks_exact(2).zip(y) {
         s += (f16::from_bits(u16::from_le_bytes([xb[0], xb[1]])).to_f32() * yv.to_f32()) as f64;
@@ -313,7 +313,7 @@ fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
 
 /// `ggml_vec_dot_f32` (generic: summed in double).
 #[inline(always)]
-fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     let mut s = 0f64;
     for (a, b) in x.iter().zip(y) {
         s += (a * b) as f64;
