@@ -41,7 +41,7 @@ fn main() {
             .collect();
         for name in types {
             let ty = ggml_type_by_name(name).unwrap();
-            if ne0 % ty.block_size as usize != 0 {
+            if !ne0.is_multiple_of(ty.block_size as usize) {
                 continue;
             }
             for imatrix in [None, Some(&im[..])] {

@@ -250,7 +250,7 @@ pub fn estimate(
                     *s = known
                         && (pattern == 0
                             || if dense_first {
-                                il % pattern != 0
+                                !il.is_multiple_of(pattern)
                             } else {
                                 il % pattern < pattern - 1
                             });

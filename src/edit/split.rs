@@ -116,7 +116,7 @@ fn assign(g: &Gguf<'_>, opts: &SplitOptions) -> Result<Vec<Vec<usize>>> {
         let next = curr.saturating_add(n_bytes);
         let split = match opts.by {
             SplitBy::Size(max) => next > max,
-            SplitBy::Tensors(k) => i > 0 && i < n && (i as u64) % k == 0,
+            SplitBy::Tensors(k) => i > 0 && i < n && (i as u64).is_multiple_of(k),
         };
         if split {
             if shards.last().is_some_and(|s| s.is_empty()) {

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::gguf::spec::ggml_type;
 use crate::gguf::GgmlType;
+use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::{dequantize_row, quantize_chunk};
 
 use super::ExecError;
@@ -27,6 +28,8 @@ const Q4_K: u32 = 12;
 const Q5_K: u32 = 13;
 const Q6_K: u32 = 14;
 const Q8_K: u32 = 15;
+const IQ4_NL: u32 = 20;
+const IQ4_XS: u32 = 23;
 
 /// The activation format a weight type's dot product takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,54 +47,82 @@ pub enum ActKind {
 /// `type_traits_cpu[ty].vec_dot_type`, restricted to the dot products ported here.
 pub fn act_kind(ty: GgmlType) -> ActKind {
     match ty.id {
-        Q4_0 | Q5_0 | Q8_0 => ActKind::Q8_0,
-        Q4_K | Q5_K | Q6_K => ActKind::Q8K,
+        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => ActKind::Q8_0,
+        Q4_K | Q5_K | Q6_K | IQ4_XS => ActKind::Q8K,
         F16 => ActKind::F16,
         _ => ActKind::F32,
     }
 }
 
-/// One activation row in its dot-product format.
-pub enum Act {
-    Q(Vec<u8>),
-    H(Vec<f16>),
-    F(Vec<f32>),
+/// Activation rows prepared for one weight type's dot product, in buffers that are reused from
+/// call to call (no allocation once they have grown to the largest batch).
+#[derive(Default)]
+pub struct Acts {
+    kind: Option<ActKind>,
+    n: usize,
+    cols: usize,
+    /// Q8_0 / Q8_K rows of `stride` bytes.
+    q: Vec<u8>,
+    stride: usize,
+    h: Vec<f16>,
+    f: Vec<f32>,
 }
 
-/// Quantizes one activation row `x` for weights of type `ty`.
-pub fn quantize_act(ty: GgmlType, x: &[f32]) -> Result<Act, ExecError> {
-    Ok(match act_kind(ty) {
-        ActKind::Q8_0 if !REF_Q8_0 => {
-            if x.len() % 32 != 0 {
-                return Err(ExecError::Shape {
+impl Acts {
+    /// Quantizes the `n` rows of `x` for weights of type `ty` (in parallel for batches).
+    pub fn prepare(&mut self, ty: GgmlType, x: &[f32], n: usize) -> Result<(), ExecError> {
+        let kind = act_kind(ty);
+        let cols = x.len() / n.max(1);
+        self.kind = Some(kind);
+        self.n = n;
+        self.cols = cols;
+        match kind {
+            ActKind::Q8_0 | ActKind::Q8K => {
+                let qt =
+                    ggml_type(if kind == ActKind::Q8_0 { Q8_0 } else { Q8_K }).expect("known type");
+                let stride = qt.bytes_for(cols as u64).ok_or(ExecError::Shape {
                     tensor: "activation".into(),
-                    message: format!("{} values are not whole q8_0 blocks", x.len()),
-                });
+                    message: format!("{cols} values are not whole {} blocks", qt.name),
+                })? as usize;
+                self.stride = stride;
+                self.q.resize(n * stride, 0);
+                let quant_row = |(xr, yr): (&[f32], &mut [u8])| -> Result<(), ExecError> {
+                    if kind == ActKind::Q8_0 && !REF_Q8_0 {
+                        for (xb, yb) in xr.chunks_exact(32).zip(yr.chunks_exact_mut(34)) {
+                            quantize_q8_0_x86(xb, yb);
+                        }
+                        Ok(())
+                    } else {
+                        quantize_chunk(qt, xr, yr, cols, None)?;
+                        Ok(())
+                    }
+                };
+                if n >= 8 {
+                    x.par_chunks_exact(cols)
+                        .zip(self.q.par_chunks_exact_mut(stride))
+                        .try_for_each(quant_row)?;
+                } else {
+                    x.chunks_exact(cols)
+                        .zip(self.q.chunks_exact_mut(stride))
+                        .try_for_each(quant_row)?;
+                }
             }
-            let mut out = vec![0u8; x.len() / 32 * 34];
-            for (xb, yb) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
-                quantize_q8_0_x86(xb, yb);
+            ActKind::F16 => {
+                self.h.clear();
+                self.h.extend(x.iter().map(|&v| f16::from_f32(v)));
             }
-            Act::Q(out)
+            ActKind::F32 => {
+                self.f.clear();
+                self.f.extend_from_slice(x);
+            }
         }
-        ActKind::Q8_0 | ActKind::Q8K => {
-            let id = if act_kind(ty) == ActKind::Q8_0 {
-                Q8_0
-            } else {
-                Q8_K
-            };
-            let qt = ggml_type(id).expect("known type");
-            let n = qt.bytes_for(x.len() as u64).ok_or(ExecError::Shape {
-                tensor: "activation".into(),
-                message: format!("{} values are not whole {} blocks", x.len(), qt.name),
-            })? as usize;
-            let mut out = vec![0u8; n];
-            quantize_chunk(qt, x, &mut out, x.len(), None)?;
-            Act::Q(out)
-        }
-        ActKind::F16 => Act::H(x.iter().map(|&v| f16::from_f32(v)).collect()),
-        ActKind::F32 => Act::F(x.to_vec()),
-    })
+        Ok(())
+    }
+
+    /// The format the rows are in, once prepared.
+    pub fn kind(&self) -> Option<ActKind> {
+        self.kind
+    }
 }
 
 /// Use ggml's reference Q8_0 quantizer for activations instead of the x86 CPU backend's.
@@ -301,6 +332,52 @@ pub(crate) fn dot_q6_k(x: &[u8], y: &[u8]) -> f32 {
     sumf
 }
 
+/// `ggml_vec_dot_iq4_nl_q8_0_generic`.
+#[inline(always)]
+pub(crate) fn dot_iq4_nl(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yb) in x.chunks_exact(18).zip(y.chunks_exact(34)) {
+        let d = h(yb, 0) * h(xb, 0);
+        let (mut s1, mut s2) = (0i32, 0i32);
+        for j in 0..16 {
+            s1 += yb[2 + j] as i8 as i32 * KVALUES_IQ4NL[(xb[2 + j] & 0xf) as usize] as i32;
+            s2 += yb[18 + j] as i8 as i32 * KVALUES_IQ4NL[(xb[2 + j] >> 4) as usize] as i32;
+        }
+        sumf += d * (s1 + s2) as f32;
+    }
+    sumf
+}
+
+/// `ggml_vec_dot_iq4_xs_q8_K_generic`.
+#[inline(always)]
+pub(crate) fn dot_iq4_xs(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yb) in x.chunks_exact(136).zip(y.chunks_exact(Q8K_SIZE)) {
+        let d4d8 = h(xb, 0) * q8k_d(yb);
+        let mut hh = u16::from_le_bytes([xb[2], xb[3]]);
+        let mut qs = &xb[8..136];
+        let mut q8 = &yb[4..260];
+        for ib in (0..8).step_by(2) {
+            let sl = xb[4 + ib / 2];
+            let ls1 = (sl & 0xf) | ((hh << 4) & 0x30) as u8;
+            let ls2 = (sl >> 4) | ((hh << 2) & 0x30) as u8;
+            hh >>= 4;
+            for ls in [ls1, ls2] {
+                let d = d4d8 * (ls as i32 - 32) as f32;
+                let (mut s1, mut s2) = (0i32, 0i32);
+                for j in 0..16 {
+                    s1 += q8[j] as i8 as i32 * KVALUES_IQ4NL[(qs[j] & 0xf) as usize] as i32;
+                    s2 += q8[j + 16] as i8 as i32 * KVALUES_IQ4NL[(qs[j] >> 4) as usize] as i32;
+                }
+                sumf += d * (s1 + s2) as f32;
+                qs = &qs[16..];
+                q8 = &q8[32..];
+            }
+        }
+    }
+    sumf
+}
+
 /// `ggml_vec_dot_f16` (generic: products summed in double).
 #[inline(always)]
 pub(crate) fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
@@ -321,6 +398,65 @@ pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     s as f32
 }
 
+/// The SIMD kernels this process uses: chosen once from the CPU's features, none when
+/// `POCKET_FORCE_SCALAR` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    X86(super::x86::Level),
+}
+
+/// The kernels in use (see [`Kernels`]).
+pub fn kernels() -> Kernels {
+    static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+    *K.get_or_init(|| {
+        if !crate::quant::simd_allowed() {
+            return Kernels::Scalar;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(l) = super::x86::detect() {
+            return Kernels::X86(l);
+        }
+        Kernels::Scalar
+    })
+}
+
+/// `out[t] = w · y[t]` for the activation rows `q` (`stride` bytes each) with a SIMD kernel;
+/// false when `k` has none for the type.
+#[inline]
+fn simd_dots(k: Kernels, ty: u32, w: &[u8], q: &[u8], stride: usize, out: &mut [f32]) -> bool {
+    match k {
+        Kernels::Scalar => false,
+        // SAFETY: `detect` found the CPU features each kernel set is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Kernels::X86(super::x86::Level::Avx2) => unsafe {
+            super::x86::avx2::dots(ty, w, q, stride, out)
+        },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Kernels::X86(super::x86::Level::Avx512Vnni) => unsafe {
+            super::x86::vnni::dots(ty, w, q, stride, out)
+        },
+    }
+}
+
+/// The scalar reference dot of one weight row with one quantized activation row.
+#[inline]
+pub(crate) fn scalar_dot(ty: u32, w: &[u8], y: &[u8]) -> f32 {
+    match ty {
+        Q8_0 => dot_q8_0(w, y),
+        Q4_0 => dot_q4_0(w, y),
+        Q5_0 => dot_q5_0(w, y),
+        IQ4_NL => dot_iq4_nl(w, y),
+        Q4_K => dot_q45_k(w, y, false),
+        Q5_K => dot_q45_k(w, y, true),
+        Q6_K => dot_q6_k(w, y),
+        IQ4_XS => dot_iq4_xs(w, y),
+        _ => unreachable!("act_kind gives Q8 activations only to ported types"),
+    }
+}
+
 /// A weight matrix borrowed from the mapped file: `rows` rows of `cols` values of type `ty`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -332,6 +468,12 @@ pub struct Mat<'a> {
     pub row_bytes: usize,
 }
 
+thread_local! {
+    /// Per-thread scratch: activations for `Mat::matmul`, the transposed product, a dequantized row.
+    static SCRATCH: std::cell::RefCell<(Acts, Vec<f32>)> = std::cell::RefCell::new(Default::default());
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Mat<'_> {
     /// Row `r` as f32 (`get_rows`).
     pub fn row_f32(&self, r: usize, out: &mut [f32]) -> Result<(), ExecError> {
@@ -340,102 +482,115 @@ impl Mat<'_> {
         Ok(())
     }
 
-    /// Dot product of row `r` with one prepared activation row.
-    #[inline(always)]
-    fn dot_row(&self, r: usize, act: &Act, tmp: &mut Vec<f32>) -> Result<f32, ExecError> {
-        let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
-        Ok(match act {
-            Act::Q(q) => match self.ty.id {
-                Q8_0 => dot_q8_0(w, q),
-                Q4_0 => dot_q4_0(w, q),
-                Q5_0 => dot_q5_0(w, q),
-                Q4_K => dot_q45_k(w, q, false),
-                Q5_K => dot_q45_k(w, q, true),
-                Q6_K => dot_q6_k(w, q),
-                _ => unreachable!("act_kind gives Q only to ported types"),
-            },
-            Act::H(v) => dot_f16(w, v),
-            Act::F(v) => {
-                if self.ty.id == F32 {
-                    let mut f = vec![0f32; self.cols];
-                    for (o, c) in f.iter_mut().zip(w.chunks_exact(4)) {
-                        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    /// Rows `r0..` of the transposed product into `dst` (`n` values per row).
+    fn rows_into(&self, k: Kernels, r0: usize, dst: &mut [f32], a: &Acts) -> Result<(), ExecError> {
+        let n = a.n;
+        for (i, d) in dst.chunks_exact_mut(n).enumerate() {
+            let r = r0 + i;
+            let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
+            match a.kind {
+                Some(ActKind::Q8_0 | ActKind::Q8K) => {
+                    if !simd_dots(k, self.ty.id, w, &a.q, a.stride, d) {
+                        for (t, o) in d.iter_mut().enumerate() {
+                            *o = scalar_dot(self.ty.id, w, &a.q[t * a.stride..(t + 1) * a.stride]);
+                        }
                     }
-                    dot_f32(&f, v)
-                } else {
-                    tmp.resize(self.cols, 0.0);
-                    dequantize_row(self.ty, w, tmp)?;
-                    dot_f32(tmp, v)
                 }
-            }
-        })
-    }
-
-    /// Rows `r0..` of the transposed product into `dst` (`n` values per row): picks the AVX2
-    /// compilation of the same scalar code when the CPU has it. Integer sums are exact and the
-    /// float operations keep their order (no contraction), so both give the same bits.
-    fn rows_into(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { self.rows_into_avx2(r0, dst, acts) };
-        }
-        self.rows_into_generic(r0, dst, acts)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn rows_into_avx2(
-        &self,
-        r0: usize,
-        dst: &mut [f32],
-        acts: &[Act],
-    ) -> Result<(), ExecError> {
-        self.rows_into_generic(r0, dst, acts)
-    }
-
-    #[inline(always)]
-    fn rows_into_generic(&self, r0: usize, dst: &mut [f32], acts: &[Act]) -> Result<(), ExecError> {
-        let n = acts.len();
-        let mut tmp = Vec::new();
-        for (k, d) in dst.chunks_exact_mut(n).enumerate() {
-            for (t, a) in acts.iter().enumerate() {
-                d[t] = self.dot_row(r0 + k, a, &mut tmp)?;
+                Some(ActKind::F16) => {
+                    for (t, o) in d.iter_mut().enumerate() {
+                        *o = dot_f16(w, &a.h[t * a.cols..(t + 1) * a.cols]);
+                    }
+                }
+                Some(ActKind::F32) => ROW.with(|tmp| -> Result<(), ExecError> {
+                    let mut tmp = tmp.borrow_mut();
+                    tmp.resize(self.cols, 0.0);
+                    if self.ty.id == F32 {
+                        for (o, c) in tmp.iter_mut().zip(w.chunks_exact(4)) {
+                            *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        }
+                    } else {
+                        dequantize_row(self.ty, w, &mut tmp)?;
+                    }
+                    for (t, o) in d.iter_mut().enumerate() {
+                        *o = dot_f32(&tmp, &a.f[t * a.cols..(t + 1) * a.cols]);
+                    }
+                    Ok(())
+                })?,
+                None => unreachable!("activations are prepared before use"),
             }
         }
         Ok(())
     }
 
-    /// `out[t * rows + r] = W[r] · x[t]` for the `n` rows of `x` (each `cols` long), on rayon's
-    /// pool across output rows; the activations are quantized once per call.
+    /// `out[t * rows + r] = W[r] · x[t]` for the `n` rows of `x` (each `cols` long).
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), ExecError> {
-        debug_assert_eq!(x.len(), n * self.cols);
+        SCRATCH.with(|s| {
+            let (acts, tr) = &mut *s.borrow_mut();
+            acts.prepare(self.ty, x, n)?;
+            self.matmul_acts_with(acts, out, tr)
+        })
+    }
+
+    /// The product with activations already prepared for this weight type (several matrices
+    /// with the same input and type share one preparation).
+    pub fn matmul_acts(&self, acts: &Acts, out: &mut [f32]) -> Result<(), ExecError> {
+        SCRATCH.with(|s| {
+            let (_, tr) = &mut *s.borrow_mut();
+            self.matmul_acts_with(acts, out, tr)
+        })
+    }
+
+    /// Row-major over weights (each weight row read once for all tokens) on rayon's pool, in
+    /// about 8 tasks per thread, transposed at the end.
+    fn matmul_acts_with(
+        &self,
+        a: &Acts,
+        out: &mut [f32],
+        tr: &mut Vec<f32>,
+    ) -> Result<(), ExecError> {
+        let n = a.n;
+        debug_assert_eq!(a.kind, Some(act_kind(self.ty)));
+        debug_assert_eq!(a.cols, self.cols);
         debug_assert_eq!(out.len(), n * self.rows);
-        let acts = x
-            .chunks_exact(self.cols)
-            .map(|r| quantize_act(self.ty, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Row-major over weights (each weight row read once for all tokens), transposed at the end.
-        const CHUNK: usize = 16;
-        let mut tr = vec![0f32; self.rows * n];
-        tr.par_chunks_mut(CHUNK * n)
-            .enumerate()
-            .try_for_each(|(ci, dst)| self.rows_into(ci * CHUNK, dst, &acts))?;
-        for r in 0..self.rows {
-            for t in 0..n {
-                out[t * self.rows + r] = tr[r * n + t];
+        let k = kernels();
+        let tasks = rayon::current_num_threads() * 8;
+        let chunk = self.rows.div_ceil(tasks).next_multiple_of(4).max(4);
+        let dst: &mut [f32] = if n == 1 {
+            out
+        } else {
+            tr.resize(self.rows * n, 0.0);
+            tr
+        };
+        if self.rows <= chunk {
+            self.rows_into(k, 0, dst, a)?;
+        } else {
+            dst.par_chunks_mut(chunk * n)
+                .enumerate()
+                .try_for_each(|(ci, d)| self.rows_into(k, ci * chunk, d, a))?;
+        }
+        if n > 1 {
+            for r in 0..self.rows {
+                for t in 0..n {
+                    out[t * self.rows + r] = tr[r * n + t];
+                }
             }
         }
         Ok(())
     }
 }
 
+/// `simd_dots` over prepared activations, for the kernel tests.
 #[cfg(test)]
-mod tests {
+pub(crate) fn simd_dots_for_test(k: Kernels, ty: u32, w: &[u8], a: &Acts, out: &mut [f32]) -> bool {
+    simd_dots(k, ty, w, &a.q, a.stride, out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
     use crate::gguf::spec::ggml_type_by_name;
 
-    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn lcg(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {
@@ -447,17 +602,53 @@ mod tests {
             .collect()
     }
 
+    pub(crate) const PORTED: [&str; 8] = [
+        "q8_0", "q4_0", "q5_0", "iq4_nl", "q4_K", "q5_K", "q6_K", "iq4_xs",
+    ];
+
+    /// Quantized weights (`rows` rows) and prepared activations (`n` rows) of `cols` values.
+    pub(crate) fn case(
+        name: &str,
+        cols: usize,
+        rows: usize,
+        n: usize,
+        seed: u64,
+    ) -> (Vec<u8>, Acts, GgmlType) {
+        let ty = ggml_type_by_name(name).unwrap();
+        let w = lcg(cols * rows, seed);
+        let mut wq = vec![0u8; ty.bytes_for((cols * rows) as u64).unwrap() as usize];
+        quantize_chunk(ty, &w, &mut wq, cols, None).unwrap();
+        let mut acts = Acts::default();
+        acts.prepare(ty, &lcg(cols * n, seed + 1), n).unwrap();
+        (wq, acts, ty)
+    }
+
+    /// The dequantized activation row `t` (what the integer dot product multiplies).
+    pub(crate) fn act_row_f32(a: &Acts, t: usize) -> Vec<f32> {
+        let mut v = vec![0f32; a.cols];
+        match a.kind.unwrap() {
+            ActKind::Q8_0 | ActKind::Q8K => {
+                let at = if a.kind == Some(ActKind::Q8_0) { 8 } else { 15 };
+                let row = &a.q[t * a.stride..(t + 1) * a.stride];
+                dequantize_row(ggml_type(at).unwrap(), row, &mut v).unwrap();
+            }
+            ActKind::F16 => {
+                for (o, h) in v.iter_mut().zip(&a.h[t * a.cols..]) {
+                    *o = h.to_f32();
+                }
+            }
+            ActKind::F32 => v.copy_from_slice(&a.f[t * a.cols..(t + 1) * a.cols]),
+        }
+        v
+    }
+
     /// Each ported dot product equals the f32 dot of the dequantized weight row with the dequantized
     /// activation row, up to float rounding: catches any bit-layout mistake in the ports.
     #[test]
     fn ported_dots_match_dequantized_dots() {
         let n = 512;
-        for name in ["q8_0", "q4_0", "q5_0", "q4_K", "q5_K", "q6_K", "f16"] {
-            let ty = ggml_type_by_name(name).unwrap();
-            let w = lcg(n, 7);
-            let x = lcg(n, 11);
-            let mut wq = vec![0u8; ty.bytes_for(n as u64).unwrap() as usize];
-            quantize_chunk(ty, &w, &mut wq, n, None).unwrap();
+        for name in PORTED.iter().chain(&["f16", "f32", "q3_K"]) {
+            let (wq, acts, ty) = case(name, n, 1, 1, 7);
             let mat = Mat {
                 name: "w",
                 ty,
@@ -466,77 +657,44 @@ mod tests {
                 rows: 1,
                 row_bytes: wq.len(),
             };
-            let act = quantize_act(ty, &x).unwrap();
-            let got = mat.dot_row(0, &act, &mut Vec::new()).unwrap();
+            let mut got = [0f32];
+            mat.rows_into(Kernels::Scalar, 0, &mut got, &acts).unwrap();
             let mut wd = vec![0f32; n];
             dequantize_row(ty, &wq, &mut wd).unwrap();
-            let xd: Vec<f32> = match &act {
-                Act::Q(q) => {
-                    let at = if act_kind(ty) == ActKind::Q8_0 { 8 } else { 15 };
-                    let mut v = vec![0f32; n];
-                    dequantize_row(ggml_type(at).unwrap(), q, &mut v).unwrap();
-                    v
-                }
-                Act::H(v) => v.iter().map(|v| v.to_f32()).collect(),
-                Act::F(v) => v.clone(),
-            };
+            let xd = act_row_f32(&acts, 0);
             let want: f64 = wd.iter().zip(&xd).map(|(a, b)| (a * b) as f64).sum();
+            let mag: f64 = wd.iter().zip(&xd).map(|(a, b)| (a * b).abs() as f64).sum();
             assert!(
-                (got as f64 - want).abs() < 1e-3 * (1.0 + want.abs()),
-                "{name}: {got} vs {want}"
+                (got[0] as f64 - want).abs() < 1e-5 * mag,
+                "{name}: {} vs {want}",
+                got[0]
             );
         }
     }
-}
 
-#[cfg(test)]
-mod simd_tests {
-    use super::*;
-    use crate::gguf::spec::ggml_type_by_name;
+    /// Quantized activation row `t`.
+    pub(crate) fn act_row_q(a: &Acts, t: usize) -> &[u8] {
+        &a.q[t * a.stride..(t + 1) * a.stride]
+    }
 
-    /// The AVX2 compilation (what `matmul` uses on this CPU) gives the scalar code's exact bits.
-    #[test]
-    fn dispatched_rows_equal_generic_rows() {
-        let (cols, rows, n) = (512, 8, 3);
-        let mut s = 5u64;
-        let mut rnd = |k: usize| -> Vec<f32> {
-            (0..k)
-                .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        };
-        for name in [
-            "q8_0", "q4_0", "q5_0", "q4_K", "q5_K", "q6_K", "f16", "f32", "q3_K",
-        ] {
-            let ty = ggml_type_by_name(name).unwrap();
-            let w = rnd(cols * rows);
-            let rb = ty.bytes_for(cols as u64).unwrap() as usize;
-            let mut wq = vec![0u8; rb * rows];
-            quantize_chunk(ty, &w, &mut wq, cols, None).unwrap();
-            let mat = Mat {
-                name: "w",
-                ty,
-                data: &wq,
-                cols,
-                rows,
-                row_bytes: rb,
-            };
-            let x = rnd(cols * n);
-            let acts: Vec<Act> = x
-                .chunks_exact(cols)
-                .map(|r| quantize_act(ty, r).unwrap())
-                .collect();
-            let mut a = vec![0f32; rows * n];
-            let mut b = vec![0f32; rows * n];
-            mat.rows_into(0, &mut a, &acts).unwrap();
-            mat.rows_into_generic(0, &mut b, &acts).unwrap();
-            let (ab, bb): (Vec<u32>, Vec<u32>) = (
-                a.iter().map(|v| v.to_bits()).collect(),
-                b.iter().map(|v| v.to_bits()).collect(),
-            );
-            assert_eq!(ab, bb, "{name}");
+    /// The activations of row `t` alone.
+    pub(crate) fn act_one(a: &Acts, t: usize) -> Acts {
+        Acts {
+            kind: a.kind,
+            n: 1,
+            cols: a.cols,
+            q: act_row_q(a, t).to_vec(),
+            stride: a.stride,
+            h: Vec::new(),
+            f: Vec::new(),
         }
+    }
+
+    /// sum |w_i * x_i| over the dequantized weight row and activation row `t`.
+    pub(crate) fn abs_dot(ty: GgmlType, w: &[u8], a: &Acts, t: usize) -> f64 {
+        let mut wd = vec![0f32; a.cols];
+        dequantize_row(ty, w, &mut wd).unwrap();
+        let xd = act_row_f32(a, t);
+        wd.iter().zip(&xd).map(|(p, q)| (p * q).abs() as f64).sum()
     }
 }

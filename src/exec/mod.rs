@@ -4,12 +4,16 @@
 pub mod tokenizer;
 
 // The forward pass and what drives it (helper G, branch exec).
+pub mod attn;
+pub mod bench;
 pub mod dot;
 pub mod error;
 pub mod forward;
 pub mod model;
 pub mod perplexity;
 pub mod sample;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use error::ExecError;
 pub use forward::Session;

@@ -15,11 +15,11 @@ mod lattice;
 mod neon;
 mod tables;
 
-pub(crate) use tables::KVALUES_FP4;
 use tables::{
     IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KMASK_IQ2XS,
-    KSIGNS_IQ2XS, KVALUES_IQ4NL,
+    KSIGNS_IQ2XS,
 };
+pub(crate) use tables::{KVALUES_FP4, KVALUES_IQ4NL};
 
 use super::Chunk;
 

@@ -121,7 +121,7 @@ pub fn quantize_chunk(
     n_per_row: usize,
     imatrix: Option<&[f32]>,
 ) -> Result<usize, QuantError> {
-    if n_per_row == 0 || src.len() % n_per_row != 0 {
+    if n_per_row == 0 || !src.len().is_multiple_of(n_per_row) {
         return Err(QuantError::PartialBlock {
             ty: ty.name,
             n: src.len(),

@@ -87,7 +87,7 @@ impl Imatrix {
                 .into_iter()
                 .map(|x| x.round() as i64)
                 .collect();
-            if counts.is_empty() || sums.len() % counts.len() != 0 {
+            if counts.is_empty() || !sums.len().is_multiple_of(counts.len()) {
                 return Err(err(format!(
                     "{name}: {} sums do not split into {} experts",
                     sums.len(),

@@ -569,7 +569,7 @@ fn fallback(
 ) -> Result<GgmlType, RequantError> {
     let ncols = t.ne(0);
     let qk = target.block_size;
-    if ncols % qk == 0 {
+    if ncols.is_multiple_of(qk) {
         return Ok(target);
     }
     qs.n_fallback += 1;
@@ -590,7 +590,7 @@ fn fallback(
             })
         }
     };
-    if ncols % ret.block_size != 0 {
+    if !ncols.is_multiple_of(ret.block_size) {
         ret = ty("f16");
     }
     Ok(ret)
@@ -659,7 +659,7 @@ fn get_type_impl(
         } else {
             let nx = t.ne(0);
             let qk = new_type.block_size;
-            if f == F::MXFP4_MOE || falcon || nx % qk != 0 {
+            if f == F::MXFP4_MOE || falcon || !nx.is_multiple_of(qk) {
                 new_type = ty("q8_0");
             } else if [
                 F::IQ2_XXS,

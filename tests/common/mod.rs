@@ -99,7 +99,7 @@ impl Raw {
 
     /// Pads to `align` with zeros (the data section start) and returns the padded length.
     pub fn pad(&mut self, align: usize) -> u64 {
-        while self.b.len() % align != 0 {
+        while !self.b.len().is_multiple_of(align) {
             self.b.push(0);
         }
         self.pos()

@@ -2,6 +2,7 @@
 //! JSON document for programs, and maps outcomes to exit codes (0 all well, 1 the answer is "no",
 //! 2 usage or input errors). A closed stdout (`pocket inspect x | head`) ends quietly.
 
+mod bench;
 mod convert;
 mod diff;
 mod fmt;
@@ -59,6 +60,8 @@ enum Command {
     Run(run::Args),
     /// Perplexity of a text, measured as llama-perplexity measures it.
     Perplexity(perplexity::Args),
+    /// Prompt processing and generation speed, as llama-bench measures them.
+    Bench(bench::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Requantize(a) => requantize::run(a, &mut out),
         Command::Run(a) => run::run(a, &mut out),
         Command::Perplexity(a) => perplexity::run(a, &mut out),
+        Command::Bench(a) => bench::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {

@@ -1,0 +1,151 @@
+//! `pocket bench`: prompt processing and generation speed of the reference executor in the shape
+//! of llama-bench's table, with the memory bandwidth of the machine, the bandwidth limit of
+//! generation and the process's resident memory.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pocket::exec::bench;
+use pocket::exec::tokenizer::Vocab;
+use pocket::exec::Weights;
+use pocket::Model;
+use serde_json::json;
+
+use crate::fmt::{bytes, count, table};
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF model (for a split model, its first shard).
+    model: PathBuf,
+    /// Prompt length of the pp test (0: no pp test).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    n_prompt: usize,
+    /// Generated tokens of the tg test (0: no tg test).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    n_gen: usize,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long = "threads")]
+    threads: Option<usize>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Skip the memory bandwidth measurement.
+    #[arg(long)]
+    no_bandwidth: bool,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
+    if a.reps == 0 || (a.n_prompt == 0 && a.n_gen == 0) {
+        return Err(anyhow::anyhow!("nothing to measure: -r must be >= 1 and -p or -n > 0").into());
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(anyhow::anyhow!("-t must be at least 1").into());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the thread pool")?;
+    let model = Model::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
+    let gs = model.ggufs()?;
+    let w = Weights::load(&gs).with_context(|| format!("loading {}", a.model.display()))?;
+    let vocab = Vocab::from_gguf(&gs[0]).context("reading the vocabulary")?;
+    let bos = vocab.bos().unwrap_or(0);
+    let summary = pocket::summary::summarize(&gs);
+    let name = format!("{} {}", w.hp.arch.name(), summary.file_type_name);
+    let mut tests = Vec::new();
+    pool.install(|| -> Result<(), Failure> {
+        if a.n_prompt > 0 {
+            tests.push((
+                format!("pp{}", a.n_prompt),
+                bench::prompt(&w, a.n_prompt, a.reps, bos)?,
+            ));
+        }
+        if a.n_gen > 0 {
+            tests.push((
+                format!("tg{}", a.n_gen),
+                bench::generate(&w, a.n_gen, a.reps, bos)?,
+            ));
+        }
+        Ok(())
+    })?;
+    let (rss_now, rss_peak) = bench::rss().unwrap_or((0, 0));
+    let per_token = bench::weight_bytes_per_token(&w);
+    let bw = (!a.no_bandwidth).then(|| bench::memory_bandwidth(1 << 30, threads, 3));
+    let kernels = format!("{:?}", pocket::exec::dot::kernels());
+    let tg = tests
+        .iter()
+        .find(|t| t.0.starts_with("tg"))
+        .map(|t| t.1.mean_sd().0);
+    let limit = bw.map(|b| b / per_token as f64);
+    if a.json {
+        let doc = json!({
+            "model": a.model.display().to_string(),
+            "model_type": name,
+            "size": summary.tensor_bytes,
+            "params": summary.n_params,
+            "threads": threads,
+            "kernels": kernels,
+            "tests": tests.iter().map(|(t, tm)| {
+                let (m, sd) = tm.mean_sd();
+                json!({"test": t, "n_tokens": tm.n_tokens, "avg_ts": m, "stddev_ts": sd,
+                       "samples_ts": tm.rates(), "samples_s": tm.secs})
+            }).collect::<Vec<_>>(),
+            "weight_bytes_per_token": per_token,
+            "memory_bandwidth": bw,
+            "tg_bandwidth_limit_ts": limit,
+            "tg_fraction_of_limit": tg.zip(limit).map(|(t, l)| t / l),
+            "rss": rss_now,
+            "rss_peak": rss_peak,
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "model", "size", "params", "backend", "threads", "test", "t/s",
+    ]);
+    for (test, tm) in &tests {
+        let (m, sd) = tm.mean_sd();
+        t.add_row(vec![
+            name.clone(),
+            bytes(summary.tensor_bytes),
+            count(summary.n_params),
+            format!("pocket CPU ({kernels})"),
+            threads.to_string(),
+            test.clone(),
+            format!("{m:.2} ± {sd:.2}"),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    writeln!(
+        out,
+        "weights read per generated token: {}",
+        bytes(per_token)
+    )?;
+    if let (Some(b), Some(l)) = (bw, limit) {
+        write!(
+            out,
+            "memory read bandwidth ({threads} threads): {:.2} GB/s; tg limit {l:.1} t/s",
+            b / 1e9
+        )?;
+        if let Some(tg) = tg {
+            write!(out, "; tg reaches {:.0}% of it", 100.0 * tg / l)?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "resident memory: {} now, {} peak",
+        bytes(rss_now),
+        bytes(rss_peak)
+    )?;
+    Ok(0)
+}

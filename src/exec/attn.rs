@@ -1,0 +1,450 @@
+//! Attention over the f16 KV cache, as ggml-cpu's flash attention computes it (llama.cpp's default
+//! on CPUs): `ggml_compute_forward_flash_attn_ext_tiled` for batches of 64 tokens or more (one task
+//! per head and tile of 64 queries, keys in tiles of 64 cells, f32 accumulators), and
+//! `ggml_compute_forward_flash_attn_ext_f16_one_chunk` otherwise (one task per token and head, Q
+//! rounded to f16, V accumulated in an f16 vector). Each body is written once and compiled twice:
+//! for any CPU, and on x86_64 with AVX2, FMA and F16C (the same operations in the same order, fused
+//! multiply-adds being exact either way, so both give the same bits; the second runs vectorised).
+
+use std::cell::RefCell;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
+
+/// `GGML_FA_TILE_Q` and `GGML_FA_TILE_KV` (ggml-cpu/common.h).
+pub const FA_TILE_Q: usize = 64;
+const FA_TILE_KV: usize = 64;
+
+/// One layer's attention problem.
+pub struct Attn<'c> {
+    /// `n` rows of `n_head * hd` query values (RoPE'd and scaled).
+    pub q: &'c [f32],
+    /// The layer's cache: rows of `n_head_kv * hd` values, one per position.
+    pub k: &'c [f16],
+    pub v: &'c [f16],
+    pub n: usize,
+    /// Position of the first query.
+    pub p0: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub hd: usize,
+    /// Sliding window (0: none): query at `pos` sees keys `pos + 1 - swa ..= pos`.
+    pub swa: usize,
+    pub scale: f32,
+}
+
+impl Attn<'_> {
+    fn lo(&self, pos: usize) -> usize {
+        if self.swa > 0 {
+            (pos + 1).saturating_sub(self.swa)
+        } else {
+            0
+        }
+    }
+
+    fn krow(&self, j: usize, kvh: usize) -> &[f16] {
+        let w = self.n_head_kv * self.hd;
+        &self.k[j * w + kvh * self.hd..j * w + (kvh + 1) * self.hd]
+    }
+
+    fn vrow(&self, j: usize, kvh: usize) -> &[f16] {
+        let w = self.n_head_kv * self.hd;
+        &self.v[j * w + kvh * self.hd..j * w + (kvh + 1) * self.hd]
+    }
+}
+
+/// Scratch of one task, kept per thread.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    d: Vec<f32>,
+    h: Vec<f16>,
+    blocks: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn use_x86() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            crate::quant::simd_allowed()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Attention of every query into `out` (`n` rows of `n_head * hd`), on rayon's pool.
+pub fn attention(a: &Attn, out: &mut [f32]) {
+    let (hd, nh) = (a.hd, a.n_head);
+    if a.n >= FA_TILE_Q {
+        // Tasks per head and tile of queries, written to [head][tile rows][hd] then permuted.
+        let tiles = a.n.div_ceil(FA_TILE_Q);
+        let mut blocks = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut().blocks));
+        blocks.resize(nh * tiles * FA_TILE_Q * hd, 0.0);
+        blocks
+            .par_chunks_mut(FA_TILE_Q * hd)
+            .enumerate()
+            .for_each(|(i, blk)| {
+                let (head, tile) = (i / tiles, i % tiles);
+                let t0 = tile * FA_TILE_Q;
+                let rows = FA_TILE_Q.min(a.n - t0);
+                SCRATCH.with(|s| {
+                    let s = &mut *s.borrow_mut();
+                    #[cfg(target_arch = "x86_64")]
+                    if use_x86() {
+                        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `use_x86`).
+                        return unsafe { tiled_x86(a, head, t0, rows, &mut blk[..rows * hd], s) };
+                    }
+                    tiled(a, head, t0, rows, &mut blk[..rows * hd], s)
+                })
+            });
+        for head in 0..nh {
+            for t in 0..a.n {
+                let src = &blocks[(head * tiles * FA_TILE_Q + t) * hd..][..hd];
+                out[t * nh * hd + head * hd..][..hd].copy_from_slice(src);
+            }
+        }
+        SCRATCH.with(|s| s.borrow_mut().blocks = blocks);
+    } else {
+        let one = |(idx, o): (usize, &mut [f32])| {
+            let (t, head) = (idx / nh, idx % nh);
+            SCRATCH.with(|s| {
+                let s = &mut *s.borrow_mut();
+                #[cfg(target_arch = "x86_64")]
+                if use_x86() {
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked by `use_x86`).
+                    return unsafe { one_x86(a, t, head, o, s) };
+                }
+                one_row(a, t, head, o, s)
+            })
+        };
+        if a.n * nh >= 2 {
+            out.par_chunks_mut(hd).enumerate().for_each(one);
+        } else {
+            out.chunks_mut(hd).enumerate().for_each(one);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tiled_x86(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut Scratch) {
+    tiled(a, head, t0, rows, out, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn one_x86(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
+    one_row(a, t, head, out, s)
+}
+
+/// `ggml_compute_forward_flash_attn_ext_tiled` for queries `t0..t0 + rows` of one head: per KV
+/// tile, K transposed to f32 and the scores as `simd_gemm` computes them (one multiply-add chain
+/// per score over the head dimension), scaled, masked; the running max and sum per query, the
+/// softmax with its sum in double; V in f32 and `VKQ += P · V` (chains over the tile's keys).
+#[inline(always)]
+fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut Scratch) {
+    let (hd, kvh) = (a.hd, head / (a.n_head / a.n_head_kv));
+    let tkv = FA_TILE_KV;
+    let kt = &mut s.a; // K tile, [hd][tkv]
+    let kq = &mut s.b; // scores, [rows][tkv]
+    let vt = &mut s.c; // V tile, [tkv][hd]
+    let row = &mut s.d; // one K row in f32
+    kt.resize(hd * tkv, 0.0);
+    kq.resize(rows * tkv, 0.0);
+    vt.resize(tkv * hd, 0.0);
+    row.resize(hd, 0.0);
+    let mut m = [f32::NEG_INFINITY; FA_TILE_Q];
+    let mut sum = [0f32; FA_TILE_Q];
+    out.fill(0.0);
+    let pos_last = a.p0 + t0 + rows - 1;
+    let lo_first = a.lo(a.p0 + t0);
+    let mut tile0 = lo_first / tkv * tkv;
+    while tile0 <= pos_last {
+        // K tile transposed; cells past the last query's position are masked for every query.
+        for tk in 0..tkv {
+            let j = tile0 + tk;
+            if j <= pos_last {
+                a.krow(j, kvh).convert_to_f32_slice(row);
+                for (dk, v) in row.iter().enumerate() {
+                    kt[dk * tkv + tk] = *v;
+                }
+            } else {
+                for dk in 0..hd {
+                    kt[dk * tkv + tk] = 0.0;
+                }
+            }
+        }
+        let mut skip = [false; FA_TILE_Q];
+        for tq in 0..rows {
+            let pos = a.p0 + t0 + tq;
+            let lo = a.lo(pos);
+            let q = &a.q[(t0 + tq) * a.n_head * hd + head * hd..][..hd];
+            let s_row = &mut kq[tq * tkv..(tq + 1) * tkv];
+            s_row.fill(0.0);
+            for (dk, qv) in q.iter().enumerate() {
+                for (acc, kv) in s_row.iter_mut().zip(&kt[dk * tkv..(dk + 1) * tkv]) {
+                    *acc = kv.mul_add(*qv, *acc);
+                }
+            }
+            let mut tile_max = f32::NEG_INFINITY;
+            for (tk, v) in s_row.iter_mut().enumerate() {
+                let j = tile0 + tk;
+                *v = if j < lo || j > pos {
+                    f32::NEG_INFINITY
+                } else {
+                    *v * a.scale
+                };
+                tile_max = tile_max.max(*v);
+            }
+            if tile_max == f32::NEG_INFINITY {
+                skip[tq] = true;
+                s_row.fill(0.0);
+                continue;
+            }
+            let m_new = m[tq].max(tile_max);
+            if m_new > m[tq] {
+                let ms = (m[tq] - m_new).exp();
+                out[tq * hd..(tq + 1) * hd]
+                    .iter_mut()
+                    .for_each(|v| *v *= ms);
+                sum[tq] *= ms;
+            }
+            m[tq] = m_new;
+            // ggml_vec_soft_max_f32: exp in place, summed in double, added to the float sum.
+            let mut ssum = 0f64;
+            for v in s_row.iter_mut() {
+                *v = (*v - m_new).exp();
+                ssum += *v as f64;
+            }
+            sum[tq] = (sum[tq] as f64 + ssum) as f32;
+        }
+        for tk in 0..tkv {
+            let j = tile0 + tk;
+            let dst = &mut vt[tk * hd..(tk + 1) * hd];
+            if j <= pos_last {
+                a.vrow(j, kvh).convert_to_f32_slice(dst);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+        for tq in 0..rows {
+            if skip[tq] {
+                continue; // its P row is 0: adds nothing
+            }
+            let o = &mut out[tq * hd..(tq + 1) * hd];
+            for tk in 0..tkv {
+                let p = kq[tq * tkv + tk];
+                for (acc, v) in o.iter_mut().zip(&vt[tk * hd..(tk + 1) * hd]) {
+                    *acc = v.mul_add(p, *acc);
+                }
+            }
+        }
+        tile0 += tkv;
+    }
+    for tq in 0..rows {
+        let inv = if sum[tq] == 0.0 { 0.0 } else { 1.0 / sum[tq] };
+        out[tq * hd..(tq + 1) * hd]
+            .iter_mut()
+            .for_each(|v| *v *= inv);
+    }
+}
+
+/// `ggml_vec_dot_f16` as ggml-cpu's AVX-512 build computes it (what llama.cpp runs on this kind of
+/// x86 machine): 4 accumulators of 16 lanes fed by multiply-adds in steps of 64 values, summed
+/// pairwise, the lanes reduced as a tree, the leftover values added in double.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn dot_f16_simd(x: &[f32], y: &[f32]) -> f32 {
+    let np = x.len() / 64 * 64;
+    let mut acc = [[0f32; 16]; 4];
+    for i in (0..np).step_by(64) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            let (xs, ys) = (
+                &x[i + 16 * j..i + 16 * j + 16],
+                &y[i + 16 * j..i + 16 * j + 16],
+            );
+            for l in 0..16 {
+                a[l] = xs[l].mul_add(ys[l], a[l]);
+            }
+        }
+    }
+    for l in 0..16 {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for l in 0..16 {
+        acc[0][l] += acc[1][l];
+    }
+    let mut w = acc[0];
+    for half in [8, 4, 2, 1] {
+        for l in 0..half {
+            w[l] += w[l + half];
+        }
+    }
+    let mut sum = w[0] as f64;
+    for k in np..x.len() {
+        sum += (x[k] * y[k]) as f64;
+    }
+    sum as f32
+}
+
+/// `ggml_compute_forward_flash_attn_ext_f16_one_chunk` for one query row: Q rounded to f16, the
+/// online softmax key by key, V accumulated in an f16 vector (`ggml_vec_mad_f16`: converted to
+/// f32, multiply-added, rounded back).
+#[inline(always)]
+fn one_row(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
+    let (hd, kvh) = (a.hd, head / (a.n_head / a.n_head_kv));
+    let pos = a.p0 + t;
+    let q = &a.q[t * a.n_head * hd + head * hd..][..hd];
+    let (qh, kf, acc) = (&mut s.a, &mut s.b, &mut s.c);
+    let vf = &mut s.d;
+    let acc16 = &mut s.h;
+    qh.resize(hd, 0.0);
+    kf.resize(hd, 0.0);
+    acc.resize(hd, 0.0);
+    vf.resize(hd, 0.0);
+    acc16.resize(hd, f16::ZERO);
+    acc16.convert_from_f32_slice(q);
+    acc16.convert_to_f32_slice(qh);
+    acc16.fill(f16::ZERO);
+    acc.fill(0.0);
+    let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
+    for j in a.lo(pos)..=pos {
+        a.krow(j, kvh).convert_to_f32_slice(kf);
+        let sc = dot_f16_simd(qh, kf) * a.scale;
+        let (mut ms, mut vs) = (1f32, 1f32);
+        if sc > m {
+            let m_old = m;
+            m = sc;
+            ms = (m_old - m).exp();
+            acc.iter_mut().for_each(|v| *v *= ms);
+            acc16.convert_from_f32_slice(acc);
+            acc16.convert_to_f32_slice(acc);
+        } else {
+            vs = (sc - m).exp();
+        }
+        a.vrow(j, kvh).convert_to_f32_slice(vf);
+        for (x, v) in acc.iter_mut().zip(vf.iter()) {
+            *x = v.mul_add(vs, *x);
+        }
+        acc16.convert_from_f32_slice(acc);
+        acc16.convert_to_f32_slice(acc);
+        s_sum = s_sum * ms + vs;
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for (o, x) in out.iter_mut().zip(acc.iter()) {
+        *o = x * inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rnd(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Both compilations give the same bits, for both kernels, with and without a window; and the
+    /// result is a convex combination of V rows (each output within V's range per dimension).
+    #[test]
+    fn compilations_agree_and_outputs_are_averages() {
+        let (hd, nh, nkv) = (64, 4, 2);
+        for (n, p0, swa) in [(70, 5, 0), (3, 60, 0), (65, 0, 16), (1, 90, 32)] {
+            let len = p0 + n;
+            let k: Vec<f16> = rnd(len * nkv * hd, 1)
+                .iter()
+                .map(|v| f16::from_f32(*v * 2.0))
+                .collect();
+            let v: Vec<f16> = rnd(len * nkv * hd, 2)
+                .iter()
+                .map(|v| f16::from_f32(*v))
+                .collect();
+            let q = rnd(n * nh * hd, 3);
+            let a = Attn {
+                q: &q,
+                k: &k,
+                v: &v,
+                n,
+                p0,
+                n_head: nh,
+                n_head_kv: nkv,
+                hd,
+                swa,
+                scale: 0.125,
+            };
+            let mut got = vec![0f32; n * nh * hd];
+            attention(&a, &mut got);
+            let mut generic = vec![0f32; n * nh * hd];
+            let mut s = Scratch::default();
+            for t in 0..n {
+                for head in 0..nh {
+                    let o = &mut generic[t * nh * hd + head * hd..][..hd];
+                    if n >= FA_TILE_Q {
+                        continue;
+                    }
+                    one_row(&a, t, head, o, &mut s);
+                }
+            }
+            if n >= FA_TILE_Q {
+                for head in 0..nh {
+                    for t0 in (0..n).step_by(FA_TILE_Q) {
+                        let rows = FA_TILE_Q.min(n - t0);
+                        let mut blk = vec![0f32; rows * hd];
+                        tiled(&a, head, t0, rows, &mut blk, &mut s);
+                        for r in 0..rows {
+                            generic[(t0 + r) * nh * hd + head * hd..][..hd]
+                                .copy_from_slice(&blk[r * hd..(r + 1) * hd]);
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                generic.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "n {n} p0 {p0} swa {swa}"
+            );
+            for t in 0..n {
+                let pos = p0 + t;
+                let lo = if swa > 0 {
+                    (pos + 1).saturating_sub(swa)
+                } else {
+                    0
+                };
+                for head in 0..nh {
+                    let kvh = head / 2;
+                    for d in 0..hd {
+                        let vals = (lo..=pos).map(|j| v[j * nkv * hd + kvh * hd + d].to_f32());
+                        let (lo_v, hi_v) =
+                            vals.fold((f32::MAX, f32::MIN), |(a, b), x| (a.min(x), b.max(x)));
+                        let o = got[t * nh * hd + head * hd + d];
+                        assert!(
+                            o >= lo_v - 2e-3 && o <= hi_v + 2e-3,
+                            "{o} not in [{lo_v}, {hi_v}]"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! x86_64 dot-product kernels of the executor: ports of ggml-cpu's AVX2 `ggml_vec_dot_*`
+//! (`ggml-cpu/arch/x86/quants.c`), with the same integer sums and the same float operations in the
+//! same order, so each gives the bits llama.cpp's own kernel gives. Two compilations of every
+//! kernel: plain AVX2 (`maddubs` + `madd`) and AVX-512 VNNI (`vpdpbusd` on 256-bit vectors, what
+//! ggml compiles to on CPUs with `avx512vnni` and `avx512vl`; the integer sums are identical).
+//!
+//! Every kernel takes one weight row and `N` activation rows (N = 1 to 4) and returns `N` dots:
+//! the weight blocks are unpacked once for all `N` columns, and each column keeps its own
+//! accumulators, so a column's result does not depend on `N`. The scalar references are the
+//! generic ports in `super::dot`; `tests` below holds the kernels to them.
+
+use std::arch::x86_64::*;
+
+use crate::quant::iquants::KVALUES_IQ4NL;
+
+/// The instruction sets a kernel set is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Avx2,
+    Avx512Vnni,
+}
+
+/// The best level this CPU runs, if any.
+pub fn detect() -> Option<Level> {
+    if !(is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c"))
+    {
+        return None;
+    }
+    if is_x86_feature_detected!("avx512vnni")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
+    {
+        return Some(Level::Avx512Vnni);
+    }
+    Some(Level::Avx2)
+}
+
+/// `get_scale_shuffle_k4`: picks the 16-bit scale `i` into every lane.
+static SHUFFLE_K4: [[u8; 32]; 8] = {
+    let mut t = [[0u8; 32]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut j = 0;
+        while j < 32 {
+            t[i][j] = (2 * i + j % 2) as u8;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// `get_scale_shuffle`: scale `2i` for the first 8 bytes, `2i + 1` for the next 8.
+static SHUFFLE_Q6: [[u8; 16]; 8] = {
+    let mut t = [[0u8; 16]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut j = 0;
+        while j < 16 {
+            t[i][j] = (2 * i + j / 8) as u8;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The kernel of type id `$ty` for `$n` columns (returns false from the caller for other types).
+macro_rules! pick {
+    ($ty:expr, $w:expr, $y:expr, $n:literal) => {
+        match $ty {
+            8 => q8_0::<$n>($w, $y),
+            2 => q4_0::<$n>($w, $y),
+            6 => q5_0::<$n>($w, $y),
+            20 => iq4_nl::<$n>($w, $y),
+            12 => q45_k::<$n, false>($w, $y),
+            13 => q45_k::<$n, true>($w, $y),
+            14 => q6_k::<$n>($w, $y),
+            23 => iq4_xs::<$n>($w, $y),
+            _ => return false,
+        }
+    };
+}
+
+/// Generates one kernel set for a target-feature string. `$vnni` selects `vpdpbusd` for the
+/// unsigned-by-signed byte products.
+macro_rules! kernels {
+    ($name:ident, $feat:literal, $us8:path) => {
+        pub(crate) mod $name {
+            use super::*;
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_float_8(x: __m256) -> f32 {
+                let mut res = _mm256_extractf128_ps(x, 1);
+                res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+                res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+                res = _mm_add_ss(res, _mm_movehdup_ps(res));
+                _mm_cvtss_f32(res)
+            }
+
+            /// GGML_CPU_FP16_TO_FP32 with F16C.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn h(b: &[u8], at: usize) -> f32 {
+                let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn f32_at(b: &[u8], at: usize) -> f32 {
+                f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn load256(b: &[u8]) -> __m256i {
+                assert!(b.len() >= 32);
+                // SAFETY: 32 bytes are readable (checked above); unaligned load.
+                unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn load128(b: &[u8]) -> __m128i {
+                assert!(b.len() >= 16);
+                // SAFETY: 16 bytes are readable (checked above); unaligned load.
+                unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) }
+            }
+
+            /// `bytes_from_nibbles_32`: low nibbles in bytes 0-15, high nibbles in 16-31.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn bytes_from_nibbles_32(b: &[u8]) -> __m256i {
+                let tmp = load128(b);
+                let bytes =
+                    _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+                _mm256_and_si256(_mm256_set1_epi8(0xF), bytes)
+            }
+
+            /// `bytes_from_bits_32`: bit i of 4 bytes to byte i as 0x00 or 0xFF.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn bytes_from_bits_32(b: &[u8]) -> __m256i {
+                let x32 = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let shuf = _mm256_set_epi64x(
+                    0x0303030303030303,
+                    0x0202020202020202,
+                    0x0101010101010101,
+                    0,
+                );
+                let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
+                let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+                _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+            }
+
+            /// `mul_sum_us8_pairs_float`: unsigned x signed bytes, summed in fours, as floats.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
+                $us8(ax, sy)
+            }
+
+            /// `mul_sum_i8_pairs_float`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
+                let ax = _mm256_sign_epi8(x, x);
+                let sy = _mm256_sign_epi8(y, x);
+                mul_sum_us8_pairs_float(ax, sy)
+            }
+
+            /// `mul_add_epi8`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn mul_add_epi8(x: __m256i, y: __m256i) -> __m256i {
+                let ax = _mm256_sign_epi8(x, x);
+                let sy = _mm256_sign_epi8(y, x);
+                _mm256_maddubs_epi16(ax, sy)
+            }
+
+            /// `out[t] = w · q[t]` for the activation rows in `q` (`stride` bytes each), four
+            /// columns at a time; false if the weight type `ty` has no kernel here.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn dots(
+                ty: u32,
+                w: &[u8],
+                q: &[u8],
+                stride: usize,
+                out: &mut [f32],
+            ) -> bool {
+                let n = out.len();
+                let row = |t: usize| &q[t * stride..(t + 1) * stride];
+                let mut t = 0;
+                while t + 4 <= n {
+                    let r = pick!(ty, w, [row(t), row(t + 1), row(t + 2), row(t + 3)], 4);
+                    out[t..t + 4].copy_from_slice(&r);
+                    t += 4;
+                }
+                if t + 2 <= n {
+                    let r = pick!(ty, w, [row(t), row(t + 1)], 2);
+                    out[t..t + 2].copy_from_slice(&r);
+                    t += 2;
+                }
+                if t < n {
+                    out[t] = pick!(ty, w, [row(t)], 1)[0];
+                }
+                true
+            }
+
+            /// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q8_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (ib, xb) in w.chunks_exact(34).enumerate() {
+                    let qx = load256(&xb[2..]);
+                    let dx = h(xb, 0);
+                    for c in 0..N {
+                        let yb = &y[c][ib * 34..ib * 34 + 34];
+                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
+                        acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
+                    }
+                }
+                {
+                    let mut out = [0f32; N];
+                    for c in 0..N {
+                        out[c] = hsum_float_8(acc[c]);
+                    }
+                    out
+                }
+            }
+
+            /// `ggml_vec_dot_q4_0_q8_0` (AVX2 path).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q4_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (ib, xb) in w.chunks_exact(18).enumerate() {
+                    let qx = _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8));
+                    let dx = h(xb, 0);
+                    for c in 0..N {
+                        let yb = &y[c][ib * 34..ib * 34 + 34];
+                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
+                        acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
+                    }
+                }
+                {
+                    let mut out = [0f32; N];
+                    for c in 0..N {
+                        out[c] = hsum_float_8(acc[c]);
+                    }
+                    out
+                }
+            }
+
+            /// `ggml_vec_dot_q5_0_q8_0` (AVX2 path).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q5_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (ib, xb) in w.chunks_exact(22).enumerate() {
+                    let qx = bytes_from_nibbles_32(&xb[6..]);
+                    let bxhi = bytes_from_bits_32(&xb[2..]);
+                    let bxhi = _mm256_andnot_si256(bxhi, _mm256_set1_epi8(0xF0u8 as i8));
+                    let qx = _mm256_or_si256(qx, bxhi);
+                    let dx = h(xb, 0);
+                    for c in 0..N {
+                        let yb = &y[c][ib * 34..ib * 34 + 34];
+                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
+                        acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
+                    }
+                }
+                {
+                    let mut out = [0f32; N];
+                    for c in 0..N {
+                        out[c] = hsum_float_8(acc[c]);
+                    }
+                    out
+                }
+            }
+
+            /// `ggml_vec_dot_iq4_nl_q8_0` (AVX2 path: blocks in pairs, two accumulators, an odd
+            /// last block in scalar code).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn iq4_nl<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
+                let mone = _mm256_set1_epi16(1);
+                let nb = w.len() / 18;
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let mut acc2 = [_mm256_setzero_ps(); N];
+                let mut ib = 0;
+                while ib + 1 < nb {
+                    let (x1, x2) = (&w[ib * 18..], &w[(ib + 1) * 18..]);
+                    let (q4b_1, q4b_2) = (nl_unpack(values, &x1[2..]), nl_unpack(values, &x2[2..]));
+                    let (dx1, dx2) = (h(x1, 0), h(x2, 0));
+                    for c in 0..N {
+                        let y1 = &y[c][ib * 34..];
+                        let y2 = &y[c][(ib + 1) * 34..];
+                        let p_1 = _mm256_madd_epi16(mul_add_epi8(q4b_1, load256(&y1[2..])), mone);
+                        let p_2 = _mm256_madd_epi16(mul_add_epi8(q4b_2, load256(&y2[2..])), mone);
+                        acc1[c] = _mm256_fmadd_ps(
+                            _mm256_set1_ps(h(y1, 0) * dx1),
+                            _mm256_cvtepi32_ps(p_1),
+                            acc1[c],
+                        );
+                        acc2[c] = _mm256_fmadd_ps(
+                            _mm256_set1_ps(h(y2, 0) * dx2),
+                            _mm256_cvtepi32_ps(p_2),
+                            acc2[c],
+                        );
+                    }
+                    ib += 2;
+                }
+                let mut out = [0f32; N];
+                for c in 0..N {
+                    let mut sumf = hsum_float_8(_mm256_add_ps(acc1[c], acc2[c]));
+                    if ib < nb {
+                        let (xb, yb) = (&w[ib * 18..ib * 18 + 18], &y[c][ib * 34..ib * 34 + 34]);
+                        let d = h(yb, 0) * h(xb, 0);
+                        let (mut s1, mut s2) = (0i32, 0i32);
+                        for j in 0..16 {
+                            s1 += yb[2 + j] as i8 as i32
+                                * KVALUES_IQ4NL[(xb[2 + j] & 0xf) as usize] as i32;
+                            s2 += yb[18 + j] as i8 as i32
+                                * KVALUES_IQ4NL[(xb[2 + j] >> 4) as usize] as i32;
+                        }
+                        sumf += d * (s1 + s2) as f32;
+                    }
+                    out[c] = sumf;
+                }
+                out
+            }
+
+            /// 16 bytes of IQ4 nibbles through the table: low nibbles in bytes 0-15, high in 16-31.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn nl_unpack(values: __m128i, b: &[u8]) -> __m256i {
+                let m4b = _mm_set1_epi8(0x0f);
+                let bits = load128(b);
+                let lo = _mm_shuffle_epi8(values, _mm_and_si128(bits, m4b));
+                let hi = _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(bits, 4), m4b));
+                _mm256_insertf128_si256(_mm256_castsi128_si256(lo), hi, 1)
+            }
+
+            /// The 12 packed scale bytes of a Q4_K/Q5_K super-block as `utmp[0..4]` after ggml's
+            /// shuffle (8 scales then 8 mins, one byte each).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn k4_scales(s: &[u8]) -> __m256i {
+                const KMASK1: u32 = 0x3f3f3f3f;
+                const KMASK2: u32 = 0x0f0f0f0f;
+                const KMASK3: u32 = 0x03030303;
+                let mut u = [
+                    u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+                    u32::from_le_bytes([s[4], s[5], s[6], s[7]]),
+                    u32::from_le_bytes([s[8], s[9], s[10], s[11]]),
+                    0,
+                ];
+                u[3] = ((u[2] >> 4) & KMASK2) | (((u[1] >> 6) & KMASK3) << 4);
+                let uaux = u[1] & KMASK1;
+                u[1] = (u[2] & KMASK2) | (((u[0] >> 6) & KMASK3) << 4);
+                u[2] = uaux;
+                u[0] &= KMASK1;
+                _mm256_cvtepu8_epi16(_mm_set_epi32(
+                    u[3] as i32,
+                    u[2] as i32,
+                    u[1] as i32,
+                    u[0] as i32,
+                ))
+            }
+
+            /// `ggml_vec_dot_q4_K_q8_K` (`HIGH = false`) and `ggml_vec_dot_q5_K_q8_K`
+            /// (`HIGH = true`), AVX2 paths.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q45_k<const N: usize, const HIGH: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
+                let bs = if HIGH { 176 } else { 144 };
+                let m4 = _mm256_set1_epi8(0xF);
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_m = [_mm_setzero_ps(); N];
+                let mut summs = [0f32; N];
+                for (i, xb) in w.chunks_exact(bs).enumerate() {
+                    let (xd, xdmin) = (h(xb, 0), h(xb, 2));
+                    let mins_and_scales = k4_scales(&xb[4..16]);
+                    let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+                    let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+                    let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+                    let qs = if HIGH { &xb[48..176] } else { &xb[16..144] };
+                    // The weights unpacked once: 8 vectors of 32 values (0-15, or 0-31 for Q5_K).
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    let hbits = if HIGH {
+                        load256(&xb[16..48])
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let mut hmask = _mm256_set1_epi8(1);
+                    for j in 0..4 {
+                        let bits = load256(&qs[32 * j..]);
+                        q[2 * j] = _mm256_and_si256(bits, m4);
+                        q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                        if HIGH {
+                            for k in 0..2 {
+                                let bit = (2 * j + k) as i32;
+                                let hb = _mm256_and_si256(hbits, hmask);
+                                let hb = _mm256_sll_epi16(
+                                    _mm256_srl_epi16(hb, _mm_cvtsi32_si128(bit)),
+                                    _mm_cvtsi32_si128(4),
+                                );
+                                q[2 * j + k] = _mm256_add_epi8(q[2 * j + k], hb);
+                                hmask = _mm256_slli_epi16(hmask, 1);
+                            }
+                        }
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * 292..i * 292 + 292];
+                        let yd = f32_at(yb, 0);
+                        let d = yd * xd;
+                        let dmin = -yd * xdmin;
+                        let q8sums = load256(&yb[260..]);
+                        let q8s = _mm_hadd_epi16(
+                            _mm256_extracti128_si256(q8sums, 0),
+                            _mm256_extracti128_si256(q8sums, 1),
+                        );
+                        let prod = _mm_madd_epi16(mins, q8s);
+                        if HIGH {
+                            let z = _mm_setzero_si128();
+                            let hs = _mm_hadd_epi32(_mm_hadd_epi32(prod, z), z);
+                            summs[c] += dmin * _mm_cvtsi128_si32(hs) as f32;
+                        } else {
+                            acc_m[c] =
+                                _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[c]);
+                        }
+                        let q8 = &yb[4..260];
+                        let mut sumi = _mm256_setzero_si256();
+                        for j in 0..4 {
+                            let scale_l = _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j]));
+                            let scale_h =
+                                _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j + 1]));
+                            let p16l = _mm256_maddubs_epi16(q[2 * j], load256(&q8[64 * j..]));
+                            let p16l = _mm256_madd_epi16(scale_l, p16l);
+                            let p16h =
+                                _mm256_maddubs_epi16(q[2 * j + 1], load256(&q8[64 * j + 32..]));
+                            let p16h = _mm256_madd_epi16(scale_h, p16h);
+                            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
+                        }
+                        acc[c] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+                    }
+                }
+                let mut out = [0f32; N];
+                for c in 0..N {
+                    out[c] = if HIGH {
+                        hsum_float_8(acc[c]) + summs[c]
+                    } else {
+                        let mut m = _mm_add_ps(acc_m[c], _mm_movehl_ps(acc_m[c], acc_m[c]));
+                        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                        hsum_float_8(acc[c]) + _mm_cvtss_f32(m)
+                    };
+                }
+                out
+            }
+
+            /// `ggml_vec_dot_q6_K_q8_K` (AVX2 path).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q6_k<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let m3 = _mm256_set1_epi8(3);
+                let m15 = _mm256_set1_epi8(15);
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (i, xb) in w.chunks_exact(210).enumerate() {
+                    let (ql, qh) = (&xb[0..128], &xb[128..192]);
+                    let scales = load128(&xb[192..208]);
+                    let scales_16 = _mm256_cvtepi8_epi16(scales);
+                    let xd = h(xb, 208);
+                    // The weights unpacked once (0-63) and the 16 scale vectors.
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    let mut sc = [_mm256_setzero_si256(); 8];
+                    for j in 0..2 {
+                        let b1 = load256(&ql[64 * j..]);
+                        let b2 = load256(&ql[64 * j + 32..]);
+                        let bh = load256(&qh[32 * j..]);
+                        let h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
+                        let h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
+                        let h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
+                        let h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
+                        q[4 * j] = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
+                        q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
+                        q[4 * j + 2] =
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
+                        q[4 * j + 3] =
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
+                        for k in 0..4 {
+                            let s = _mm_shuffle_epi8(scales, load128(&SHUFFLE_Q6[4 * j + k]));
+                            sc[4 * j + k] = _mm256_cvtepi8_epi16(s);
+                        }
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * 292..i * 292 + 292];
+                        let d = f32_at(yb, 0) * xd;
+                        let q8sums = load256(&yb[260..]);
+                        let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+                        let q8 = &yb[4..260];
+                        let mut sumi = _mm256_setzero_si256();
+                        for j in 0..2 {
+                            let mut p = [_mm256_setzero_si256(); 4];
+                            for (k, pk) in p.iter_mut().enumerate() {
+                                let y8 = load256(&q8[128 * j + 32 * k..]);
+                                let p16 = _mm256_maddubs_epi16(q[4 * j + k], y8);
+                                *pk = _mm256_madd_epi16(sc[4 * j + k], p16);
+                            }
+                            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+                            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+                        }
+                        sumi = _mm256_sub_epi32(sumi, q8sclsub);
+                        acc[c] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+                    }
+                }
+                {
+                    let mut out = [0f32; N];
+                    for c in 0..N {
+                        out[c] = hsum_float_8(acc[c]);
+                    }
+                    out
+                }
+            }
+
+            /// `ggml_vec_dot_iq4_xs_q8_K` (AVX2 path).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn iq4_xs<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (ibl, xb) in w.chunks_exact(136).enumerate() {
+                    let xd = h(xb, 0);
+                    let mut sh = u16::from_le_bytes([xb[2], xb[3]]);
+                    let mut q4b = [_mm256_setzero_si256(); 8];
+                    let mut ls = [_mm256_setzero_si256(); 8];
+                    for ib in (0..8).step_by(2) {
+                        for k in 0..2 {
+                            q4b[ib + k] = nl_unpack(values, &xb[8 + 16 * (ib + k)..]);
+                        }
+                        let sl = xb[4 + ib / 2];
+                        let ls1 = ((sl & 0xf) as i16 | ((sh << 4) & 0x30) as i16) - 32;
+                        let ls2 = ((sl >> 4) as i16 | ((sh << 2) & 0x30) as i16) - 32;
+                        sh >>= 4;
+                        ls[ib] = _mm256_set1_epi16(ls1);
+                        ls[ib + 1] = _mm256_set1_epi16(ls2);
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][ibl * 292..ibl * 292 + 292];
+                        let q8 = &yb[4..260];
+                        let mut sumi1 = _mm256_setzero_si256();
+                        let mut sumi2 = _mm256_setzero_si256();
+                        for ib in (0..8).step_by(2) {
+                            let p16_1 = mul_add_epi8(q4b[ib], load256(&q8[32 * ib..]));
+                            let p16_2 = mul_add_epi8(q4b[ib + 1], load256(&q8[32 * ib + 32..]));
+                            sumi1 = _mm256_add_epi32(_mm256_madd_epi16(p16_1, ls[ib]), sumi1);
+                            sumi2 = _mm256_add_epi32(_mm256_madd_epi16(p16_2, ls[ib + 1]), sumi2);
+                        }
+                        acc[c] = _mm256_fmadd_ps(
+                            _mm256_set1_ps(xd * f32_at(yb, 0)),
+                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi1, sumi2)),
+                            acc[c],
+                        );
+                    }
+                }
+                {
+                    let mut out = [0f32; N];
+                    for c in 0..N {
+                        out[c] = hsum_float_8(acc[c]);
+                    }
+                    out
+                }
+            }
+        }
+    };
+}
+
+/// `vpdpbusd` on 256-bit vectors from zero, as floats (ggml with AVX512VNNI and AVX512VL).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
+}
+
+/// `maddubs` then `madd` with ones, as floats (plain AVX2).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
+    let dot = _mm256_maddubs_epi16(ax, sy);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+}
+
+kernels!(avx2, "avx2,fma,f16c", us8_avx2);
+kernels!(
+    vnni,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    us8_vnni
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::dot::tests::{case, PORTED};
+    use crate::exec::dot::{scalar_dot, Kernels};
+
+    /// Every kernel, at every level this CPU has, against the scalar reference: the same integer
+    /// sums with the float additions in another order, so within 1e-5 of the sum of |products|
+    /// (bounded here by the dot of absolute values); and a column's result does not depend on how
+    /// many columns are computed with it (1, 2 or 4 at a time: bit for bit).
+    #[test]
+    fn kernels_match_scalar_references() {
+        let levels: Vec<Level> = match detect() {
+            Some(Level::Avx512Vnni) => vec![Level::Avx2, Level::Avx512Vnni],
+            Some(Level::Avx2) => vec![Level::Avx2],
+            None => return eprintln!("no AVX2 on this CPU: nothing to compare"),
+        };
+        for name in PORTED {
+            for (cols, n) in [(256, 1), (512, 7), (2048, 5), (768, 4)] {
+                if name.ends_with('0') || name == "iq4_nl" || cols % 256 == 0 {
+                    let (wq, acts, ty) = case(name, cols, 3, n, cols as u64);
+                    let rb = wq.len() / 3;
+                    for level in &levels {
+                        for r in 0..3 {
+                            let w = &wq[r * rb..(r + 1) * rb];
+                            let mut got = vec![0f32; n];
+                            let k = Kernels::X86(*level);
+                            let ok =
+                                crate::exec::dot::simd_dots_for_test(k, ty.id, w, &acts, &mut got);
+                            assert!(ok, "{name}: no kernel");
+                            for (t, g) in got.iter().enumerate() {
+                                let y = crate::exec::dot::tests::act_row_q(&acts, t);
+                                let want = scalar_dot(ty.id, w, y);
+                                let bound = crate::exec::dot::tests::abs_dot(ty, w, &acts, t);
+                                assert!(
+                                    ((g - want) as f64).abs() <= 1e-5 * bound,
+                                    "{name} {level:?} cols {cols} row {r} col {t}: {g} vs {want}"
+                                );
+                                let mut one = [0f32];
+                                let k1 = crate::exec::dot::tests::act_one(&acts, t);
+                                crate::exec::dot::simd_dots_for_test(k, ty.id, w, &k1, &mut one);
+                                assert_eq!(
+                                    one[0].to_bits(),
+                                    g.to_bits(),
+                                    "{name} {level:?}: column {t} alone"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// AVX2 and VNNI compilations give the same bits (their integer sums are the same).
+    #[test]
+    fn vnni_equals_avx2() {
+        if detect() != Some(Level::Avx512Vnni) {
+            return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        }
+        for name in PORTED {
+            let (wq, acts, ty) = case(name, 1024, 2, 6, 99);
+            let rb = wq.len() / 2;
+            for r in 0..2 {
+                let (mut a, mut b) = (vec![0f32; 6], vec![0f32; 6]);
+                let w = &wq[r * rb..(r + 1) * rb];
+                crate::exec::dot::simd_dots_for_test(
+                    Kernels::X86(Level::Avx2),
+                    ty.id,
+                    w,
+                    &acts,
+                    &mut a,
+                );
+                crate::exec::dot::simd_dots_for_test(
+                    Kernels::X86(Level::Avx512Vnni),
+                    ty.id,
+                    w,
+                    &acts,
+                    &mut b,
+                );
+                assert_eq!(
+                    a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
