@@ -71,6 +71,35 @@ fn chat_prompt_is_the_template_tokenized_with_specials() {
     assert_eq!(d["prompt"], "Hello there");
 }
 
+/// Qwen3's real template (in the tiny qwen3) is chatml; the ids are llama-tokenize's for the same text
+/// (scripts/make-qwen3-goldens.sh), byte-level BPE with the control tokens parsed.
+#[test]
+fn qwen3_chat_prompt_matches_llama_tokenize() {
+    let out = common::pocket()
+        .arg("run")
+        .arg(common::testdata("exec/tiny-qwen3-q8_0.gguf"))
+        .args([
+            "-p",
+            "Hi, the cat is in the house.",
+            "--system",
+            "Be brief.",
+        ])
+        .args(["-n", "3", "--temp", "0", "--chat", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["chat_template"], "chatml");
+    let want: Vec<u64> = std::fs::read_to_string(common::testdata("exec/tiny-qwen3-chat.ids"))
+        .unwrap()
+        .split(|c: char| c == ',' || c == '[' || c == ']' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(ids(&d["prompt_tokens"]), want);
+    assert_eq!(ids(&d["tokens"]).len(), 3);
+}
+
 #[test]
 fn template_starting_with_bos_gets_no_second_bos() {
     // gigachat's format starts with "<s>", the tiny llama's BOS, which its vocabulary adds itself.
