@@ -5,8 +5,9 @@
 #  - testdata/exec/tiny-qwen3.tokens: the token sequence;
 #  - testdata/exec/tiny-qwen3-*.logits.f32: llama.cpp's logits at every position of it, one decode,
 #    1 thread, default context settings (scripts/exec-logits-golden.c, as for the tiny llamas);
-#  - testdata/exec/tiny-qwen3-chat.txt: the tiny qwen3's ids for a chat-formatted prompt
-#    (llama-tokenize, special tokens parsed), to check `pocket run --chat` against.
+#  - testdata/exec/tiny-qwen3-chat.ids, tiny-qwen3-chat-greedy.txt: the tiny qwen3's ids for a
+#    chat-formatted prompt (llama-tokenize) and llama.cpp's greedy continuation of it, to check
+#    `pocket run --chat` against.
 set -euo pipefail
 source ~/.cache/pocket-peers/env.sh
 cd "$(dirname "$0")/.."
@@ -27,7 +28,10 @@ for q in f16 q8_0 q4_k_m; do
     || { cat "$TOOL.log"; exit 1; }
 done
 # `pocket run --chat -p "Hi, the cat is in the house." --system "Be brief."` formats with chatml
-# (Qwen3's template is detected as chatml); llama-tokenize's ids for that text, special tokens parsed.
+# (Qwen3's template is detected as chatml). For that text: llama-tokenize's ids (special tokens parsed),
+# and the prompt ids and 8 greedy ids of llama-simple's loop (exec-logits-golden --greedy).
 CHAT=$'<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi, the cat is in the house.<|im_end|>\n<|im_start|>assistant\n'
 llama-tokenize -m $OUT/tiny-qwen3-q8_0.gguf -p "$CHAT" --ids --log-disable 2>/dev/null | tail -1 > $OUT/tiny-qwen3-chat.ids
-cat $OUT/tiny-qwen3-chat.ids
+"$TOOL" --greedy $OUT/tiny-qwen3-q8_0.gguf 8 "$CHAT" 2>"$TOOL.log" > $OUT/tiny-qwen3-chat-greedy.txt \
+  || { cat "$TOOL.log"; exit 1; }
+cat $OUT/tiny-qwen3-chat.ids $OUT/tiny-qwen3-chat-greedy.txt
