@@ -1,6 +1,7 @@
 //! The reference executor: what it takes to run a model the way llama.cpp does. So far the
 //! tokenizers.
 
+pub mod chat;
 pub mod tokenizer;
 
 // The forward pass and what drives it (helper G, branch exec).

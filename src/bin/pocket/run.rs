@@ -1,11 +1,14 @@
 //! `pocket run`: generates text from a prompt with the reference executor, streaming each token's
-//! piece as it comes (greedy at `--temp 0`), or one JSON document with `--json`.
+//! piece as it comes (greedy at `--temp 0`), or one JSON document with `--json`. `--chat` formats the
+//! prompt (and `--system`) with the model's chat template as llama.cpp's non-Jinja path does
+//! (`pocket::exec::chat`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use pocket::exec::chat::{Message, Template};
 use pocket::exec::sample::Sampler;
 use pocket::exec::tokenizer::Vocab;
 use pocket::exec::{Session, Weights};
@@ -45,6 +48,92 @@ pub struct Args {
     /// One JSON document (prompt and generated token ids, text, timings) instead of streaming.
     #[arg(long)]
     json: bool,
+    /// Treat the prompt as a user message in a chat: format it with the model's chat template
+    /// (tokenizer.chat_template, recognised as llama.cpp does; no template code is run) and start the
+    /// assistant's turn.
+    #[arg(long)]
+    chat: bool,
+    /// A system message before the prompt (with --chat).
+    #[arg(long, value_name = "TEXT", requires = "chat")]
+    system: Option<String>,
+    /// Use this template instead of the model's: a llama.cpp template name (chatml, llama3, gemma,
+    /// phi3, mistral-v7, ...) or a Jinja source to recognise (with --chat).
+    #[arg(long, value_name = "NAME", requires = "chat")]
+    chat_template: Option<String>,
+}
+
+/// The chat template for `--chat`: `--chat-template`, else the model's `tokenizer.chat_template`,
+/// else chatml (llama.cpp's default for a model without one, with a warning).
+fn chat_template(a: &Args, g: &pocket::Gguf<'_>) -> anyhow::Result<Template> {
+    const KEY: &str = "tokenizer.chat_template";
+    let names = || {
+        pocket::exec::chat::NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(t) = &a.chat_template {
+        return Template::detect(t).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--chat-template {:?} is not supported: not one of llama.cpp's built-in templates ({}) \
+                 nor a Jinja source they recognise",
+                excerpt(t),
+                names()
+            )
+        });
+    }
+    let Some(v) = g.get(KEY) else {
+        eprintln!(
+            "pocket run: warning: the model has no {KEY}; using chatml (llama.cpp's default). \
+             Pass --chat-template NAME if the model expects another format."
+        );
+        return Ok(Template::Chatml);
+    };
+    let src = v
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("metadata key {KEY} is not a string"))?;
+    Template::detect(src).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the model's chat template ({KEY}, {} bytes, starting {:?}) is not supported: it matches \
+             none of llama.cpp's built-in templates ({}); pass --chat-template NAME to choose one",
+            src.len(),
+            excerpt(src),
+            names()
+        )
+    })
+}
+
+/// The first 80 characters of a template, for messages.
+fn excerpt(s: &str) -> String {
+    let mut e: String = s.chars().take(80).collect();
+    if e.len() < s.len() {
+        e.push_str("...");
+    }
+    e
+}
+
+/// The prompt as a chat: system message (if any) and the prompt as the user's, then the start of
+/// the assistant's turn. Like llama.cpp's chat path, a formatted text that already begins with the
+/// BOS token's text loses it when the vocabulary adds BOS itself (no double BOS).
+fn chat_prompt(a: &Args, t: Template, vocab: &Vocab) -> String {
+    let mut msgs = Vec::new();
+    if let Some(s) = &a.system {
+        msgs.push(Message::new("system", s));
+    }
+    msgs.push(Message::new("user", &a.prompt));
+    let mut text = t.apply(&msgs, true);
+    if vocab.add_bos() {
+        if let Some(bos) = vocab.bos().and_then(|b| vocab.token_to_piece(b, true).ok()) {
+            if !bos.is_empty()
+                && text.as_bytes().starts_with(bos)
+                && text.is_char_boundary(bos.len())
+            {
+                text.drain(..bos.len());
+            }
+        }
+    }
+    text
 }
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -75,7 +164,16 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     if !(a.temp >= 0.0 && a.top_p > 0.0 && a.top_p <= 1.0) {
         return Err(anyhow::anyhow!("--temp must be >= 0 and --top-p in (0, 1]").into());
     }
-    let prompt = vocab.tokenize(&a.prompt, true, true)?;
+    let template = if a.chat {
+        Some(chat_template(a, &gs[0])?)
+    } else {
+        None
+    };
+    let text_in = match template {
+        Some(t) => chat_prompt(a, t, &vocab),
+        None => a.prompt.clone(),
+    };
+    let prompt = vocab.tokenize(&text_in, true, true)?;
     if prompt.is_empty() {
         return Err(anyhow::anyhow!("the prompt has no tokens").into());
     }
@@ -97,7 +195,7 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let mut text = Vec::new();
     let mut stop = "length";
     if !a.json {
-        out.write_all(a.prompt.as_bytes())?;
+        out.write_all(text_in.as_bytes())?;
         out.flush()?;
     }
     let t1 = Instant::now();
@@ -124,6 +222,8 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         let doc = json!({
             "model": a.model.display().to_string(),
             "prompt": a.prompt,
+            "chat_template": template.map(|t| t.name()),
+            "formatted_prompt": template.map(|_| &text_in),
             "prompt_tokens": prompt,
             "tokens": generated,
             "text": String::from_utf8_lossy(&text),

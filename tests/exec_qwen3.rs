@@ -1,0 +1,83 @@
+//! The executor against llama.cpp on the tiny qwen3 models (scripts/make-qwen3-goldens.sh): QK norms,
+//! head_dim 64 with n_head * head_dim != n_embd, NeoX RoPE, output tied to token_embd, byte-level BPE.
+//! Logits for a fixed token sequence at every position, relative to the row's largest magnitude.
+
+mod common;
+
+use pocket::exec::sample::argmax;
+use pocket::exec::{Session, Weights};
+use pocket::GgufFile;
+
+fn golden(name: &str) -> Vec<f32> {
+    let b = std::fs::read(common::testdata(&format!("exec/{name}")))
+        .expect("golden (scripts/make-qwen3-goldens.sh)");
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn ids(name: &str) -> Vec<u32> {
+    std::fs::read_to_string(common::testdata(&format!("exec/{name}")))
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+/// Per position: max|ours - theirs| / max|theirs| in the row, and whether the argmax agrees.
+fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
+    let f = GgufFile::open(common::testdata(&format!("exec/tiny-qwen3-{q}.gguf"))).unwrap();
+    let g = f.gguf().unwrap();
+    let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+    let toks = ids("tiny-qwen3.tokens");
+    let mut s = Session::new(&w, 64);
+    let ours = s.eval(&toks, toks.len()).unwrap();
+    let theirs = golden(&format!("tiny-qwen3-{q}.logits.f32"));
+    assert_eq!(ours.len(), theirs.len());
+    let nv = w.hp.n_vocab;
+    ours.chunks_exact(nv)
+        .zip(theirs.chunks_exact(nv))
+        .map(|(a, b)| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            (d / scale, argmax(a) == argmax(b))
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_qwen3_logits_match_llama_cpp() {
+    for q in ["f16", "q8_0", "q4_k_m"] {
+        let r = rel_diffs(q);
+        let per: Vec<String> = r.iter().map(|x| format!("{:.1e}", x.0)).collect();
+        eprintln!("tiny-qwen3-{q}: per position {}", per.join(" "));
+        let worst = r.iter().fold(0f32, |m, x| m.max(x.0));
+        // Quantized weights: the same integer dot products as ggml, so float rounding only (~1e-7
+        // measured). F16 weights: ggml's batched f16 product sums in another order (~5e-5 measured).
+        let tol = if q == "f16" { 1e-3 } else { 1e-6 };
+        assert!(worst < tol, "tiny-qwen3-{q}: {worst}");
+        assert!(r.iter().all(|x| x.1), "tiny-qwen3-{q}: argmax differs");
+    }
+}
+
+/// Token by token (the KV cache, one position at a time) gives llama.cpp's batch logits too.
+#[test]
+fn tiny_qwen3_incremental_matches_llama_cpp() {
+    let f = GgufFile::open(common::testdata("exec/tiny-qwen3-q4_k_m.gguf")).unwrap();
+    let g = f.gguf().unwrap();
+    let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+    let theirs = golden("tiny-qwen3-q4_k_m.logits.f32");
+    let mut s = Session::new(&w, 16);
+    for (i, t) in ids("tiny-qwen3.tokens").iter().enumerate() {
+        let ours = s.eval(&[*t], 1).unwrap();
+        let row = &theirs[i * w.hp.n_vocab..(i + 1) * w.hp.n_vocab];
+        let scale = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = ours
+            .iter()
+            .zip(row)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(d / scale < 1e-5, "position {i}: {}", d / scale);
+    }
+    assert!(s.eval(&[0], 1).is_err(), "context of 16 is full");
+}
