@@ -1,8 +1,11 @@
 //! The executor against llama.cpp on the tiny llamas: logits for a fixed token sequence (every
 //! position), relative to the largest logit magnitude of the row (goldens from
-//! scripts/make-exec-goldens.sh), and bad files refused before compute. Position 0 and the first
-//! seven positions agree to float rounding; from position 7 on, the quantized models differ by up
-//! to ~1e-2 (an attention rounding detail not yet reproduced, see the report in the README).
+//! scripts/make-exec-goldens.sh), and bad files refused before compute. The goldens come from
+//! llama.cpp on an x86 CPU with AVX-512 (VNNI, FP16): the x86 kernels sum in the same order as its
+//! kernels there (vec_dot, the repacked Q4_K GEMV/GEMM), so Q8_0 agrees bit for bit and Q4_K_M to
+//! float rounding at every position; F16 weights go through ggml's f16 GEMM, summed in another
+//! order (within 1e-3). On CPUs without AVX2 the scalar kernels sum in the generic order, and a
+//! last-bit difference can flip an activation's int8 rounding in these random-weight models.
 
 mod common;
 
@@ -57,15 +60,21 @@ fn tiny_llama_logits_match_llama_cpp() {
         // F16 weights: ggml's batched f16 product sums in another order than the dot ported here.
         let tol = if q == "f16" { 1e-3 } else { 1e-5 };
         assert!(first7 < tol, "tiny-llama-{q}: {first7}");
-        assert!(worst < 2e-2, "tiny-llama-{q}: {worst}");
+        if pocket::exec::dot::kernels() != pocket::exec::dot::Kernels::Scalar {
+            assert!(worst < tol, "tiny-llama-{q}: {worst}");
+        } else {
+            assert!(worst < 2e-2, "tiny-llama-{q}: {worst}");
+        }
         assert!(r.iter().all(|x| x.1), "tiny-llama-{q}: argmax differs");
     }
 }
 
-/// Token by token gives the same logits as one batch (the KV cache is used correctly).
+/// Token by token gives the same logits as one batch (the KV cache is used correctly). Q8_0: its
+/// products sum in the same order for one token and for a batch (Q4_K's repacked GEMM and GEMV
+/// do not, as in llama.cpp).
 #[test]
 fn incremental_equals_batch() {
-    let f = GgufFile::open(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let f = GgufFile::open(common::testdata("tiny-llama-q8_0.gguf")).unwrap();
     let g = f.gguf().unwrap();
     let w = Weights::load(std::slice::from_ref(&g)).unwrap();
     let toks = tokens();

@@ -261,6 +261,36 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
     }
 }
 
+/// Whether llama.cpp on this CPU does its f16 vector arithmetic in half precision: ggml-cpu built
+/// for a CPU with AVX512-FP16 (`GGML_NATIVE` on Sapphire Rapids and later) runs
+/// `ggml_vec_mad_f16` and `ggml_vec_scale_f16` on `__m512h` vectors (the f16 dot product keeps f32
+/// accumulators). pocket reproduces that arithmetic there, and ggml's f32 path elsewhere.
+fn fp16_arith() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *F.get_or_init(|| is_x86_feature_detected!("avx512fp16"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `v` rounded to f32 with round-to-odd: an inexact result gets an odd last bit, which keeps a
+/// later rounding to f16 (11 bits) correct, as if rounded once from `v`.
+#[inline(always)]
+fn round_to_odd_f32(v: f64) -> f32 {
+    let t = v as f32;
+    let b = t.to_bits();
+    if t as f64 == v || b & 1 == 1 || !t.is_finite() {
+        return t;
+    }
+    f32::from_bits(if (t as f64).abs() < v.abs() {
+        b + 1
+    } else {
+        b - 1
+    })
+}
+
 /// `ggml_vec_dot_f16` as ggml-cpu's AVX-512 build computes it (what llama.cpp runs on this kind of
 /// x86 machine): 4 accumulators of 16 lanes fed by multiply-adds in steps of 64 values, summed
 /// pairwise, the lanes reduced as a tree, the leftover values added in double.
@@ -321,6 +351,9 @@ fn one_row(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
     acc16.fill(f16::ZERO);
     acc.fill(0.0);
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
+    // ggml's f16 vector code covers whole steps of `np` values; the rest is scalar f32 code.
+    let fp16 = fp16_arith();
+    let np = if fp16 { hd / 128 * 128 } else { hd / 64 * 64 };
     for j in a.lo(pos)..=pos {
         a.krow(j, kvh).convert_to_f32_slice(kf);
         let sc = dot_f16_simd(qh, kf) * a.scale;
@@ -329,19 +362,37 @@ fn one_row(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
             let m_old = m;
             m = sc;
             ms = (m_old - m).exp();
-            acc.iter_mut().for_each(|v| *v *= ms);
+            // ggml_vec_scale_f16: with AVX512-FP16 the factor is an f16 and the product is
+            // rounded once (exact in f32 before that, both being f16 values).
+            let ms_v = if fp16 { f16::from_f32(ms).to_f32() } else { ms };
+            acc[..np].iter_mut().for_each(|v| *v *= ms_v);
+            acc[np..].iter_mut().for_each(|v| *v *= ms);
             acc16.convert_from_f32_slice(acc);
             acc16.convert_to_f32_slice(acc);
         } else {
             vs = (sc - m).exp();
         }
         a.vrow(j, kvh).convert_to_f32_slice(vf);
-        for (x, v) in acc.iter_mut().zip(vf.iter()) {
+        if fp16 {
+            // ggml_vec_mad_f16 with AVX512-FP16 (`_mm512_fmadd_ph`): f16 factor, one rounding
+            // of the exact v * vs + acc to f16 (exact in f64, rounded to odd to f32 so that
+            // the f16 rounding that follows is the correct one).
+            let vs_h = f16::from_f32(vs).to_f32() as f64;
+            for (x, v) in acc[..np].iter_mut().zip(&vf[..np]) {
+                *x = round_to_odd_f32(*v as f64 * vs_h + *x as f64);
+            }
+        } else {
+            for (x, v) in acc[..np].iter_mut().zip(&vf[..np]) {
+                *x = v.mul_add(vs, *x);
+            }
+        }
+        for (x, v) in acc[np..].iter_mut().zip(&vf[np..]) {
             *x = v.mul_add(vs, *x);
         }
         acc16.convert_from_f32_slice(acc);
         acc16.convert_to_f32_slice(acc);
-        s_sum = s_sum * ms + vs;
+        // `S = S*ms + vs`, contracted to a fused multiply-add by the C++ compiler.
+        s_sum = s_sum.mul_add(ms, vs);
     }
     let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
     for (o, x) in out.iter_mut().zip(acc.iter()) {

@@ -425,18 +425,26 @@ pub fn kernels() -> Kernels {
 /// `out[t] = w · y[t]` for the activation rows `q` (`stride` bytes each) with a SIMD kernel;
 /// false when `k` has none for the type.
 #[inline]
-fn simd_dots(k: Kernels, ty: u32, w: &[u8], q: &[u8], stride: usize, out: &mut [f32]) -> bool {
+fn simd_dots(
+    k: Kernels,
+    ty: u32,
+    r8: bool,
+    w: &[u8],
+    q: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> bool {
     match k {
         Kernels::Scalar => false,
         // SAFETY: `detect` found the CPU features each kernel set is compiled for.
         #[cfg(target_arch = "x86_64")]
         Kernels::X86(super::x86::Level::Avx2) => unsafe {
-            super::x86::avx2::dots(ty, w, q, stride, out)
+            super::x86::avx2::dots(ty, r8, w, q, stride, out)
         },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Kernels::X86(super::x86::Level::Avx512Vnni) => unsafe {
-            super::x86::vnni::dots(ty, w, q, stride, out)
+            super::x86::vnni::dots(ty, r8, w, q, stride, out)
         },
     }
 }
@@ -475,6 +483,13 @@ thread_local! {
 }
 
 impl Mat<'_> {
+    /// Whether llama.cpp's CPU backend repacks this matrix into 8-row interleaved blocks on x86
+    /// (`ggml_repack_get_optimal_repack_type` with AVX2): its products then sum in the order of
+    /// the repacked kernels, which the x86 kernels follow.
+    pub fn repacked(&self) -> bool {
+        matches!(self.ty.id, Q4_0 | IQ4_NL | Q4_K) && self.rows.is_multiple_of(8)
+    }
+
     /// Row `r` as f32 (`get_rows`).
     pub fn row_f32(&self, r: usize, out: &mut [f32]) -> Result<(), ExecError> {
         let b = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
@@ -485,12 +500,13 @@ impl Mat<'_> {
     /// Rows `r0..` of the transposed product into `dst` (`n` values per row).
     fn rows_into(&self, k: Kernels, r0: usize, dst: &mut [f32], a: &Acts) -> Result<(), ExecError> {
         let n = a.n;
+        let r8 = self.repacked();
         for (i, d) in dst.chunks_exact_mut(n).enumerate() {
             let r = r0 + i;
             let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
             match a.kind {
                 Some(ActKind::Q8_0 | ActKind::Q8K) => {
-                    if !simd_dots(k, self.ty.id, w, &a.q, a.stride, d) {
+                    if !simd_dots(k, self.ty.id, r8, w, &a.q, a.stride, d) {
                         for (t, o) in d.iter_mut().enumerate() {
                             *o = scalar_dot(self.ty.id, w, &a.q[t * a.stride..(t + 1) * a.stride]);
                         }
@@ -581,8 +597,15 @@ impl Mat<'_> {
 
 /// `simd_dots` over prepared activations, for the kernel tests.
 #[cfg(test)]
-pub(crate) fn simd_dots_for_test(k: Kernels, ty: u32, w: &[u8], a: &Acts, out: &mut [f32]) -> bool {
-    simd_dots(k, ty, w, &a.q, a.stride, out)
+pub(crate) fn simd_dots_for_test(
+    k: Kernels,
+    ty: u32,
+    r8: bool,
+    w: &[u8],
+    a: &Acts,
+    out: &mut [f32],
+) -> bool {
+    simd_dots(k, ty, r8, w, &a.q, a.stride, out)
 }
 
 #[cfg(test)]

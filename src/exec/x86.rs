@@ -69,12 +69,15 @@ static SHUFFLE_Q6: [[u8; 16]; 8] = {
 
 /// The kernel of type id `$ty` for `$n` columns (returns false from the caller for other types).
 macro_rules! pick {
-    ($ty:expr, $w:expr, $y:expr, $n:literal) => {
+    ($ty:expr, $r8:expr, $w:expr, $y:expr, $n:literal) => {
         match $ty {
             8 => q8_0::<$n>($w, $y),
+            2 if $r8 => b32_r8::<$n, false>($w, $y),
             2 => q4_0::<$n>($w, $y),
             6 => q5_0::<$n>($w, $y),
+            20 if $r8 => b32_r8::<$n, true>($w, $y),
             20 => iq4_nl::<$n>($w, $y),
+            12 if $r8 => q4_k_r8::<$n, { $n == 4 }>($w, $y),
             12 => q45_k::<$n, false>($w, $y),
             13 => q45_k::<$n, true>($w, $y),
             14 => q6_k::<$n>($w, $y),
@@ -183,10 +186,13 @@ macro_rules! kernels {
             }
 
             /// `out[t] = w · q[t]` for the activation rows in `q` (`stride` bytes each), four
-            /// columns at a time; false if the weight type `ty` has no kernel here.
+            /// columns at a time; false if the weight type `ty` has no kernel here. `r8`: the
+            /// matrix is one llama.cpp repacks on x86 (Q4_0, IQ4_NL, Q4_K with rows a multiple of
+            /// 8), whose products sum in the order of its repacked kernels.
             #[target_feature(enable = $feat)]
             pub(crate) fn dots(
                 ty: u32,
+                r8: bool,
                 w: &[u8],
                 q: &[u8],
                 stride: usize,
@@ -196,19 +202,129 @@ macro_rules! kernels {
                 let row = |t: usize| &q[t * stride..(t + 1) * stride];
                 let mut t = 0;
                 while t + 4 <= n {
-                    let r = pick!(ty, w, [row(t), row(t + 1), row(t + 2), row(t + 3)], 4);
+                    let r = pick!(ty, r8, w, [row(t), row(t + 1), row(t + 2), row(t + 3)], 4);
                     out[t..t + 4].copy_from_slice(&r);
                     t += 4;
                 }
                 if t + 2 <= n {
-                    let r = pick!(ty, w, [row(t), row(t + 1)], 2);
+                    let r = pick!(ty, r8, w, [row(t), row(t + 1)], 2);
                     out[t..t + 2].copy_from_slice(&r);
                     t += 2;
                 }
                 if t < n {
-                    out[t] = pick!(ty, w, [row(t)], 1)[0];
+                    out[t] = pick!(ty, r8, w, [row(t)], 1)[0];
                 }
                 true
+            }
+
+            /// `hsum_i32_8`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_i32_8(a: __m256i) -> i32 {
+                let sum128 =
+                    _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+                let hi64 = _mm_unpackhi_epi64(sum128, sum128);
+                let sum64 = _mm_add_epi32(hi64, sum128);
+                let hi32 = _mm_shuffle_epi32(sum64, 0b10_11_00_01);
+                _mm_cvtsi128_si32(_mm_add_epi32(sum64, hi32))
+            }
+
+            /// ggml's repacked 32-value-block kernels (`gemv_q4_b32_8x8_q8_0_lut_avx` and its
+            /// GEMM, for Q4_0 and IQ4_NL): per block the exact integer dot, then one multiply-add
+            /// by the product of the scales, block after block.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn b32_r8<const N: usize, const NL: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
+                let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
+                let mut acc = [0f32; N];
+                for (ib, xb) in w.chunks_exact(18).enumerate() {
+                    let qx = if NL {
+                        nl_unpack(values, &xb[2..])
+                    } else {
+                        _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8))
+                    };
+                    let dx = h(xb, 0);
+                    for c in 0..N {
+                        let yb = &y[c][ib * 34..ib * 34 + 34];
+                        // The lanes are exact integers below 2^24, and so are their sums.
+                        let isum = hsum_float_8(mul_sum_i8_pairs_float(qx, load256(&yb[2..])));
+                        acc[c] = isum.mul_add(dx * h(yb, 0), acc[c]);
+                    }
+                }
+                acc
+            }
+
+            /// ggml's repacked Q4_K kernels: the GEMV (`ggml_gemv_q4_K_8x8_q8_K`, one token, or
+            /// the last `n % 4` of a batch) multiply-adds the exact integer sums of each 256-value
+            /// super-block (scaled products; mins times block sums) by their scale products; the
+            /// GEMM (groups of 4 tokens, `GEMM = true`) does so for every 64 values. The mins'
+            /// total is subtracted last.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q4_k_r8<const N: usize, const GEMM: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
+                let m4 = _mm256_set1_epi8(0xF);
+                let mut acc = [0f32; N];
+                let mut acc_m = [0f32; N];
+                for (i, xb) in w.chunks_exact(144).enumerate() {
+                    let (xd, xdmin) = (h(xb, 0), h(xb, 2));
+                    let mins_and_scales = k4_scales(&xb[4..16]);
+                    let mut ms = [0i16; 16];
+                    // SAFETY: `ms` is 32 bytes, written unaligned.
+                    unsafe {
+                        _mm256_storeu_si256(ms.as_mut_ptr() as *mut __m256i, mins_and_scales)
+                    };
+                    let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+                    let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    for j in 0..4 {
+                        let bits = load256(&xb[16 + 32 * j..]);
+                        q[2 * j] = _mm256_and_si256(bits, m4);
+                        q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * 292..i * 292 + 292];
+                        let yd = f32_at(yb, 0);
+                        let bsum = |k: usize| {
+                            i16::from_le_bytes([yb[260 + 2 * k], yb[261 + 2 * k]]) as i32
+                        };
+                        let q8 = &yb[4..260];
+                        let (mut isum_b, mut imin_b) = (0i32, 0i32);
+                        for j in 0..4 {
+                            let scale_l = _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j]));
+                            let scale_h =
+                                _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j + 1]));
+                            let p16l = _mm256_maddubs_epi16(q[2 * j], load256(&q8[64 * j..]));
+                            let p16h =
+                                _mm256_maddubs_epi16(q[2 * j + 1], load256(&q8[64 * j + 32..]));
+                            let isum = hsum_i32_8(_mm256_add_epi32(
+                                _mm256_madd_epi16(scale_l, p16l),
+                                _mm256_madd_epi16(scale_h, p16h),
+                            ));
+                            let imin = ms[8 + 2 * j] as i32 * (bsum(4 * j) + bsum(4 * j + 1))
+                                + ms[9 + 2 * j] as i32 * (bsum(4 * j + 2) + bsum(4 * j + 3));
+                            if GEMM {
+                                acc[c] = (isum as f32).mul_add(xd * yd, acc[c]);
+                                acc_m[c] = (imin as f32).mul_add(xdmin * yd, acc_m[c]);
+                            } else {
+                                isum_b += isum;
+                                imin_b += imin;
+                            }
+                        }
+                        if !GEMM {
+                            acc[c] = (isum_b as f32).mul_add(xd * yd, acc[c]);
+                            acc_m[c] = (imin_b as f32).mul_add(xdmin * yd, acc_m[c]);
+                        }
+                    }
+                }
+                let mut out = [0f32; N];
+                for c in 0..N {
+                    out[c] = acc[c] - acc_m[c];
+                }
+                out
             }
 
             /// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
@@ -609,10 +725,11 @@ mod tests {
     use crate::exec::dot::tests::{case, PORTED};
     use crate::exec::dot::{scalar_dot, Kernels};
 
-    /// Every kernel, at every level this CPU has, against the scalar reference: the same integer
-    /// sums with the float additions in another order, so within 1e-5 of the sum of |products|
-    /// (bounded here by the dot of absolute values); and a column's result does not depend on how
-    /// many columns are computed with it (1, 2 or 4 at a time: bit for bit).
+    /// Every kernel, at every level this CPU has, in both summation orders (vec_dot's and the
+    /// repacked kernels'), against the scalar reference: the same integer sums with the float
+    /// additions in another order, so within 1e-5 of the sum of |products| (bounded here by the dot
+    /// of absolute values); and a column's result does not depend on how many columns are computed
+    /// with it (1, 2 or 4 at a time: bit for bit), except where ggml's own GEMM and GEMV differ.
     #[test]
     fn kernels_match_scalar_references() {
         let levels: Vec<Level> = match detect() {
@@ -625,13 +742,14 @@ mod tests {
                 if name.ends_with('0') || name == "iq4_nl" || cols % 256 == 0 {
                     let (wq, acts, ty) = case(name, cols, 3, n, cols as u64);
                     let rb = wq.len() / 3;
-                    for level in &levels {
+                    for (level, r8) in levels.iter().flat_map(|l| [(l, false), (l, true)]) {
                         for r in 0..3 {
                             let w = &wq[r * rb..(r + 1) * rb];
                             let mut got = vec![0f32; n];
                             let k = Kernels::X86(*level);
-                            let ok =
-                                crate::exec::dot::simd_dots_for_test(k, ty.id, w, &acts, &mut got);
+                            let ok = crate::exec::dot::simd_dots_for_test(
+                                k, ty.id, r8, w, &acts, &mut got,
+                            );
                             assert!(ok, "{name}: no kernel");
                             for (t, g) in got.iter().enumerate() {
                                 let y = crate::exec::dot::tests::act_row_q(&acts, t);
@@ -639,16 +757,22 @@ mod tests {
                                 let bound = crate::exec::dot::tests::abs_dot(ty, w, &acts, t);
                                 assert!(
                                     ((g - want) as f64).abs() <= 1e-5 * bound,
-                                    "{name} {level:?} cols {cols} row {r} col {t}: {g} vs {want}"
+                                    "{name} {level:?} r8 {r8} cols {cols} row {r} col {t}: {g} vs {want}"
                                 );
                                 let mut one = [0f32];
                                 let k1 = crate::exec::dot::tests::act_one(&acts, t);
-                                crate::exec::dot::simd_dots_for_test(k, ty.id, w, &k1, &mut one);
-                                assert_eq!(
-                                    one[0].to_bits(),
-                                    g.to_bits(),
-                                    "{name} {level:?}: column {t} alone"
+                                crate::exec::dot::simd_dots_for_test(
+                                    k, ty.id, r8, w, &k1, &mut one,
                                 );
+                                // Repacked Q4_K: groups of 4 columns take ggml's GEMM order,
+                                // the others its GEMV order (within the bound above).
+                                if !(r8 && name == "q4_K" && t < n / 4 * 4) {
+                                    assert_eq!(
+                                        one[0].to_bits(),
+                                        g.to_bits(),
+                                        "{name} {level:?}: column {t} alone"
+                                    );
+                                }
                             }
                         }
                     }
@@ -672,6 +796,7 @@ mod tests {
                 crate::exec::dot::simd_dots_for_test(
                     Kernels::X86(Level::Avx2),
                     ty.id,
+                    true,
                     w,
                     &acts,
                     &mut a,
@@ -679,6 +804,7 @@ mod tests {
                 crate::exec::dot::simd_dots_for_test(
                     Kernels::X86(Level::Avx512Vnni),
                     ty.id,
+                    true,
                     w,
                     &acts,
                     &mut b,
