@@ -64,6 +64,8 @@ pub struct Acts {
     /// Q8_0 / Q8_K rows of `stride` bytes.
     q: Vec<u8>,
     stride: usize,
+    /// Q8_0 rows: each block's scale as f32 (what the kernels multiply by), row after row.
+    ds: Vec<f32>,
     h: Vec<f16>,
     f: Vec<f32>,
 }
@@ -97,6 +99,7 @@ impl Acts {
                         Ok(())
                     }
                 };
+                self.ds.clear();
                 if n >= 8 {
                     x.par_chunks_exact(cols)
                         .zip(self.q.par_chunks_exact_mut(stride))
@@ -105,6 +108,13 @@ impl Acts {
                     x.chunks_exact(cols)
                         .zip(self.q.chunks_exact_mut(stride))
                         .try_for_each(quant_row)?;
+                }
+                if kind == ActKind::Q8_0 {
+                    self.ds.extend(
+                        self.q
+                            .chunks_exact(34)
+                            .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
+                    );
                 }
             }
             ActKind::F16 => {
@@ -425,6 +435,7 @@ pub fn kernels() -> Kernels {
 /// `out[t] = w · y[t]` for the activation rows `q` (`stride` bytes each) with a SIMD kernel;
 /// false when `k` has none for the type.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn simd_dots(
     k: Kernels,
     ty: u32,
@@ -432,6 +443,7 @@ fn simd_dots(
     w: &[u8],
     q: &[u8],
     stride: usize,
+    ds: &[f32],
     out: &mut [f32],
 ) -> bool {
     match k {
@@ -439,12 +451,12 @@ fn simd_dots(
         // SAFETY: `detect` found the CPU features each kernel set is compiled for.
         #[cfg(target_arch = "x86_64")]
         Kernels::X86(super::x86::Level::Avx2) => unsafe {
-            super::x86::avx2::dots(ty, r8, w, q, stride, out)
+            super::x86::avx2::dots(ty, r8, w, q, stride, ds, out)
         },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Kernels::X86(super::x86::Level::Avx512Vnni) => unsafe {
-            super::x86::vnni::dots(ty, r8, w, q, stride, out)
+            super::x86::vnni::dots(ty, r8, w, q, stride, ds, out)
         },
     }
 }
@@ -506,7 +518,7 @@ impl Mat<'_> {
             let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
             match a.kind {
                 Some(ActKind::Q8_0 | ActKind::Q8K) => {
-                    if !simd_dots(k, self.ty.id, r8, w, &a.q, a.stride, d) {
+                    if !simd_dots(k, self.ty.id, r8, w, &a.q, a.stride, &a.ds, d) {
                         for (t, o) in d.iter_mut().enumerate() {
                             *o = scalar_dot(self.ty.id, w, &a.q[t * a.stride..(t + 1) * a.stride]);
                         }
@@ -605,7 +617,7 @@ pub(crate) fn simd_dots_for_test(
     a: &Acts,
     out: &mut [f32],
 ) -> bool {
-    simd_dots(k, ty, r8, w, &a.q, a.stride, out)
+    simd_dots(k, ty, r8, w, &a.q, a.stride, &a.ds, out)
 }
 
 #[cfg(test)]
@@ -708,6 +720,12 @@ pub(crate) mod tests {
             cols: a.cols,
             q: act_row_q(a, t).to_vec(),
             stride: a.stride,
+            ds: if a.ds.is_empty() {
+                Vec::new()
+            } else {
+                let nb = a.stride / 34;
+                a.ds[t * nb..(t + 1) * nb].to_vec()
+            },
             h: Vec::new(),
             f: Vec::new(),
         }

@@ -318,8 +318,10 @@ fn rope(w: &Weights, x: &mut [f32], pos: usize, base: f32) {
             (i0, i0 + 1)
         };
         let (x0, x1) = (x[a], x[b]);
-        x[a] = x0 * c - x1 * s;
-        x[b] = x0 * s + x1 * c;
+        // `x0*cos - x1*sin` and `x0*sin + x1*cos` as GCC compiles ggml's rope (-ffp-contract=fast):
+        // the first product fused with the rounded second.
+        x[a] = x0.mul_add(c, -(x1 * s));
+        x[b] = x0.mul_add(s, x1 * c);
         theta *= theta_scale;
     }
 }

@@ -69,14 +69,14 @@ static SHUFFLE_Q6: [[u8; 16]; 8] = {
 
 /// The kernel of type id `$ty` for `$n` columns (returns false from the caller for other types).
 macro_rules! pick {
-    ($ty:expr, $r8:expr, $w:expr, $y:expr, $n:literal) => {
+    ($ty:expr, $r8:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
         match $ty {
-            8 => q8_0::<$n>($w, $y),
-            2 if $r8 => b32_r8::<$n, false>($w, $y),
-            2 => q4_0::<$n>($w, $y),
-            6 => q5_0::<$n>($w, $y),
-            20 if $r8 => b32_r8::<$n, true>($w, $y),
-            20 => iq4_nl::<$n>($w, $y),
+            8 => q8_0::<$n>($w, $y, $ys),
+            2 if $r8 => b32_r8::<$n, false>($w, $y, $ys),
+            2 => q4_0::<$n>($w, $y, $ys),
+            6 => q5_0::<$n>($w, $y, $ys),
+            20 if $r8 => b32_r8::<$n, true>($w, $y, $ys),
+            20 => iq4_nl::<$n>($w, $y, $ys),
             12 if $r8 => q4_k_r8::<$n, { $n == 4 }>($w, $y),
             12 => q45_k::<$n, false>($w, $y),
             13 => q45_k::<$n, true>($w, $y),
@@ -196,23 +196,40 @@ macro_rules! kernels {
                 w: &[u8],
                 q: &[u8],
                 stride: usize,
+                ds: &[f32],
                 out: &mut [f32],
             ) -> bool {
                 let n = out.len();
                 let row = |t: usize| &q[t * stride..(t + 1) * stride];
+                // Q8_0 activations: their scales as f32, `nb` per row (empty for Q8_K).
+                let nb = stride / 34;
+                let sc = |t: usize| {
+                    if ds.is_empty() {
+                        ds
+                    } else {
+                        &ds[t * nb..(t + 1) * nb]
+                    }
+                };
                 let mut t = 0;
                 while t + 4 <= n {
-                    let r = pick!(ty, r8, w, [row(t), row(t + 1), row(t + 2), row(t + 3)], 4);
+                    let r = pick!(
+                        ty,
+                        r8,
+                        w,
+                        [row(t), row(t + 1), row(t + 2), row(t + 3)],
+                        [sc(t), sc(t + 1), sc(t + 2), sc(t + 3)],
+                        4
+                    );
                     out[t..t + 4].copy_from_slice(&r);
                     t += 4;
                 }
                 if t + 2 <= n {
-                    let r = pick!(ty, r8, w, [row(t), row(t + 1)], 2);
+                    let r = pick!(ty, r8, w, [row(t), row(t + 1)], [sc(t), sc(t + 1)], 2);
                     out[t..t + 2].copy_from_slice(&r);
                     t += 2;
                 }
                 if t < n {
-                    out[t] = pick!(ty, r8, w, [row(t)], 1)[0];
+                    out[t] = pick!(ty, r8, w, [row(t)], [sc(t)], 1)[0];
                 }
                 true
             }
@@ -236,6 +253,7 @@ macro_rules! kernels {
             pub(crate) fn b32_r8<const N: usize, const NL: bool>(
                 w: &[u8],
                 y: [&[u8]; N],
+                ys: [&[f32]; N],
             ) -> [f32; N] {
                 let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
                 let mut acc = [0f32; N];
@@ -250,7 +268,7 @@ macro_rules! kernels {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
                         // The lanes are exact integers below 2^24, and so are their sums.
                         let isum = hsum_float_8(mul_sum_i8_pairs_float(qx, load256(&yb[2..])));
-                        acc[c] = isum.mul_add(dx * h(yb, 0), acc[c]);
+                        acc[c] = isum.mul_add(dx * ys[c][ib], acc[c]);
                     }
                 }
                 acc
@@ -329,14 +347,18 @@ macro_rules! kernels {
 
             /// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
             #[target_feature(enable = $feat)]
-            pub(crate) fn q8_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn q8_0<const N: usize>(
+                w: &[u8],
+                y: [&[u8]; N],
+                ys: [&[f32]; N],
+            ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(34).enumerate() {
                     let qx = load256(&xb[2..]);
                     let dx = h(xb, 0);
                     for c in 0..N {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
-                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let d = _mm256_set1_ps(dx * ys[c][ib]);
                         let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
                         acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
                     }
@@ -352,14 +374,18 @@ macro_rules! kernels {
 
             /// `ggml_vec_dot_q4_0_q8_0` (AVX2 path).
             #[target_feature(enable = $feat)]
-            pub(crate) fn q4_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn q4_0<const N: usize>(
+                w: &[u8],
+                y: [&[u8]; N],
+                ys: [&[f32]; N],
+            ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(18).enumerate() {
                     let qx = _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8));
                     let dx = h(xb, 0);
                     for c in 0..N {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
-                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let d = _mm256_set1_ps(dx * ys[c][ib]);
                         let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
                         acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
                     }
@@ -375,7 +401,11 @@ macro_rules! kernels {
 
             /// `ggml_vec_dot_q5_0_q8_0` (AVX2 path).
             #[target_feature(enable = $feat)]
-            pub(crate) fn q5_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn q5_0<const N: usize>(
+                w: &[u8],
+                y: [&[u8]; N],
+                ys: [&[f32]; N],
+            ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(22).enumerate() {
                     let qx = bytes_from_nibbles_32(&xb[6..]);
@@ -385,7 +415,7 @@ macro_rules! kernels {
                     let dx = h(xb, 0);
                     for c in 0..N {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
-                        let d = _mm256_set1_ps(dx * h(yb, 0));
+                        let d = _mm256_set1_ps(dx * ys[c][ib]);
                         let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
                         acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
                     }
@@ -402,7 +432,11 @@ macro_rules! kernels {
             /// `ggml_vec_dot_iq4_nl_q8_0` (AVX2 path: blocks in pairs, two accumulators, an odd
             /// last block in scalar code).
             #[target_feature(enable = $feat)]
-            pub(crate) fn iq4_nl<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn iq4_nl<const N: usize>(
+                w: &[u8],
+                y: [&[u8]; N],
+                ys: [&[f32]; N],
+            ) -> [f32; N] {
                 let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
                 let mone = _mm256_set1_epi16(1);
                 let nb = w.len() / 18;
@@ -419,12 +453,12 @@ macro_rules! kernels {
                         let p_1 = _mm256_madd_epi16(mul_add_epi8(q4b_1, load256(&y1[2..])), mone);
                         let p_2 = _mm256_madd_epi16(mul_add_epi8(q4b_2, load256(&y2[2..])), mone);
                         acc1[c] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(h(y1, 0) * dx1),
+                            _mm256_set1_ps(ys[c][ib] * dx1),
                             _mm256_cvtepi32_ps(p_1),
                             acc1[c],
                         );
                         acc2[c] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(h(y2, 0) * dx2),
+                            _mm256_set1_ps(ys[c][ib + 1] * dx2),
                             _mm256_cvtepi32_ps(p_2),
                             acc2[c],
                         );
@@ -436,7 +470,7 @@ macro_rules! kernels {
                     let mut sumf = hsum_float_8(_mm256_add_ps(acc1[c], acc2[c]));
                     if ib < nb {
                         let (xb, yb) = (&w[ib * 18..ib * 18 + 18], &y[c][ib * 34..ib * 34 + 34]);
-                        let d = h(yb, 0) * h(xb, 0);
+                        let d = ys[c][ib] * h(xb, 0);
                         let (mut s1, mut s2) = (0i32, 0i32);
                         for j in 0..16 {
                             s1 += yb[2 + j] as i8 as i32
