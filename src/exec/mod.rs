@@ -7,6 +7,7 @@ pub mod tokenizer;
 pub mod dot;
 pub mod error;
 pub mod forward;
+pub mod kld;
 pub mod model;
 pub mod perplexity;
 pub mod sample;

@@ -7,6 +7,7 @@ mod diff;
 mod fmt;
 mod hash;
 mod inspect;
+mod kld;
 mod memory;
 mod meta;
 mod perplexity;
@@ -59,6 +60,8 @@ enum Command {
     Run(run::Args),
     /// Perplexity of a text, measured as llama-perplexity measures it.
     Perplexity(perplexity::Args),
+    /// KL-divergence of a model from a base model on a text, as llama-perplexity --kl-divergence.
+    Kld(kld::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Requantize(a) => requantize::run(a, &mut out),
         Command::Run(a) => run::run(a, &mut out),
         Command::Perplexity(a) => perplexity::run(a, &mut out),
+        Command::Kld(a) => kld::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {
