@@ -6,7 +6,8 @@
 #    (llama-quantize --allow-requantize $GEMMA Q8_0; pocket requantize writes the same bytes, which
 #    is how the test makes it);
 #  - tiny-llama-kld-c128.txt: base testdata/tiny-llama-q8_0.gguf, compared tiny-llama-q4_k_m.gguf,
-#    8 chunks.
+#    8 chunks; and tiny-llama-q8_0-c128.kld, the --kl-divergence-base file of that run (llama.cpp's
+#    log-probabilities of the tiny Q8_0, read by `pocket kld FILE OTHER`).
 # Each file is what llama-perplexity prints from its per-chunk table to the end of its statistics.
 # Needs the peers (source ~/.cache/pocket-peers/env.sh).
 set -euo pipefail
@@ -20,7 +21,7 @@ TEXT=$OUT/ppl-text.txt
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# kld BASE OTHER CHUNKS OUTPUT
+# kld BASE OTHER CHUNKS OUTPUT [BASE_LOGITS_COPY]
 kld() {
   "$NOAMX/llama-perplexity" -m "$1" -f $TEXT -c 128 -t 2 --chunks "$3" \
     --kl-divergence-base "$TMP/base.kld" > "$TMP/base.log" 2>&1 \
@@ -31,9 +32,11 @@ kld() {
   sed -n '/^chunk /,$p' "$TMP/kld.log" > "$4"
   grep -q '^Same top p' "$4" || { echo "no statistics in llama-perplexity's output" >&2; exit 1; }
   echo "== $4"; cat "$4"
+  [ -z "${5:-}" ] || cp "$TMP/base.kld" "$5"
 }
 
 llama-quantize --allow-requantize "$GEMMA" "$TMP/gemma-q8_0.gguf" Q8_0 > "$TMP/quantize.log" 2>&1 \
   || { cat "$TMP/quantize.log" >&2; exit 1; }
 kld "$TMP/gemma-q8_0.gguf" "$GEMMA" 4 $OUT/gemma-kld-c128.txt
-kld testdata/tiny-llama-q8_0.gguf testdata/tiny-llama-q4_k_m.gguf 8 $OUT/tiny-llama-kld-c128.txt
+kld testdata/tiny-llama-q8_0.gguf testdata/tiny-llama-q4_k_m.gguf 8 $OUT/tiny-llama-kld-c128.txt \
+  $OUT/tiny-llama-q8_0-c128.kld

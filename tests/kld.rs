@@ -154,3 +154,155 @@ fn too_short_a_text_is_refused() {
     let msg = doc["error"]["message"].as_str().unwrap();
     assert!(msg.contains("needs at least 256"), "{msg}");
 }
+
+fn pocket_kld_file(file: &Path, other: &Path) -> std::process::Output {
+    common::pocket()
+        .arg("kld")
+        .arg(file)
+        .arg(other)
+        .arg("--json")
+        .output()
+        .unwrap()
+}
+
+/// llama.cpp's own log-probabilities of the tiny Q8_0 (its `--kl-divergence-base` file) as the base:
+/// against the Q4_K_M the statistics are llama-perplexity's up to pocket's Q4_K_M logits; against
+/// pocket's run of the same Q8_0 they measure the executor's distance from llama.cpp.
+#[test]
+fn llama_perplexity_logits_file_as_the_base() {
+    let file = common::testdata("exec/tiny-llama-q8_0-c128.kld");
+    let out = pocket_kld_file(&file, &common::testdata("tiny-llama-q4_k_m.gguf"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["base_is_logits_file"], J::Bool(true));
+    let golden = std::fs::read_to_string(common::testdata("exec/tiny-llama-kld-c128.txt")).unwrap();
+    let failures = compare(&golden, &doc, 8 * 63, 0.01);
+    assert!(failures.is_empty(), "{failures:#?}");
+    // PPL(base) comes from the file alone: llama-perplexity's value to its printed digits.
+    let ppl_base = doc["summary"]["ppl_base"]["value"].as_f64().unwrap();
+    assert!((ppl_base - golden_value(&golden, "Mean PPL(base)")).abs() < 1e-5);
+
+    let out = pocket_kld_file(&file, &common::testdata("tiny-llama-q8_0.gguf"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["summary"];
+    let kld = s["kld"]["value"].as_f64().unwrap();
+    let same = s["same_top"]["value"].as_f64().unwrap();
+    eprintln!("tiny Q8_0, pocket against llama.cpp: mean KLD {kld:.3e}, same top {same:.4}");
+    assert!(kld < 2e-5, "{s}");
+    assert!(same > 0.98, "{s}");
+}
+
+/// A damaged logits file is refused before anything is sized by its header.
+#[test]
+fn damaged_logits_files_are_refused() {
+    let good = std::fs::read(common::testdata("exec/tiny-llama-q8_0-c128.kld")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::testdata("tiny-llama-q8_0.gguf");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            good[..good.len() - 1].to_vec(),
+            "do not hold 8 chunks",
+        ),
+        (
+            "huge-n-chunk",
+            {
+                let mut b = good.clone();
+                b[16..20].copy_from_slice(&i32::MAX.to_le_bytes());
+                b
+            },
+            "do not hold 2147483647 chunks",
+        ),
+        (
+            "negative-n-vocab",
+            {
+                let mut b = good.clone();
+                b[12..16].copy_from_slice(&(-1i32).to_le_bytes());
+                b
+            },
+            "n_vocab -1 at offset 12",
+        ),
+        (
+            "tiny-n-ctx",
+            {
+                let mut b = good.clone();
+                b[8..12].copy_from_slice(&2u32.to_le_bytes());
+                b
+            },
+            "n_ctx 2 at offset 8",
+        ),
+        ("header-only", good[..20].to_vec(), "do not hold"),
+    ];
+    for (name, bytes, want) in cases {
+        let p = dir.path().join(format!("{name}.kld"));
+        std::fs::write(&p, bytes).unwrap();
+        let out = pocket_kld_file(&p, &model);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let doc: J = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let msg = doc["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(want), "{name}: {msg}");
+    }
+    // The right size for another vocabulary: refused by the model's vocabulary.
+    let out = pocket_kld_file(
+        &common::testdata("exec/tiny-llama-q8_0-c128.kld"),
+        &common::gemma(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("262144 logits per token against 288"), "{msg}");
+}
+
+/// The acceptance of issue 6: gemma-3 270M Q4_K_M against its Q8_0 (made by pocket's requantizer,
+/// the bytes llama-quantize writes) agrees with llama-perplexity within 2% (mean KLD, same top p,
+/// PPL ratio) over 4 chunks of 128.
+///
+/// Ignored for now, because it does not hold yet and takes minutes: the executor's own distance from
+/// llama.cpp on gemma (pocket's Q4_K_M against llama.cpp's log-probabilities of the same file) is a mean
+/// KLD of 0.0055, as large as the Q8_0/Q4_K_M divergence being measured (0.0057), so pocket reports
+/// 0.0065. Run it with `cargo test --release --test kld -- --ignored` after executor changes.
+#[test]
+#[ignore = "the executor's gemma logits are not yet close enough to llama.cpp's (mean KLD 0.0055 between them); minutes"]
+fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
+    use pocket::gguf::GgufFile;
+    use pocket::requant::convert::{prepare, requantize, Options};
+    use pocket::requant::{Ftype, Params};
+
+    let src = GgufFile::open(common::gemma()).unwrap();
+    let gg = vec![src.gguf().unwrap()];
+    let opts = Options {
+        params: Params::new(Ftype::parse("Q8_0").unwrap()),
+        allow_requantize: true,
+        keep_split: false,
+        overrides: Vec::new(),
+        imatrix: None,
+        n_threads: 2,
+        report: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let q8 = dir.path().join("gemma-q8_0.gguf");
+    let prep = prepare(&gg, &[src.path()], &opts).unwrap();
+    requantize(
+        std::slice::from_ref(&src),
+        &gg,
+        &prep,
+        &opts,
+        std::slice::from_ref(&q8),
+        &mut |_| {},
+    )
+    .unwrap();
+
+    let golden = std::fs::read_to_string(common::testdata("exec/gemma-kld-c128.txt")).unwrap();
+    let doc = pocket_kld(&q8, &common::gemma(), 4);
+    let failures = compare(&golden, &doc, 4 * 63, 0.02);
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -517,7 +517,7 @@ pub fn kl_divergence(
     n_ctx: usize,
     bos: Option<u32>,
     max_chunks: Option<usize>,
-    mut on_chunk: impl FnMut(&Running),
+    on_chunk: impl FnMut(&Running),
 ) -> Result<KldResult, ExecError> {
     let n_vocab = base.hp.n_vocab;
     if other.hp.n_vocab != n_vocab {
@@ -526,6 +526,71 @@ pub fn kl_divergence(
             other.hp.n_vocab
         )));
     }
+    let n_chunk = check_chunks(tokens, n_ctx, n_vocab, max_chunks)?;
+    let first = n_ctx / 2;
+    let mut s_base = Session::new(base, n_ctx);
+    compare_chunks(
+        other,
+        tokens,
+        n_ctx,
+        bos,
+        n_chunk,
+        |_, chunk, log_probs| {
+            s_base.clear();
+            let logits = s_base.eval(chunk, n_ctx - first)?;
+            for row in logits.chunks_exact(n_vocab).take(n_ctx - 1 - first) {
+                log_probs.push(row);
+            }
+            Ok(())
+        },
+        on_chunk,
+    )
+}
+
+/// Compares `other` with the base log-probabilities of a `llama-perplexity --kl-divergence-base`
+/// file, over the file's own tokens and chunk size, at most `max_chunks` chunks.
+pub fn kl_divergence_from_file(
+    base: &LogitsFile<'_>,
+    other: &Weights<'_>,
+    bos: Option<u32>,
+    max_chunks: Option<usize>,
+    on_chunk: impl FnMut(&Running),
+) -> Result<KldResult, ExecError> {
+    if other.hp.n_vocab != base.n_vocab {
+        return Err(ExecError::Input(format!(
+            "the model does not share the logits file's vocabulary: {} logits per token against {}",
+            other.hp.n_vocab, base.n_vocab
+        )));
+    }
+    let tokens = base.tokens();
+    let n_chunk = base.n_chunk.min(max_chunks.unwrap_or(usize::MAX).max(1));
+    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= base.n_vocab) {
+        return Err(ExecError::BadToken {
+            token: t,
+            n_vocab: base.n_vocab,
+        });
+    }
+    compare_chunks(
+        other,
+        &tokens,
+        base.n_ctx,
+        bos,
+        n_chunk,
+        |i, _, log_probs| {
+            base.read_chunk(i, log_probs);
+            Ok(())
+        },
+        on_chunk,
+    )
+}
+
+/// The number of chunks to compare, after checking what perplexity.cpp checks.
+fn check_chunks(
+    tokens: &[u32],
+    n_ctx: usize,
+    n_vocab: usize,
+    max_chunks: Option<usize>,
+) -> Result<usize, ExecError> {
     if n_ctx < 4 {
         return Err(ExecError::Input(format!(
             "context of {n_ctx} tokens is too small"
@@ -541,13 +606,27 @@ pub fn kl_divergence(
     if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
         return Err(ExecError::BadToken { token: t, n_vocab });
     }
-    let mut n_chunk = tokens.len() / n_ctx;
-    if let Some(m) = max_chunks {
-        n_chunk = n_chunk.min(m.max(1));
-    }
+    let n_chunk = tokens.len() / n_ctx;
+    Ok(match max_chunks {
+        Some(m) => n_chunk.min(m.max(1)),
+        None => n_chunk,
+    })
+}
+
+/// The chunk loop shared by both sources of base log-probabilities: `base_chunk(i, chunk, out)`
+/// fills `out` with the base's stored log-probabilities of chunk `i`'s scored positions.
+fn compare_chunks(
+    other: &Weights<'_>,
+    tokens: &[u32],
+    n_ctx: usize,
+    bos: Option<u32>,
+    n_chunk: usize,
+    mut base_chunk: impl FnMut(usize, &[u32], &mut BaseLogProbs) -> Result<(), ExecError>,
+    mut on_chunk: impl FnMut(&Running),
+) -> Result<KldResult, ExecError> {
+    let n_vocab = other.hp.n_vocab;
     let first = n_ctx / 2;
     let n_scored = n_ctx - 1 - first;
-    let mut s_base = Session::new(base, n_ctx);
     let mut s_other = Session::new(other, n_ctx);
     let mut log_probs = BaseLogProbs::new(n_vocab);
     let mut stats = KldStats::new();
@@ -557,13 +636,9 @@ pub fn kl_divergence(
         if let Some(b) = bos {
             chunk[0] = b;
         }
-        s_base.clear();
-        let logits = s_base.eval(&chunk, n_ctx - first)?;
         log_probs.clear();
-        for row in logits.chunks_exact(n_vocab).take(n_scored) {
-            log_probs.push(row);
-        }
-        drop(logits);
+        base_chunk(i, &chunk, &mut log_probs)?;
+        debug_assert_eq!(log_probs.len(), n_scored);
         s_other.clear();
         let logits = s_other.eval(&chunk, n_ctx - first)?;
         for (j, row) in logits.chunks_exact(n_vocab).take(n_scored).enumerate() {
@@ -583,6 +658,102 @@ pub fn kl_divergence(
         summary,
         n_tokens: n_chunk * n_ctx,
     })
+}
+
+/// What starts a `--kl-divergence-base` file.
+pub const LOGITS_MAGIC: &[u8; 8] = b"_logits_";
+
+/// A `llama-perplexity --kl-divergence-base` file (little-endian, as llama.cpp writes it on the
+/// machines it runs on): `_logits_`, n_ctx (u32), n_vocab and n_chunk (i32), the n_ctx·n_chunk
+/// tokens (i32), then for each chunk its n_ctx−1−n_ctx/2 scored positions, each a row of
+/// `2·⌈n_vocab/2⌉ + 4` u16: scale and minimum log-probability (two f32), then the steps.
+#[derive(Debug, Clone, Copy)]
+pub struct LogitsFile<'a> {
+    pub n_ctx: usize,
+    pub n_vocab: usize,
+    pub n_chunk: usize,
+    tokens: &'a [u8],
+    rows: &'a [u8],
+}
+
+impl<'a> LogitsFile<'a> {
+    /// Row length in u16 (`nv` of perplexity.cpp).
+    fn row_len(n_vocab: usize) -> usize {
+        2 * n_vocab.div_ceil(2) + 4
+    }
+
+    /// Checks the header against the file's length before anything is sized by it.
+    pub fn parse(b: &'a [u8]) -> Result<LogitsFile<'a>, ExecError> {
+        let bad = |m: String| ExecError::Input(format!("not a llama-perplexity logits file: {m}"));
+        if b.len() < 20 || &b[..8] != LOGITS_MAGIC {
+            return Err(bad(
+                "it does not start with _logits_ and a 12-byte header".into()
+            ));
+        }
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let (n_ctx, n_vocab, n_chunk) = (word(8) as usize, word(12) as i32, word(16) as i32);
+        if n_ctx < 4 {
+            return Err(bad(format!("n_ctx {n_ctx} at offset 8 is below 4")));
+        }
+        if n_vocab <= 0 {
+            return Err(bad(format!("n_vocab {n_vocab} at offset 12")));
+        }
+        if n_chunk <= 0 {
+            return Err(bad(format!("n_chunk {n_chunk} at offset 16")));
+        }
+        let (n_vocab, n_chunk) = (n_vocab as usize, n_chunk as usize);
+        let n_scored = n_ctx - 1 - n_ctx / 2;
+        let need = n_ctx
+            .checked_mul(n_chunk)
+            .and_then(|t| t.checked_mul(4))
+            .and_then(|tok| {
+                Self::row_len(n_vocab)
+                    .checked_mul(2 * n_scored)
+                    .and_then(|r| r.checked_mul(n_chunk))
+                    .and_then(|r| r.checked_add(tok))
+                    .map(|all| (tok, all))
+            });
+        match need {
+            Some((tok, all)) if all.checked_add(20) == Some(b.len()) => Ok(LogitsFile {
+                n_ctx,
+                n_vocab,
+                n_chunk,
+                tokens: &b[20..20 + tok],
+                rows: &b[20 + tok..],
+            }),
+            _ => Err(bad(format!(
+                "{} bytes do not hold {n_chunk} chunks of {n_ctx} tokens with {n_vocab} log-probabilities each",
+                b.len()
+            ))),
+        }
+    }
+
+    /// The tokens the base was evaluated on (the text's, before any became BOS).
+    pub fn tokens(&self) -> Vec<u32> {
+        self.tokens
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    /// Puts chunk `i`'s stored log-probabilities into `out` (cleared first).
+    pub fn read_chunk(&self, i: usize, out: &mut BaseLogProbs) {
+        assert_eq!(out.n_vocab, self.n_vocab);
+        let n_scored = self.n_ctx - 1 - self.n_ctx / 2;
+        let row_bytes = 2 * Self::row_len(self.n_vocab);
+        out.clear();
+        let chunk = &self.rows[i * n_scored * row_bytes..(i + 1) * n_scored * row_bytes];
+        for row in chunk.chunks_exact(row_bytes) {
+            let f =
+                |at: usize| f32::from_le_bytes([row[at], row[at + 1], row[at + 2], row[at + 3]]);
+            out.heads.push((f(0), f(4)));
+            out.q.extend(
+                row[8..8 + 2 * self.n_vocab]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]])),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use pocket::exec::kld::{check_same_vocab, kl_divergence, Estimate, KldResult, Quantiles, Running};
+use pocket::exec::kld::{
+    check_same_vocab, kl_divergence, kl_divergence_from_file, Estimate, KldResult, LogitsFile,
+    Quantiles, Running, LOGITS_MAGIC,
+};
 use pocket::exec::tokenizer::Vocab;
 use pocket::exec::Weights;
 use pocket::{Gguf, Model};
@@ -17,16 +20,18 @@ use crate::{fmt, progress, Failure};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The reference model (e.g. the Q8_0 or F16); for a split model, its first shard.
+    /// The reference model (e.g. the Q8_0 or F16; for a split model, its first shard), or a file of
+    /// its log-probabilities written by `llama-perplexity --kl-divergence-base` (which carries its
+    /// own tokens and chunk size: -f is then not read).
     base: PathBuf,
     /// The model compared with it (e.g. the Q4_K_M), with the same vocabulary.
     other: PathBuf,
     /// The text file to score.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file: PathBuf,
-    /// Tokens per chunk.
-    #[arg(short = 'c', long = "ctx-size", default_value_t = 512)]
-    ctx: usize,
+    file: Option<PathBuf>,
+    /// Tokens per chunk [default: 512, or a logits file's].
+    #[arg(short = 'c', long = "ctx-size")]
+    ctx: Option<usize>,
     /// Compare over at most this many chunks.
     #[arg(short = 'b', long)]
     chunks: Option<usize>,
@@ -65,30 +70,68 @@ fn load<'a>(gs: &[Gguf<'a>], path: &Path) -> anyhow::Result<(Weights<'a>, Vocab)
 }
 
 fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
-    let (mb, mo) = (open(&a.base)?, open(&a.other)?);
-    let (gb, go) = (mb.ggufs()?, mo.ggufs()?);
-    let (wb, vb) = load(&gb, &a.base)?;
+    let mut magic = [0u8; 8];
+    let is_logits = std::fs::File::open(&a.base)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == LOGITS_MAGIC;
+    let mo = open(&a.other)?;
+    let go = mo.ggufs()?;
     let (wo, vo) = load(&go, &a.other)?;
-    check_same_vocab(&vb, &vo)
-        .with_context(|| format!("comparing {} with {}", a.other.display(), a.base.display()))?;
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("{} is not UTF-8: {e}", a.file.display()))?;
-    let tokens = vb.tokenize(&text, true, false)?;
-    let bos = if vb.add_bos() { vb.bos() } else { None };
-    let n_chunk = (tokens.len() / a.ctx.max(1)).min(a.chunks.unwrap_or(usize::MAX).max(1));
-    let bar = progress::steps_bar(n_chunk as u64, "kld", "chunk");
+    let bos = if vo.add_bos() { vo.bos() } else { None };
     let started = std::time::Instant::now();
-    let r = kl_divergence(&wb, &wo, &tokens, a.ctx, bos, a.chunks, |_| bar.inc(1))?;
-    bar.finish_and_clear();
+    let (r, n_ctx, n_text) = if is_logits {
+        let bytes =
+            std::fs::read(&a.base).with_context(|| format!("reading {}", a.base.display()))?;
+        let file = LogitsFile::parse(&bytes).with_context(|| a.base.display().to_string())?;
+        if let Some(c) = a.ctx.filter(|&c| c != file.n_ctx) {
+            return Err(anyhow::anyhow!(
+                "{} was computed with a context of {}, not {c}",
+                a.base.display(),
+                file.n_ctx
+            )
+            .into());
+        }
+        let n_chunk = file.n_chunk.min(a.chunks.unwrap_or(usize::MAX).max(1));
+        let bar = progress::steps_bar(n_chunk as u64, "kld", "chunk");
+        let r = kl_divergence_from_file(&file, &wo, bos, a.chunks, |_| bar.inc(1)).with_context(
+            || format!("comparing {} with {}", a.other.display(), a.base.display()),
+        )?;
+        bar.finish_and_clear();
+        (r, file.n_ctx, file.n_ctx * file.n_chunk)
+    } else {
+        let Some(text_path) = &a.file else {
+            return Err(
+                anyhow::anyhow!("-f TEXT is needed (the text to compare the models on)").into(),
+            );
+        };
+        let n_ctx = a.ctx.unwrap_or(512);
+        let mb = open(&a.base)?;
+        let gb = mb.ggufs()?;
+        let (wb, vb) = load(&gb, &a.base)?;
+        check_same_vocab(&vb, &vo).with_context(|| {
+            format!("comparing {} with {}", a.other.display(), a.base.display())
+        })?;
+        let bytes =
+            std::fs::read(text_path).with_context(|| format!("reading {}", text_path.display()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not UTF-8: {e}", text_path.display()))?;
+        let tokens = vb.tokenize(&text, true, false)?;
+        let n_chunk = (tokens.len() / n_ctx.max(1)).min(a.chunks.unwrap_or(usize::MAX).max(1));
+        let bar = progress::steps_bar(n_chunk as u64, "kld", "chunk");
+        let r = kl_divergence(&wb, &wo, &tokens, n_ctx, bos, a.chunks, |_| bar.inc(1))?;
+        bar.finish_and_clear();
+        (r, n_ctx, tokens.len())
+    };
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
         let doc = json!({
             "base": a.base.display().to_string(),
+            "base_is_logits_file": is_logits,
             "other": a.other.display().to_string(),
-            "file": a.file.display().to_string(),
-            "n_ctx": a.ctx,
-            "n_tokens_text": tokens.len(),
+            "file": if is_logits { None } else { a.file.as_ref().map(|f| f.display().to_string()) },
+            "n_ctx": n_ctx,
+            "n_tokens_text": n_text,
             "n_chunks": r.chunks.len(),
             "seconds": seconds,
             "chunks": r.chunks.iter().enumerate().map(|(i, c)| chunk_json(i + 1, c)).collect::<Vec<_>>(),
