@@ -5,6 +5,9 @@
 #    The only gemma-3 270M file the project has is the Q4_K_M, so the Q8_0 is made from it
 #    (llama-quantize --allow-requantize $GEMMA Q8_0; pocket requantize writes the same bytes, which
 #    is how the test makes it);
+#  - gemma-q4_0-kld-c128.txt: the same Q8_0 as base, compared model an all-Q4_0 made from $GEMMA the
+#    same way (--pure Q4_0: a divergence large enough to stand out of the rounding noise of either
+#    implementation, in a block format the executor runs fast), 2 chunks;
 #  - tiny-llama-kld-c128.txt: base testdata/tiny-llama-q8_0.gguf, compared tiny-llama-q4_k_m.gguf,
 #    8 chunks; and tiny-llama-q8_0-c128.kld, the --kl-divergence-base file of that run (llama.cpp's
 #    log-probabilities of the tiny Q8_0, read by `pocket kld FILE OTHER`).
@@ -38,5 +41,8 @@ kld() {
 llama-quantize --allow-requantize "$GEMMA" "$TMP/gemma-q8_0.gguf" Q8_0 > "$TMP/quantize.log" 2>&1 \
   || { cat "$TMP/quantize.log" >&2; exit 1; }
 kld "$TMP/gemma-q8_0.gguf" "$GEMMA" 4 $OUT/gemma-kld-c128.txt
+llama-quantize --allow-requantize --pure "$GEMMA" "$TMP/gemma-q4_0.gguf" Q4_0 > "$TMP/quantize.log" 2>&1 \
+  || { cat "$TMP/quantize.log" >&2; exit 1; }
+kld "$TMP/gemma-q8_0.gguf" "$TMP/gemma-q4_0.gguf" 2 $OUT/gemma-q4_0-kld-c128.txt
 kld testdata/tiny-llama-q8_0.gguf testdata/tiny-llama-q4_k_m.gguf 8 $OUT/tiny-llama-kld-c128.txt \
   $OUT/tiny-llama-q8_0-c128.kld

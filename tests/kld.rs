@@ -51,21 +51,25 @@ impl Check<'_> {
     /// `ours` (a JSON path in the summary, scaled by `scale`) within `rel` of the golden line `label`.
     fn rel(&mut self, label: &str, path: &[&str], scale: f64, rel: f64) {
         let theirs = golden_value(self.golden, label);
+        self.within(label, path, scale, rel * theirs.abs());
+    }
+
+    /// `ours` within `tol` of the golden value (in the golden's unit).
+    fn within(&mut self, label: &str, path: &[&str], scale: f64, tol: f64) {
+        let theirs = golden_value(self.golden, label);
         let mut v = self.summary;
         for p in path {
             v = &v[*p];
         }
         let ours = v.as_f64().unwrap_or_else(|| panic!("{path:?} in {v}")) * scale;
-        let d = (ours - theirs).abs() / theirs.abs();
+        let d = (ours - theirs).abs();
         eprintln!(
             "{label:<30} pocket {ours:12.6}  llama-perplexity {theirs:12.6}  ({:+.2}%)",
             100.0 * (ours - theirs) / theirs
         );
-        if d > rel {
+        if d > tol {
             self.failures.push(format!(
-                "{label}: pocket {ours}, llama-perplexity {theirs} (off by {:.2}%, allowed {:.2}%)",
-                100.0 * d,
-                100.0 * rel
+                "{label}: pocket {ours}, llama-perplexity {theirs} (off by {d:.3e}, allowed {tol:.3e})"
             ));
         }
     }
@@ -262,25 +266,19 @@ fn damaged_logits_files_are_refused() {
     assert!(msg.contains("262144 logits per token against 288"), "{msg}");
 }
 
-/// The acceptance of issue 6: gemma-3 270M Q4_K_M against its Q8_0 (made by pocket's requantizer,
-/// the bytes llama-quantize writes) agrees with llama-perplexity within 2% (mean KLD, same top p,
-/// PPL ratio) over 4 chunks of 128.
-///
-/// Ignored for now, because it does not hold yet and takes minutes: the executor's own distance from
-/// llama.cpp on gemma (pocket's Q4_K_M against llama.cpp's log-probabilities of the same file) is a mean
-/// KLD of 0.0055, as large as the Q8_0/Q4_K_M divergence being measured (0.0057), so pocket reports
-/// 0.0065. Run it with `cargo test --release --test kld -- --ignored` after executor changes.
-#[test]
-#[ignore = "the executor's gemma logits are not yet close enough to llama.cpp's (mean KLD 0.0055 between them); minutes"]
-fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
+/// `$GEMMA` requantized by pocket's library into `dir` (the bytes llama-quantize writes, which is how
+/// the goldens' models were made).
+fn gemma_as(dir: &Path, ftype: &str, pure: bool) -> std::path::PathBuf {
     use pocket::gguf::GgufFile;
     use pocket::requant::convert::{prepare, requantize, Options};
     use pocket::requant::{Ftype, Params};
 
     let src = GgufFile::open(common::gemma()).unwrap();
     let gg = vec![src.gguf().unwrap()];
+    let mut params = Params::new(Ftype::parse(ftype).unwrap());
+    params.pure = pure;
     let opts = Options {
-        params: Params::new(Ftype::parse("Q8_0").unwrap()),
+        params,
         allow_requantize: true,
         keep_split: false,
         overrides: Vec::new(),
@@ -288,19 +286,65 @@ fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
         n_threads: 2,
         report: false,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let q8 = dir.path().join("gemma-q8_0.gguf");
+    let out = dir.join(format!("gemma-{ftype}.gguf"));
     let prep = prepare(&gg, &[src.path()], &opts).unwrap();
     requantize(
         std::slice::from_ref(&src),
         &gg,
         &prep,
         &opts,
-        std::slice::from_ref(&q8),
+        std::slice::from_ref(&out),
         &mut |_| {},
     )
     .unwrap();
+    out
+}
 
+/// gemma-3 270M: an all-Q4_0 (`--pure`) against a Q8_0, both requantized from the Q4_K_M, 2 chunks of
+/// 128. The divergence (mean KLD about 0.41) stands well out of the rounding noise of either
+/// implementation, so mean KLD and PPL ratio are held to 2%. "Same top p" is not: on these 126
+/// positions a few near-ties flip with rounding alone — llama.cpp's own settings move it between 48.4%
+/// (defaults) and 50.8% (-fa off), and by 8 of 252 positions on the Q8_0/Q4_K_M pair
+/// (`scripts/kld-noise.sh`) — so it is held to 8 positions.
+#[test]
+fn gemma_q4_0_against_q8_0_matches_llama_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let q8 = gemma_as(dir.path(), "Q8_0", false);
+    let q4 = gemma_as(dir.path(), "Q4_0", true);
+    let golden = std::fs::read_to_string(common::testdata("exec/gemma-q4_0-kld-c128.txt")).unwrap();
+    let doc = pocket_kld(&q8, &q4, 2);
+    let s = &doc["summary"];
+    assert_eq!(s["count"].as_u64(), Some(2 * 63));
+    let mut c = Check {
+        golden: &golden,
+        summary: s,
+        failures: Vec::new(),
+    };
+    c.rel("Mean    KLD", &["kld", "value"], 1.0, 0.02);
+    c.rel("Mean PPL(Q)/PPL(base)", &["ppl_ratio", "value"], 1.0, 0.02);
+    c.rel("Mean PPL(base)", &["ppl_base", "value"], 1.0, 0.02);
+    c.within(
+        "Same top p",
+        &["same_top", "value"],
+        100.0,
+        100.0 * 8.0 / 126.0,
+    );
+    assert!(c.failures.is_empty(), "{:#?}", c.failures);
+}
+
+/// The acceptance of issue 6 as written: gemma-3 270M Q4_K_M against its Q8_0 within 2% of
+/// llama-perplexity (mean KLD, same top p, PPL ratio) over 4 chunks of 128.
+///
+/// Ignored: it does not hold, and cannot be expected to on this pair. The Q8_0 made from the Q4_K_M
+/// is so close to it (mean KLD 0.0057) that float rounding dominates: llama.cpp's own run of the
+/// Q4_K_M differs from itself by a mean KLD of 0.006 when only its micro-batch size or flash attention
+/// setting changes (`scripts/kld-noise.sh`), and pocket's run of it is at 0.0055 from llama.cpp's, so
+/// pocket reports 0.0065. Run it with `cargo test --release --test kld -- --ignored` (minutes).
+#[test]
+#[ignore = "Q8_0 vs Q4_K_M of gemma-3 270M diverge by less than llama.cpp's own rounding noise (mean KLD 0.006); minutes"]
+fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let q8 = gemma_as(dir.path(), "Q8_0", false);
     let golden = std::fs::read_to_string(common::testdata("exec/gemma-kld-c128.txt")).unwrap();
     let doc = pocket_kld(&q8, &common::gemma(), 4);
     let failures = compare(&golden, &doc, 4 * 63, 0.02);
