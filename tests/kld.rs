@@ -255,6 +255,24 @@ fn damaged_logits_files_are_refused() {
         let msg = doc["error"]["message"].as_str().unwrap();
         assert!(msg.contains(want), "{name}: {msg}");
     }
+    // A consistent file whose chunks are longer than the model's training context (256): refused
+    // before a KV cache is sized by it.
+    let (n_ctx, n_vocab) = (1024usize, 288usize);
+    let mut long = b"_logits_".to_vec();
+    long.extend_from_slice(&(n_ctx as u32).to_le_bytes());
+    long.extend_from_slice(&(n_vocab as i32).to_le_bytes());
+    long.extend_from_slice(&1i32.to_le_bytes());
+    long.resize(
+        20 + 4 * n_ctx + (n_ctx - 1 - n_ctx / 2) * (n_vocab + 4) * 2,
+        0,
+    );
+    let p = dir.path().join("long.kld");
+    std::fs::write(&p, long).unwrap();
+    let out = pocket_kld_file(&p, &model);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("context of 1024 tokens is longer"), "{msg}");
     // The right size for another vocabulary: refused by the model's vocabulary.
     let out = pocket_kld_file(
         &common::testdata("exec/tiny-llama-q8_0-c128.kld"),

@@ -562,6 +562,13 @@ pub fn kl_divergence_from_file(
             other.hp.n_vocab, base.n_vocab
         )));
     }
+    // The chunk size sizes the KV cache: a file's header must not ask for more than the model runs.
+    if base.n_ctx > other.hp.n_ctx_train {
+        return Err(ExecError::Input(format!(
+            "the logits file's context of {} tokens is longer than the model's training context ({})",
+            base.n_ctx, other.hp.n_ctx_train
+        )));
+    }
     let tokens = base.tokens();
     let n_chunk = base.n_chunk.min(max_chunks.unwrap_or(usize::MAX).max(1));
     if let Some(&t) = tokens.iter().find(|&&t| t as usize >= base.n_vocab) {
