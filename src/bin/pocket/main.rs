@@ -8,6 +8,7 @@ mod diff;
 mod fmt;
 mod hash;
 mod inspect;
+mod kld;
 mod memory;
 mod meta;
 mod perplexity;
@@ -62,6 +63,8 @@ enum Command {
     Perplexity(perplexity::Args),
     /// Prompt processing and generation speed, as llama-bench measures them.
     Bench(bench::Args),
+    /// KL-divergence of a model from a base model on a text, as llama-perplexity --kl-divergence.
+    Kld(kld::Args),
 }
 
 /// An error that has already been reported in the right form, with the exit code to use.
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &mut out),
         Command::Perplexity(a) => perplexity::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
+        Command::Kld(a) => kld::run(a, &mut out),
     };
     let flushed = out.flush();
     match result {

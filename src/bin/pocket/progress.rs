@@ -22,3 +22,15 @@ pub fn update(bar: &ProgressBar, done: u64, total: u64) {
     }
     bar.set_position(done);
 }
+
+/// A bar counting `total` steps of some unit (chunks, passes), with an estimate of the time left.
+pub fn steps_bar(total: u64, what: &str, unit: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{msg}} [{{bar:40}}] {unit} {{pos}}/{{len}} eta {{eta}}"
+    )) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
