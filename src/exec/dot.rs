@@ -420,7 +420,14 @@ impl Mat<'_> {
         let mut tr = vec![0f32; self.rows * n];
         tr.par_chunks_mut(CHUNK * n)
             .enumerate()
-            .try_for_each(|(ci, dst)| self.rows_into(ci * CHUNK, dst, &acts))?;
+            .try_for_each(|(ci, dst)| {
+                // aarch64: the NEON kernels of exec::neon, when the CPU and the type have them.
+                #[cfg(target_arch = "aarch64")]
+                if self.rows_into_neon(ci * CHUNK, dst, &acts).is_some() {
+                    return Ok(());
+                }
+                self.rows_into(ci * CHUNK, dst, &acts)
+            })?;
         for r in 0..self.rows {
             for t in 0..n {
                 out[t * self.rows + r] = tr[r * n + t];

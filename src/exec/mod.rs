@@ -8,6 +8,8 @@ pub mod dot;
 pub mod error;
 pub mod forward;
 pub mod model;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod perplexity;
 pub mod sample;
 
