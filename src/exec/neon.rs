@@ -118,7 +118,10 @@ impl Vdot for Sdot {
     }
 }
 
-/// Widening multiplies and pairwise adds (ggml's `ggml_vdotq_s32` without dotprod): plain NEON.
+/// Widening multiplies and pairwise adds: plain NEON. Like ggml's `ggml_vdotq_s32` without dotprod
+/// but for the last add, pairwise (`addp`) where ggml's is lane-wise, so that lane `k` holds bytes
+/// `4k..4k+4` as with `sdot`: the two forms give the same lanes, hence the same float bits, and a
+/// model's output does not depend on whether the phone has dotprod.
 struct Widen;
 
 impl Vdot for Widen {
@@ -126,7 +129,7 @@ impl Vdot for Widen {
     unsafe fn vdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
         let p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b));
         let p1 = vmull_high_s8(a, b);
-        vaddq_s32(acc, vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))
+        vaddq_s32(acc, vpaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))
     }
 }
 
@@ -896,7 +899,9 @@ mod tests {
                     check(name, "neon", unsafe { plain(&w, &a) }, want, bound);
                     if dotprod {
                         // SAFETY: the CPU has dotprod (checked above).
-                        check(name, "dotprod", unsafe { sdot(&w, &a) }, want, bound);
+                        let (p, d) = unsafe { (plain(&w, &a), sdot(&w, &a)) };
+                        check(name, "dotprod", d, want, bound);
+                        assert_eq!(p.to_bits(), d.to_bits(), "{name}: neon and dotprod forms");
                     }
                     check(
                         name,
@@ -987,6 +992,85 @@ mod tests {
                     (k(&w, &a) - want).abs() <= 1e-4 * want.abs().max(1.0),
                     "{name}"
                 );
+            }
+        }
+    }
+
+    /// The kernels on real weights: every row of the tiny llamas' matrices (Q8_0; Q4_K, Q6_K and
+    /// whatever else Q4_K_M mixes in) against activations quantized as `matmul` quantizes them.
+    #[test]
+    fn kernels_match_scalar_on_model_rows() {
+        use crate::exec::dot::quantize_act;
+        use crate::exec::Weights;
+        let mut rnd = xorshift(77);
+        for file in ["tiny-llama-q8_0.gguf", "tiny-llama-q4_k_m.gguf"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata")
+                .join(file);
+            let f = crate::GgufFile::open(&path).unwrap();
+            let g = f.gguf().unwrap();
+            let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+            let l = &w.layers[0];
+            for m in [
+                &l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down, &w.output,
+            ] {
+                let case = CASES.iter().find(|c| c.1 == m.ty.id).unwrap();
+                let x: Vec<f32> = (0..m.cols)
+                    .map(|_| (rnd() % 2001) as f32 / 1000.0 - 1.0)
+                    .collect();
+                let Act::Q(a) = quantize_act(m.ty, &x).unwrap() else {
+                    panic!("{}: quantized activations", m.name)
+                };
+                for r in 0..m.rows {
+                    let wr = &m.data[r * m.row_bytes..(r + 1) * m.row_bytes];
+                    let want = (case.5)(wr, &a);
+                    let bound = abs_sum(case, wr, &a, m.cols);
+                    let plain = dot_for(m.ty.id, false).unwrap()(wr, &a);
+                    let sdot = dot_for(m.ty.id, true).unwrap()(wr, &a);
+                    check(m.name, "neon", plain, want, bound);
+                    check(m.name, "dotprod", sdot, want, bound);
+                    assert_eq!(plain.to_bits(), sdot.to_bits(), "{}: forms", m.name);
+                }
+            }
+        }
+    }
+
+    /// `Mat::matmul` (which takes the NEON kernels on aarch64) against the scalar dots, on the tiny
+    /// llamas' matrices, for batches of one to nine activation rows (odd and even: the 2×2 kernels
+    /// and their edges).
+    #[test]
+    fn matmul_matches_scalar_on_model_rows() {
+        use crate::exec::dot::quantize_act;
+        use crate::exec::Weights;
+        let mut rnd = xorshift(78);
+        for file in ["tiny-llama-q8_0.gguf", "tiny-llama-q4_k_m.gguf"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata")
+                .join(file);
+            let f = crate::GgufFile::open(&path).unwrap();
+            let g = f.gguf().unwrap();
+            let w = Weights::load(std::slice::from_ref(&g)).unwrap();
+            let l = &w.layers[1];
+            for m in [&l.wq, &l.wk, &l.down, &w.output] {
+                let case = CASES.iter().find(|c| c.1 == m.ty.id).unwrap();
+                for n in [1, 2, 3, 8, 9] {
+                    let x: Vec<f32> = (0..m.cols * n)
+                        .map(|_| (rnd() % 2001) as f32 / 1000.0 - 1.0)
+                        .collect();
+                    let mut out = vec![0f32; m.rows * n];
+                    m.matmul(&x, n, &mut out).unwrap();
+                    for (t, xt) in x.chunks_exact(m.cols).enumerate() {
+                        let Act::Q(a) = quantize_act(m.ty, xt).unwrap() else {
+                            panic!("{}: quantized activations", m.name)
+                        };
+                        for r in 0..m.rows {
+                            let wr = &m.data[r * m.row_bytes..(r + 1) * m.row_bytes];
+                            let want = (case.5)(wr, &a);
+                            let bound = abs_sum(case, wr, &a, m.cols);
+                            check(m.name, "matmul", out[t * m.rows + r], want, bound);
+                        }
+                    }
+                }
             }
         }
     }
