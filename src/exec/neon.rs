@@ -2,15 +2,15 @@
 //! Q8_0 activations; Q4_K, Q5_K, Q6_K with Q8_K activations), ported from llama.cpp's ARM kernels
 //! (`ggml_vec_dot_*` in `ggml-cpu/arch/arm/quants.c`), chosen at run time by [`best_dot`] and
 //! [`best_dot_2x2`]. Each kernel comes in the forms ggml compiles for different CPUs:
-//! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`, `saddlp`:
-//!   ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`);
-//! - `dotprod`: `sdot` (ARMv8.2 dotprod, most phone cores since 2018);
+//! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`, `saddlp`,
+//!   `addp`: ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`, lanes arranged as `sdot`'s);
+//! - `dotprod`: `sdot` (ARMv8.2 dotprod, most phone cores since 2018), the same bits as `neon`;
 //! - `i8mm` (Q8_0 and Q4_0): `smmla`, two weight rows by two activation rows at once (ggml's
-//!   `nrc == 2` path).
+//!   `nrc == 2` path), which sums each block whole and so rounds a little differently.
 //!
 //! The integer sums are exact in every form, so a kernel differs from its scalar reference in
 //! `exec::dot` only by the order of the float operations that scale and add the blocks' sums; the
-//! tests bound that difference. Rust 1.96 keeps `vdotq_s32` and `vmmlaq_s32` unstable, so `sdot` and
+//! tests bound that difference (and check that `neon` and `dotprod` agree bit for bit). Rust 1.96 keeps `vdotq_s32` and `vmmlaq_s32` unstable, so `sdot` and
 //! `smmla` are written with `asm!` (enabled per function with `#[target_feature]`).
 
 use std::arch::aarch64::*;
@@ -91,8 +91,7 @@ fn dot_for(ty_id: u32, dotprod: bool) -> Option<DotFn> {
 
 // ---- the two ways of summing 16 int8 products into four int32 lanes ------------------------------
 
-/// `acc + dot(a, b)` by groups of four bytes into four int32 lanes (which products go to which lane
-/// differs between the forms; every caller only uses the sum of the lanes).
+/// `acc + dot(a, b)` by groups of four bytes: lane `k` gains `Σ a[i]·b[i]` for `i` in `4k..4k+4`.
 trait Vdot {
     /// # Safety
     /// The CPU must have the form's features (see the implementations).
@@ -530,8 +529,8 @@ unsafe fn dot_q6_k<D: Vdot>(x: &[u8], y: &[u8]) -> f32 {
                 vshlq_n_u8::<4>(vandq_u8(mone, vshrq_n_u8::<2>(qh0))),
                 vshlq_n_u8::<4>(vandq_u8(mone, vshrq_n_u8::<2>(qh1))),
             ];
-            for k in 0..4 {
-                let v = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(bits[k], m4b), h[k]));
+            for (k, (&b, &h)) in bits.iter().zip(&h).enumerate() {
+                let v = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, m4b), h));
                 isum += vaddvq_s32(D::vdot(zero, v, ld_s8(&q8[16 * k..]))) * sc[k] as i8 as i32;
             }
             let h = [
@@ -540,8 +539,8 @@ unsafe fn dot_q6_k<D: Vdot>(x: &[u8], y: &[u8]) -> f32 {
                 vshlq_n_u8::<4>(vandq_u8(mone, vshrq_n_u8::<6>(qh0))),
                 vshlq_n_u8::<4>(vandq_u8(mone, vshrq_n_u8::<6>(qh1))),
             ];
-            for k in 0..4 {
-                let v = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8::<4>(bits[k]), h[k]));
+            for (k, (&b, &h)) in bits.iter().zip(&h).enumerate() {
+                let v = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8::<4>(b), h));
                 let p = D::vdot(zero, v, ld_s8(&q8[64 + 16 * k..]));
                 isum += vaddvq_s32(p) * sc[4 + k] as i8 as i32;
             }

@@ -47,16 +47,13 @@ pub(super) unsafe fn iq4_nl_indices(id: f32, x: &[f32], out: &mut [u8]) -> bool 
         let mut al = [vdupq_n_f32(0.0); 4];
         let mut count = [vdupq_n_u32(0); 4];
         let mut ordered = vdupq_n_u32(u32::MAX);
-        for g in 0..4 {
-            let a = vmulq_f32(idv, vld1q_f32(x[16 * half + 4 * g..].as_ptr()));
-            ordered = vandq_u32(ordered, vceqq_f32(a, a));
+        for (g, (a, c)) in al.iter_mut().zip(&mut count).enumerate() {
+            *a = vmulq_f32(idv, vld1q_f32(x[16 * half + 4 * g..].as_ptr()));
+            ordered = vandq_u32(ordered, vceqq_f32(*a, *a));
             // Each level not above `a` adds one (a true mask is -1).
-            let mut c = vdupq_n_u32(0);
             for lv in &levels {
-                c = vsubq_u32(c, vcleq_f32(*lv, a));
+                *c = vsubq_u32(*c, vcleq_f32(*lv, *a));
             }
-            al[g] = a;
-            count[g] = c;
         }
         if vminvq_u32(ordered) != u32::MAX {
             return false;
@@ -71,8 +68,8 @@ pub(super) unsafe fn iq4_nl_indices(id: f32, x: &[f32], out: &mut [u8]) -> bool 
         let hi = widen_s8(vqtbl1q_s8(table, mu));
         // Lane masks of `a - lo < hi - a`, narrowed to bytes in lane order.
         let mut m = [vdupq_n_u32(0); 4];
-        for g in 0..4 {
-            m[g] = vcltq_f32(vsubq_f32(al[g], lo[g]), vsubq_f32(hi[g], al[g]));
+        for (m, ((&a, &lo), &hi)) in m.iter_mut().zip(al.iter().zip(&lo).zip(&hi)) {
+            *m = vcltq_f32(vsubq_f32(a, lo), vsubq_f32(hi, a));
         }
         let take_below = vcombine_u8(
             vmovn_u16(vcombine_u16(vmovn_u32(m[0]), vmovn_u32(m[1]))),
