@@ -5,7 +5,7 @@
 //! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`, `saddlp`,
 //!   `addp`: ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`, lanes arranged as `sdot`'s);
 //! - `dotprod`: `sdot` (ARMv8.2 dotprod, most phone cores since 2018), the same bits as `neon`;
-//! - `i8mm` (Q8_0 and Q4_0): `smmla`, two weight rows by two activation rows at once (ggml's
+//! - `i8mm` (Q8_0, Q4_0, Q4_K): `smmla`, two weight rows by two activation rows at once (ggml's
 //!   `nrc == 2` path), which sums each block whole and so rounds a little differently.
 //!
 //! The integer sums are exact in every form, so a kernel differs from its scalar reference in
@@ -56,7 +56,7 @@ pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
     dot_for(ty_id, has_dotprod())
 }
 
-/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0 and Q4_0), as
+/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K), as
 /// ggml uses it when at least two activation rows are multiplied. `None` otherwise, and when
 /// `POCKET_FORCE_SCALAR` asks for the scalar code.
 pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
@@ -66,6 +66,7 @@ pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
     match ty_id {
         Q8_0 => Some(q8_0_2x2),
         Q4_0 => Some(q4_0_2x2),
+        Q4_K => Some(q4_k_2x2),
         _ => None,
     }
 }
@@ -653,6 +654,71 @@ unsafe fn q4_0_2x2_i8mm(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]
     lanes(sumv)
 }
 
+/// `ggml_vec_dot_q4_K_q8_K` with `nrc == 2`: the 8 sub-block sums of each pair scaled in int32
+/// (at most 28 bits), the mins through the activations' block sums, one float step per super-block.
+///
+/// # Safety
+/// The CPU must have i8mm.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn q4_k_2x2_i8mm(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
+    let m4b = vdupq_n_u8(0x0f);
+    let mut vfsum = vdupq_n_f32(0.0);
+    let blocks = w0
+        .chunks_exact(144)
+        .zip(w1.chunks_exact(144))
+        .zip(a0.chunks_exact(Q8K_SIZE).zip(a1.chunks_exact(Q8K_SIZE)));
+    for ((x0, x1), (y0, y1)) in blocks {
+        let (sc0, mn0) = k_scales_mins(&x0[4..16]);
+        let (sc1, mn1) = k_scales_mins(&x1[4..16]);
+        let mut visum = vdupq_n_s32(0);
+        for j in 0..4 {
+            // Low nibbles of the 32 bytes (sub-block 2j), then high nibbles (sub-block 2j + 1).
+            let unpack = |x: &[u8]| -> [int8x16_t; 4] {
+                let (b0, b1) = (ld_u8(&x[16 + 32 * j..]), ld_u8(&x[32 + 32 * j..]));
+                [
+                    vreinterpretq_s8_u8(vandq_u8(b0, m4b)),
+                    vreinterpretq_s8_u8(vandq_u8(b1, m4b)),
+                    vreinterpretq_s8_u8(vshrq_n_u8::<4>(b0)),
+                    vreinterpretq_s8_u8(vshrq_n_u8::<4>(b1)),
+                ]
+            };
+            let acts = |y: &[u8]| -> [int8x16_t; 4] {
+                let q = &y[4 + 64 * j..];
+                [ld_s8(q), ld_s8(&q[16..]), ld_s8(&q[32..]), ld_s8(&q[48..])]
+            };
+            let (vx0, vx1, vy0, vy1) = (unpack(x0), unpack(x1), acts(y0), acts(y1));
+            for k in 0..2 {
+                let blk = 2 * j + k;
+                let (s0, s1) = (sc0[blk] as i32, sc1[blk] as i32);
+                let block_scale = vld1q_s32([s0, s0, s1, s1].as_ptr());
+                let mut vr = vdupq_n_s32(0);
+                for idx in 2 * k..2 * k + 2 {
+                    let (xl, xh) = zip_rows(vx0[idx], vx1[idx]);
+                    let (yl, yh) = zip_rows(vy0[idx], vy1[idx]);
+                    vr = smmla(vr, xl, yl);
+                    vr = smmla(vr, xh, yh);
+                }
+                visum = vmlaq_s32(visum, vr, block_scale);
+            }
+        }
+        let bias = [
+            k_min_sum(y0, &mn0),
+            k_min_sum(y1, &mn0),
+            k_min_sum(y0, &mn1),
+            k_min_sum(y1, &mn1),
+        ];
+        let (dy0, dy1) = (f32_at(y0, 0), f32_at(y1, 0));
+        let (m0, m1) = (f16_at(x0, 2), f16_at(x1, 2));
+        let dmins = [m0 * dy0, m0 * dy1, m1 * dy0, m1 * dy1];
+        let bias = vcvtq_f32_s32(vld1q_s32(bias.as_ptr()));
+        vfsum = vmlsq_f32(vfsum, bias, vld1q_f32(dmins.as_ptr()));
+        let (d0, d1) = (f16_at(x0, 0), f16_at(x1, 0));
+        let scale = [d0 * dy0, d0 * dy1, d1 * dy0, d1 * dy1];
+        vfsum = vmlaq_f32(vfsum, vcvtq_f32_s32(visum), vld1q_f32(scale.as_ptr()));
+    }
+    lanes(vfsum)
+}
+
 fn q8_0_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
     if has_i8mm() {
         // SAFETY: the CPU has i8mm (checked just above).
@@ -673,10 +739,20 @@ fn q4_0_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
     }
 }
 
-/// The one-row kernel of `ty` (Q8_0 or Q4_0) for this CPU: the 2×2 wrappers' fallback, never taken
+fn q4_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
+    if has_i8mm() {
+        // SAFETY: the CPU has i8mm (checked just above).
+        unsafe { q4_k_2x2_i8mm(w0, w1, a0, a1) }
+    } else {
+        let d = one_row(Q4_K);
+        [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
+    }
+}
+
+/// The one-row kernel of `ty` (Q8_0, Q4_0 or Q4_K) for this CPU: the 2×2 wrappers' fallback, never taken
 /// through `best_dot_2x2`.
 fn one_row(ty: u32) -> DotFn {
-    dot_for(ty, has_dotprod()).expect("Q8_0 and Q4_0 have NEON kernels")
+    dot_for(ty, has_dotprod()).expect("Q8_0, Q4_0 and Q4_K have NEON kernels")
 }
 
 // ---- the compiled forms and their safe entry points ----------------------------------------------
@@ -924,13 +1000,15 @@ mod tests {
         }
     }
 
+    type I8mmForm = unsafe fn(&[u8], &[u8], &[u8], &[u8]) -> [[f32; 2]; 2];
+
     /// The i8mm two-by-two kernels (when the CPU has i8mm) and their safe wrappers (any CPU) give
     /// the four scalar dots.
     #[test]
     fn two_by_two_kernels_match_scalar_references() {
         let i8mm = has_i8mm();
         let mut rnd = xorshift(0x2b2);
-        for case in &CASES[..2] {
+        for case in [&CASES[0], &CASES[1], &CASES[3]] {
             let (name, id, _, _, per, scalar) = *case;
             assert_eq!(
                 best_dot_2x2(id).is_some(),
@@ -948,17 +1026,15 @@ mod tests {
                         acts(case, nb, &mut rnd, extreme),
                         acts(case, nb, &mut rnd, false),
                     ];
-                    let wrapper: Dot2x2Fn = if id == Q8_0 { q8_0_2x2 } else { q4_0_2x2 };
+                    let (wrapper, i8mm_form): (Dot2x2Fn, I8mmForm) = match id {
+                        Q8_0 => (q8_0_2x2, q8_0_2x2_i8mm),
+                        Q4_0 => (q4_0_2x2, q4_0_2x2_i8mm),
+                        _ => (q4_k_2x2, q4_k_2x2_i8mm),
+                    };
                     let got_safe = wrapper(&w[0], &w[1], &a[0], &a[1]);
                     let got_i8mm = i8mm.then(|| {
                         // SAFETY: the CPU has i8mm (checked above).
-                        unsafe {
-                            if id == Q8_0 {
-                                q8_0_2x2_i8mm(&w[0], &w[1], &a[0], &a[1])
-                            } else {
-                                q4_0_2x2_i8mm(&w[0], &w[1], &a[0], &a[1])
-                            }
-                        }
+                        unsafe { i8mm_form(&w[0], &w[1], &a[0], &a[1]) }
                     });
                     for r in 0..2 {
                         for t in 0..2 {
