@@ -5,7 +5,7 @@
 //! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`, `saddlp`,
 //!   `addp`: ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`, lanes arranged as `sdot`'s);
 //! - `dotprod`: `sdot` (ARMv8.2 dotprod, most phone cores since 2018), the same bits as `neon`;
-//! - `i8mm` (Q8_0, Q4_0, Q4_K): `smmla`, two weight rows by two activation rows at once (ggml's
+//! - `i8mm` (Q8_0, Q4_0, Q4_K, Q6_K): `smmla`, two weight rows by two activation rows at once (ggml's
 //!   `nrc == 2` path), which sums each block whole and so rounds a little differently.
 //!
 //! The integer sums are exact in every form, so a kernel differs from its scalar reference in
@@ -56,7 +56,7 @@ pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
     dot_for(ty_id, has_dotprod())
 }
 
-/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K), as
+/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K, Q6_K), as
 /// ggml uses it when at least two activation rows are multiplied. `None` otherwise, and when
 /// `POCKET_FORCE_SCALAR` asks for the scalar code.
 pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
@@ -67,6 +67,7 @@ pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
         Q8_0 => Some(q8_0_2x2),
         Q4_0 => Some(q4_0_2x2),
         Q4_K => Some(q4_k_2x2),
+        Q6_K => Some(q6_k_2x2),
         _ => None,
     }
 }
@@ -486,6 +487,26 @@ unsafe fn dot_q5_k<D: Vdot>(x: &[u8], y: &[u8]) -> f32 {
     sumf
 }
 
+/// `Σ bsums[i] · scales[i]` of a Q6_K block `xb` and a Q8_K block `yb` (over the 16 sub-blocks):
+/// the sum to take 32 times off the unsigned quants' dot.
+#[inline(always)]
+unsafe fn q6_k_bias(xb: &[u8], yb: &[u8]) -> i32 {
+    let sc = vld1q_s8(xb[192..208].as_ptr() as *const i8);
+    let (s0, s1) = (vmovl_s8(vget_low_s8(sc)), vmovl_high_s8(sc));
+    let (b0, b1) = (ld_s16(&yb[260..]), ld_s16(&yb[276..]));
+    let prod = vaddq_s32(
+        vaddq_s32(
+            vmull_s16(vget_low_s16(b0), vget_low_s16(s0)),
+            vmull_high_s16(b0, s0),
+        ),
+        vaddq_s32(
+            vmull_s16(vget_low_s16(b1), vget_low_s16(s1)),
+            vmull_high_s16(b1, s1),
+        ),
+    );
+    vaddvq_s32(prod)
+}
+
 /// `ggml_vec_dot_q6_K_q8_K`, NEON path: the quants unsigned (0..63), the 32 taken off at the end
 /// through the activations' block sums.
 #[inline(always)]
@@ -497,20 +518,7 @@ unsafe fn dot_q6_k<D: Vdot>(x: &[u8], y: &[u8]) -> f32 {
     for (xb, yb) in x.chunks_exact(210).zip(y.chunks_exact(Q8K_SIZE)) {
         let d_all = f16_at(xb, 208);
         let scale: &[u8] = &xb[192..208];
-        let sc = vld1q_s8(scale.as_ptr() as *const i8);
-        let (s0, s1) = (vmovl_s8(vget_low_s8(sc)), vmovl_high_s8(sc));
-        let (b0, b1) = (ld_s16(&yb[260..]), ld_s16(&yb[276..]));
-        let prod = vaddq_s32(
-            vaddq_s32(
-                vmull_s16(vget_low_s16(b0), vget_low_s16(s0)),
-                vmull_high_s16(b0, s0),
-            ),
-            vaddq_s32(
-                vmull_s16(vget_low_s16(b1), vget_low_s16(s1)),
-                vmull_high_s16(b1, s1),
-            ),
-        );
-        let isum_mins = vaddvq_s32(prod);
+        let isum_mins = q6_k_bias(xb, yb);
         let mut isum = 0i32;
         for j in 0..2 {
             let qh = &xb[128 + 32 * j..];
@@ -719,6 +727,86 @@ unsafe fn q4_k_2x2_i8mm(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]
     lanes(vfsum)
 }
 
+/// The 128 unsigned six-bit quants of half `j` of a Q6_K block `x`, as 8 vectors of 16 in value
+/// order (one sub-block scale each).
+#[inline(always)]
+unsafe fn q6_k_unpack(x: &[u8], j: usize) -> [int8x16_t; 8] {
+    let m4b = vdupq_n_u8(0x0f);
+    let mone = vdupq_n_u8(0x30);
+    let (ql, qh) = (&x[64 * j..], &x[128 + 32 * j..]);
+    let (h0, h1) = (ld_u8(qh), ld_u8(&qh[16..]));
+    let l = [
+        ld_u8(ql),
+        ld_u8(&ql[16..]),
+        ld_u8(&ql[32..]),
+        ld_u8(&ql[48..]),
+    ];
+    let high = [
+        vandq_u8(mone, vshlq_n_u8::<4>(h0)),
+        vandq_u8(mone, vshlq_n_u8::<4>(h1)),
+        vandq_u8(mone, vshlq_n_u8::<2>(h0)),
+        vandq_u8(mone, vshlq_n_u8::<2>(h1)),
+        vandq_u8(mone, h0),
+        vandq_u8(mone, h1),
+        vandq_u8(mone, vshrq_n_u8::<2>(h0)),
+        vandq_u8(mone, vshrq_n_u8::<2>(h1)),
+    ];
+    let mut v = [vdupq_n_s8(0); 8];
+    for (k, v) in v.iter_mut().enumerate() {
+        let low = if k < 4 {
+            vandq_u8(l[k], m4b)
+        } else {
+            vshrq_n_u8::<4>(l[k - 4])
+        };
+        *v = vreinterpretq_s8_u8(vorrq_u8(low, high[k]));
+    }
+    v
+}
+
+/// `ggml_vec_dot_q6_K_q8_K` with `nrc == 2`: each 16-value sub-block by `smmla`, scaled in int32
+/// (at most 30 bits), the 32 taken off through the block sums, one float step per super-block.
+///
+/// # Safety
+/// The CPU must have i8mm.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn q6_k_2x2_i8mm(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
+    let mut vfsum = vdupq_n_f32(0.0);
+    let blocks = w0
+        .chunks_exact(210)
+        .zip(w1.chunks_exact(210))
+        .zip(a0.chunks_exact(Q8K_SIZE).zip(a1.chunks_exact(Q8K_SIZE)));
+    for ((x0, x1), (y0, y1)) in blocks {
+        let mut visum = vdupq_n_s32(0);
+        for j in 0..2 {
+            let (vx0, vx1) = (q6_k_unpack(x0, j), q6_k_unpack(x1, j));
+            for k in 0..8 {
+                let blk = 8 * j + k;
+                let vy0 = ld_s8(&y0[4 + 16 * blk..]);
+                let vy1 = ld_s8(&y1[4 + 16 * blk..]);
+                let (s0, s1) = (x0[192 + blk] as i8 as i32, x1[192 + blk] as i8 as i32);
+                let block_scale = vld1q_s32([s0, s0, s1, s1].as_ptr());
+                let (xl, xh) = zip_rows(vx0[k], vx1[k]);
+                let (yl, yh) = zip_rows(vy0, vy1);
+                let vr = smmla(smmla(vdupq_n_s32(0), xl, yl), xh, yh);
+                visum = vmlaq_s32(visum, vr, block_scale);
+            }
+        }
+        let bias = [
+            q6_k_bias(x0, y0),
+            q6_k_bias(x0, y1),
+            q6_k_bias(x1, y0),
+            q6_k_bias(x1, y1),
+        ];
+        let vibias = vmulq_n_s32(vld1q_s32(bias.as_ptr()), 32);
+        let (dy0, dy1) = (f32_at(y0, 0), f32_at(y1, 0));
+        let (d0, d1) = (f16_at(x0, 208), f16_at(x1, 208));
+        let scale = [d0 * dy0, d0 * dy1, d1 * dy0, d1 * dy1];
+        visum = vsubq_s32(visum, vibias);
+        vfsum = vmlaq_f32(vfsum, vcvtq_f32_s32(visum), vld1q_f32(scale.as_ptr()));
+    }
+    lanes(vfsum)
+}
+
 fn q8_0_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
     if has_i8mm() {
         // SAFETY: the CPU has i8mm (checked just above).
@@ -749,10 +837,20 @@ fn q4_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
     }
 }
 
-/// The one-row kernel of `ty` (Q8_0, Q4_0 or Q4_K) for this CPU: the 2×2 wrappers' fallback, never taken
+fn q6_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
+    if has_i8mm() {
+        // SAFETY: the CPU has i8mm (checked just above).
+        unsafe { q6_k_2x2_i8mm(w0, w1, a0, a1) }
+    } else {
+        let d = one_row(Q6_K);
+        [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
+    }
+}
+
+/// The one-row kernel of `ty` (one with a 2×2 kernel) for this CPU: the 2×2 wrappers' fallback, never taken
 /// through `best_dot_2x2`.
 fn one_row(ty: u32) -> DotFn {
-    dot_for(ty, has_dotprod()).expect("Q8_0, Q4_0 and Q4_K have NEON kernels")
+    dot_for(ty, has_dotprod()).expect("every type with a 2x2 kernel has one-row kernels")
 }
 
 // ---- the compiled forms and their safe entry points ----------------------------------------------
@@ -1008,7 +1106,7 @@ mod tests {
     fn two_by_two_kernels_match_scalar_references() {
         let i8mm = has_i8mm();
         let mut rnd = xorshift(0x2b2);
-        for case in [&CASES[0], &CASES[1], &CASES[3]] {
+        for case in [&CASES[0], &CASES[1], &CASES[3], &CASES[5]] {
             let (name, id, _, _, per, scalar) = *case;
             assert_eq!(
                 best_dot_2x2(id).is_some(),
@@ -1029,7 +1127,8 @@ mod tests {
                     let (wrapper, i8mm_form): (Dot2x2Fn, I8mmForm) = match id {
                         Q8_0 => (q8_0_2x2, q8_0_2x2_i8mm),
                         Q4_0 => (q4_0_2x2, q4_0_2x2_i8mm),
-                        _ => (q4_k_2x2, q4_k_2x2_i8mm),
+                        Q4_K => (q4_k_2x2, q4_k_2x2_i8mm),
+                        _ => (q6_k_2x2, q6_k_2x2_i8mm),
                     };
                     let got_safe = wrapper(&w[0], &w[1], &a[0], &a[1]);
                     let got_i8mm = i8mm.then(|| {
