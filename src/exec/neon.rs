@@ -2,16 +2,18 @@
 //! Q8_0 activations; Q4_K, Q5_K, Q6_K with Q8_K activations), ported from llama.cpp's ARM kernels
 //! (`ggml_vec_dot_*` in `ggml-cpu/arch/arm/quants.c`), chosen at run time by [`best_dot`] and
 //! [`best_dot_2x2`]. Each kernel comes in the forms ggml compiles for different CPUs:
-//! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`, `saddlp`,
-//!   `addp`: ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`, lanes arranged as `sdot`'s);
+//! - `neon`: any 64-bit ARM core; 16 int8 products summed by widening multiplies (`smull`,
+//!   `saddlp`, `addp`: ggml's `ggml_vdotq_s32` without `__ARM_FEATURE_DOTPROD`, lanes arranged as
+//!   `sdot`'s);
 //! - `dotprod`: `sdot` (ARMv8.2 dotprod, most phone cores since 2018), the same bits as `neon`;
-//! - `i8mm` (Q8_0, Q4_0, Q4_K, Q6_K): `smmla`, two weight rows by two activation rows at once (ggml's
-//!   `nrc == 2` path), which sums each block whole and so rounds a little differently.
+//! - `i8mm` (Q8_0, Q4_0, Q4_K, Q6_K): `smmla`, two weight rows by two activation rows at once
+//!   (ggml's `nrc == 2` path), which sums each block whole and so rounds a little differently.
 //!
 //! The integer sums are exact in every form, so a kernel differs from its scalar reference in
 //! `exec::dot` only by the order of the float operations that scale and add the blocks' sums; the
-//! tests bound that difference (and check that `neon` and `dotprod` agree bit for bit). Rust 1.96 keeps `vdotq_s32` and `vmmlaq_s32` unstable, so `sdot` and
-//! `smmla` are written with `asm!` (enabled per function with `#[target_feature]`).
+//! tests bound that difference (and check that `neon` and `dotprod` agree bit for bit). Rust 1.96
+//! keeps `vdotq_s32` and `vmmlaq_s32` unstable, so `sdot` and `smmla` are written with `asm!`
+//! (enabled per function with `#[target_feature]`).
 
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -35,7 +37,8 @@ const Q8K_SIZE: usize = 292;
 /// One weight row dotted with one activation row (both whole blocks, ggml layout).
 pub(crate) type DotFn = fn(&[u8], &[u8]) -> f32;
 
-/// Two weight rows `w0, w1` dotted with two activation rows `a0, a1`: `[[w0·a0, w0·a1], [w1·a0, w1·a1]]`.
+/// Two weight rows `w0, w1` dotted with two activation rows `a0, a1`:
+/// `[[w0·a0, w0·a1], [w1·a0, w1·a1]]`.
 pub(crate) type Dot2x2Fn = fn(&[u8], &[u8], &[u8], &[u8]) -> [[f32; 2]; 2];
 
 fn has_dotprod() -> bool {
@@ -56,9 +59,9 @@ pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
     dot_for(ty_id, has_dotprod())
 }
 
-/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K, Q6_K), as
-/// ggml uses it when at least two activation rows are multiplied. `None` otherwise, and when
-/// `POCKET_FORCE_SCALAR` asks for the scalar code.
+/// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K,
+/// Q6_K), as ggml uses it when at least two activation rows are multiplied. `None` otherwise, and
+/// when `POCKET_FORCE_SCALAR` asks for the scalar code.
 pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
     if !crate::quant::simd_allowed() || !has_i8mm() {
         return None;
@@ -91,7 +94,7 @@ fn dot_for(ty_id: u32, dotprod: bool) -> Option<DotFn> {
     })
 }
 
-// ---- the two ways of summing 16 int8 products into four int32 lanes ------------------------------
+// ---- the two ways of summing 16 int8 products into four int32 lanes -----------------------------
 
 /// `acc + dot(a, b)` by groups of four bytes: lane `k` gains `Σ a[i]·b[i]` for `i` in `4k..4k+4`.
 trait Vdot {
@@ -374,7 +377,7 @@ unsafe fn dot_q5_0<D: Vdot>(x: &[u8], y: &[u8]) -> f32 {
     sumf
 }
 
-/// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K super-block (the `utmp` shuffle with `kmask1..3`).
+/// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K super-block (the `utmp` shuffle, `kmask1..3`).
 #[inline(always)]
 fn k_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     const KMASK1: u32 = 0x3f3f3f3f;
@@ -847,13 +850,13 @@ fn q6_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
     }
 }
 
-/// The one-row kernel of `ty` (one with a 2×2 kernel) for this CPU: the 2×2 wrappers' fallback, never taken
-/// through `best_dot_2x2`.
+/// The one-row kernel of `ty` (a type with a 2×2 kernel) for this CPU: the 2×2 wrappers' fallback,
+/// never taken through `best_dot_2x2`.
 fn one_row(ty: u32) -> DotFn {
     dot_for(ty, has_dotprod()).expect("every type with a 2x2 kernel has one-row kernels")
 }
 
-// ---- the compiled forms and their safe entry points ----------------------------------------------
+// ---- the compiled forms and their safe entry points ---------------------------------------------
 
 /// For each kernel, its plain NEON and `sdot` compilations (`unsafe`, for the tests to call each
 /// directly) and safe entry points that `best_dot` hands out: the `sdot` one checks for dotprod
@@ -923,7 +926,7 @@ mod tests {
         f16::from_f32(v).to_bits().to_le_bytes()
     }
 
-    /// (name, type id, weight block bytes, activation block bytes, values per block, scalar reference)
+    /// (name, type id, weight block bytes, activation block bytes, values per block, scalar port)
     type Case = (&'static str, u32, usize, usize, usize, DotFn);
 
     fn q45_k_low(w: &[u8], a: &[u8]) -> f32 {
@@ -1032,8 +1035,8 @@ mod tests {
         );
     }
 
-    /// Block counts: one, an odd count (the scalar tail of the 32-value kernels), an even count and a
-    /// model-sized row.
+    /// Block counts: one, an odd count (the scalar tail of the 32-value kernels), an even count
+    /// and a model-sized row.
     const LENGTHS: [usize; 5] = [1, 2, 3, 7, 16];
 
     /// Every form this CPU can run of every kernel, and the form `best_dot` picks, on random rows

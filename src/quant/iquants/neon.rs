@@ -26,10 +26,10 @@ pub(super) unsafe fn dequantize_iq4_nl(src: &[u8], dst: &mut [f32]) {
 }
 
 /// ggml's `best_index_int8(kvalues_iq4nl, id * x[j])` for the 32 values of a block, written to
-/// `out`: the count `c` of levels not above the product (clamped to 1..=15), then the nearer of levels
-/// `c - 1` and `c` with the scalar code's own comparison (`x - lo < hi - x`, ties up), so the
-/// indices are the scalar port's. Returns false (nothing written) when a product is NaN, which the
-/// binary search sends to the top level; the caller runs the scalar search then.
+/// `out`: the count `c` of levels not above the product (clamped to 1..=15), then the nearer of
+/// levels `c - 1` and `c` with the scalar code's own comparison (`x - lo < hi - x`, ties up), so
+/// the indices are the scalar port's. Returns false (nothing written) when a product is NaN, which
+/// the binary search sends to the top level; the caller runs the scalar search then.
 ///
 /// # Safety
 /// The CPU must support NEON.
