@@ -133,6 +133,16 @@ impl Acts {
     pub fn kind(&self) -> Option<ActKind> {
         self.kind
     }
+
+    /// Quantized rows: the buffer, its row stride in bytes and the number of rows.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) fn q_rows(&self) -> Option<(&[u8], usize, usize)> {
+        matches!(self.kind, Some(ActKind::Q8_0 | ActKind::Q8K)).then_some((
+            &self.q[..],
+            self.stride,
+            self.n,
+        ))
+    }
 }
 
 /// Use ggml's reference Q8_0 quantizer for activations instead of the x86 CPU backend's.
@@ -589,12 +599,20 @@ impl Mat<'_> {
             tr.resize(self.rows * n, 0.0);
             tr
         };
+        let task = |(ci, d): (usize, &mut [f32])| {
+            // aarch64: the NEON kernels of exec::neon, when the CPU and the type have them.
+            #[cfg(target_arch = "aarch64")]
+            if self.rows_into_neon(ci * chunk, d, a).is_some() {
+                return Ok(());
+            }
+            self.rows_into(k, ci * chunk, d, a)
+        };
         if self.rows <= chunk {
-            self.rows_into(k, 0, dst, a)?;
+            task((0, dst))?;
         } else {
             dst.par_chunks_mut(chunk * n)
                 .enumerate()
-                .try_for_each(|(ci, d)| self.rows_into(k, ci * chunk, d, a))?;
+                .try_for_each(task)?;
         }
         if n > 1 {
             for r in 0..self.rows {
@@ -605,6 +623,14 @@ impl Mat<'_> {
         }
         Ok(())
     }
+}
+
+/// One activation row quantized as `matmul` quantizes it (Q8_0 / Q8_K types), for kernel tests.
+#[cfg(all(test, target_arch = "aarch64"))]
+pub(crate) fn quantize_one(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut a = Acts::default();
+    a.prepare(ty, x, 1).expect("whole blocks");
+    a.q
 }
 
 /// `simd_dots` over prepared activations, for the kernel tests.

@@ -12,6 +12,8 @@ pub mod error;
 pub mod forward;
 pub mod kld;
 pub mod model;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod perplexity;
 pub mod sample;
 #[cfg(target_arch = "x86_64")]

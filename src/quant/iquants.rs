@@ -143,6 +143,24 @@ fn best_index_int8(val: &[i8; 16], x: f32) -> usize {
     }
 }
 
+/// `best_index_int8(&KVALUES_IQ4NL, id * x[j])` for the 32 values of `x` into `out` (NEON when the
+/// CPU has it: the same indices, see `neon::iq4_nl_indices`).
+#[inline]
+fn iq4_indices(id: f32, x: &[f32], out: &mut [u8]) {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the CPU has NEON (checked first), all `neon::iq4_nl_indices` requires.
+    if super::has_neon() && unsafe { neon::iq4_nl_indices(id, x, out) } {
+        return;
+    }
+    iq4_indices_scalar(id, x, out);
+}
+
+fn iq4_indices_scalar(id: f32, x: &[f32], out: &mut [u8]) {
+    for (o, &v) in out[..32].iter_mut().zip(&x[..32]) {
+        *o = best_index_int8(&KVALUES_IQ4NL, id * v) as u8;
+    }
+}
+
 /// Byte `j` of a grid entry (the C code reads the `uint64_t`/`uint32_t` entries as byte arrays on a
 /// little-endian machine).
 #[inline]
@@ -516,11 +534,9 @@ fn iq4_impl(
         let mut id = 1.0f32 / d;
         let mut sumqx = 0.0f32;
         let mut sumq2 = 0.0f32;
+        iq4_indices(id, xb, lb);
         for j in 0..BLOCK {
-            let al = id * xb[j];
-            let l = best_index_int8(values, al);
-            lb[j] = l as u8;
-            let q = values[l] as f32;
+            let q = values[lb[j] as usize] as f32;
             let w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
@@ -531,10 +547,10 @@ fn iq4_impl(
             id = (itry + values[0] as i32) as f32 / max;
             sumqx = 0.0;
             sumq2 = 0.0;
+            let mut lt = [0u8; BLOCK];
+            iq4_indices(id, xb, &mut lt);
             for j in 0..BLOCK {
-                let al = id * xb[j];
-                let l = best_index_int8(values, al);
-                let q = values[l] as f32;
+                let q = values[lt[j] as usize] as f32;
                 let w = weight[j];
                 sumqx += w * q * xb[j];
                 sumq2 += w * q * q;
@@ -566,9 +582,7 @@ fn iq4_impl(
             let idl = if dl != 0.0 { 1.0f32 / dl } else { 0.0 };
             let lb = &mut s.l[ib * BLOCK..(ib + 1) * BLOCK];
             let xb = &x[ib * BLOCK..(ib + 1) * BLOCK];
-            for j in 0..BLOCK {
-                lb[j] = best_index_int8(values, idl * xb[j]) as u8;
-            }
+            iq4_indices(idl, xb, lb);
             l += 32;
             let l_l = (l & 0xf) as u8;
             let l_h = (l >> 4) as u16;
@@ -589,9 +603,7 @@ fn iq4_impl(
             } else {
                 0.0
             };
-            for (l, &v) in s.l.iter_mut().zip(x) {
-                *l = best_index_int8(values, id * v) as u8;
-            }
+            iq4_indices(id, x, &mut s.l);
         }
     }
 
