@@ -350,21 +350,32 @@ fn gemma_q4_0_against_q8_0_matches_llama_perplexity() {
     assert!(c.failures.is_empty(), "{:#?}", c.failures);
 }
 
-/// The acceptance of issue 6 as written: gemma-3 270M Q4_K_M against its Q8_0 within 2% of
-/// llama-perplexity (mean KLD, same top p, PPL ratio) over 4 chunks of 128.
-///
-/// Ignored: it does not hold, and cannot be expected to on this pair. The Q8_0 made from the Q4_K_M
-/// is so close to it (mean KLD 0.0057) that float rounding dominates: llama.cpp's own run of the
-/// Q4_K_M differs from itself by a mean KLD of 0.006 when only its micro-batch size or flash attention
-/// setting changes (`scripts/kld-noise.sh`), and pocket's run of it is at 0.0055 from llama.cpp's, so
-/// pocket reports 0.0065. Run it with `cargo test --release --test kld -- --ignored` (minutes).
+/// The acceptance of issue 6: gemma-3 270M Q4_K_M against its Q8_0 within 2% of llama-perplexity
+/// (mean KLD, same top p, PPL ratio and both PPLs) over 4 chunks of 128. The pair is close (mean KLD
+/// 0.0057), so float rounding matters: this holds since the executor follows llama.cpp's arithmetic
+/// on this kind of CPU (repacked Q4_K order, f16 attention accumulators, ggml's SIMD exp in the
+/// softmax, its fused RoPE). The median and 90% KLD and RMS Δp are held to 6%.
 #[test]
-#[ignore = "Q8_0 vs Q4_K_M of gemma-3 270M diverge by less than llama.cpp's own rounding noise (mean KLD 0.006); minutes"]
 fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
     let dir = tempfile::tempdir().unwrap();
     let q8 = gemma_as(dir.path(), "Q8_0", false);
     let golden = std::fs::read_to_string(common::testdata("exec/gemma-kld-c128.txt")).unwrap();
     let doc = pocket_kld(&q8, &common::gemma(), 4);
-    let failures = compare(&golden, &doc, 4 * 63, 0.02);
+    let s = &doc["summary"];
+    assert_eq!(s["count"].as_u64(), Some(4 * 63), "scored tokens");
+    let mut c = Check {
+        golden: &golden,
+        summary: s,
+        failures: Vec::new(),
+    };
+    c.rel("Mean    KLD", &["kld", "value"], 1.0, 0.02);
+    c.rel("Same top p", &["same_top", "value"], 100.0, 0.02);
+    c.rel("Mean PPL(Q)/PPL(base)", &["ppl_ratio", "value"], 1.0, 0.02);
+    c.rel("Mean PPL(Q) ", &["ppl", "value"], 1.0, 0.02);
+    c.rel("Mean PPL(base)", &["ppl_base", "value"], 1.0, 0.02);
+    c.rel("Median  KLD", &["kld_quantiles", "median"], 1.0, 0.06);
+    c.rel("90.0%   KLD", &["kld_quantiles", "90.0%"], 1.0, 0.06);
+    c.rel("RMS Δp", &["p_diff_rms", "value"], 100.0, 0.06);
+    let failures = c.failures;
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -223,11 +223,7 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
             }
             m[tq] = m_new;
             // ggml_vec_soft_max_f32: exp in place, summed in double, added to the float sum.
-            let mut ssum = 0f64;
-            for v in s_row.iter_mut() {
-                *v = (*v - m_new).exp();
-                ssum += *v as f64;
-            }
+            let ssum = soft_max(s_row, m_new);
             sum[tq] = (sum[tq] as f64 + ssum) as f32;
         }
         for tk in 0..tkv {
@@ -273,6 +269,69 @@ fn fp16_arith() -> bool {
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// Whether llama.cpp's softmax runs its AVX-512 code here (`ggml_vec_soft_max_f32` with AVX512F
+/// and AVX512DQ: `ggml_v_expf` on 16 values at a time, each 16 summed as `_mm512_reduce_add_ps`).
+fn avx512_softmax() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *F.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `ggml_vec_soft_max_f32`: `x[i] = exp(x[i] - max)` in place, the sum in double.
+#[inline(always)]
+fn soft_max(x: &mut [f32], max: f32) -> f64 {
+    let mut sum = 0f64;
+    let mut i = 0;
+    if avx512_softmax() {
+        while i + 16 <= x.len() {
+            let c = &mut x[i..i + 16];
+            c.iter_mut().for_each(|v| *v = v_expf(*v - max));
+            let mut t = [0f32; 8];
+            for l in 0..8 {
+                t[l] = c[l] + c[l + 8];
+            }
+            let t6: [f32; 4] = std::array::from_fn(|l| t[l] + t[l + 4]);
+            let t8 = [t6[0] + t6[2], t6[1] + t6[3]];
+            sum += (t8[0] + t8[1]) as f64;
+            i += 16;
+        }
+    }
+    for v in x[i..].iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    sum
+}
+
+/// `ggml_v_expf` (AVX-512), one lane: exp by a degree-5 polynomial on the reduced argument,
+/// scaled by a power of two (`_mm512_scalef_ps`).
+#[inline(always)]
+fn v_expf(x: f32) -> f32 {
+    let c = f32::from_bits;
+    let r = c(0x4b40_0000);
+    let z = x.mul_add(c(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let j = c(0x3c07_2010)
+        .mul_add(b, c(0x3d2b_9f17))
+        .mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)))
+        .mul_add(u, c(0x3f7f_fff6).mul_add(b, 1.0));
+    if n.is_nan() {
+        return j;
+    }
+    (j as f64 * 2f64.powi(n as i32)) as f32
 }
 
 /// `v` rounded to f32 with round-to-odd: an inexact result gets an odd last bit, which keeps a
