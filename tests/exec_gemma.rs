@@ -37,10 +37,12 @@ fn gemma_bos_logits_match_llama_cpp() {
     assert!(d / scale < 1e-5, "{}", d / scale);
 }
 
-/// Greedy generation: the prompt's tokens equal llama.cpp's, and so do the first generated tokens
-/// of every prompt (the full 16-token comparison is in scripts/check-exec-gemma.sh).
+/// Greedy generation (llama-simple's loop): the prompt's tokens equal llama.cpp's, and the 16
+/// generated tokens are identical for at least 5 of the 6 committed prompts where the x86 kernels
+/// run (they follow llama.cpp's arithmetic on this kind of CPU). Elsewhere (scalar kernels, ARM)
+/// the sums run in another order and only the first 2 tokens of every prompt are held.
 #[test]
-fn gemma_greedy_starts_like_llama_cpp() {
+fn gemma_greedy_matches_llama_cpp() {
     let f = GgufFile::open(common::gemma()).unwrap();
     let g = f.gguf().unwrap();
     let w = Weights::load(std::slice::from_ref(&g)).unwrap();
@@ -52,7 +54,11 @@ fn gemma_greedy_starts_like_llama_cpp() {
         assert_eq!(it.next(), Some(tag));
         it.map(|t| t.parse().unwrap()).collect()
     };
-    let n_check = 2;
+    let full = cfg!(target_arch = "x86_64")
+        && pocket::exec::dot::kernels() != pocket::exec::dot::Kernels::Scalar;
+    let n_check = if full { 16 } else { 2 };
+    let mut identical = 0;
+    let cases = lines.chunks_exact(3).count();
     for case in lines.chunks_exact(3) {
         let (prompt, want_p, want_g) = (case[0], ids(case[1], "prompt"), ids(case[2], "gen"));
         let toks = vocab.tokenize(prompt, true, true).unwrap();
@@ -65,6 +71,16 @@ fn gemma_greedy_starts_like_llama_cpp() {
             got.push(t);
             logits = s.eval(&[t], 1).unwrap();
         }
-        assert_eq!(got, want_g[..n_check], "{prompt:?}");
+        let same = got.iter().zip(&want_g).take_while(|(a, b)| a == b).count();
+        eprintln!("{prompt:?}: first {same} of {n_check} identical");
+        if full {
+            identical += usize::from(got == want_g[..n_check]);
+        } else {
+            assert_eq!(got, want_g[..n_check], "{prompt:?}");
+        }
+    }
+    if full {
+        eprintln!("greedy: {identical} of {cases} prompts identical for 16 tokens");
+        assert!(identical >= 5, "{identical} of {cases}");
     }
 }

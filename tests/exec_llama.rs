@@ -69,9 +69,12 @@ fn tiny_llama_logits_match_llama_cpp() {
     }
 }
 
-/// Token by token gives the same logits as one batch (the KV cache is used correctly). Q8_0: its
-/// products sum in the same order for one token and for a batch (Q4_K's repacked GEMM and GEMV
-/// do not, as in llama.cpp).
+/// Token by token gives the same logits as one batch (the KV cache is used correctly). Q8_0: on
+/// x86 its products sum in the same order for one token and for a batch (Q4_K's repacked GEMM and
+/// GEMV do not, as in llama.cpp). On ARM CPUs with i8mm, batches take the 2x2 `smmla` kernels
+/// (llama.cpp's `nrc == 2` path), which round differently from the one-row kernel: one flipped
+/// activation rounding moves these random-weight logits by ~1e-2, so there the bound is looser and
+/// the top token must agree.
 #[test]
 fn incremental_equals_batch() {
     let f = GgufFile::open(common::testdata("tiny-llama-q8_0.gguf")).unwrap();
@@ -89,7 +92,13 @@ fn incremental_equals_batch() {
         .iter()
         .zip(&last)
         .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(d < 1e-4, "{d}");
+    let tol = if cfg!(target_arch = "aarch64") {
+        3e-2
+    } else {
+        1e-4
+    };
+    assert!(d < tol, "{d}");
+    assert_eq!(argmax(&batch), argmax(&last));
     assert!(b.eval(&[0; 64], 1).is_err(), "context overflow must fail");
 }
 
