@@ -368,14 +368,18 @@ fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
         summary: s,
         failures: Vec::new(),
     };
-    c.rel("Mean    KLD", &["kld", "value"], 1.0, 0.02);
-    c.rel("Same top p", &["same_top", "value"], 100.0, 0.02);
-    c.rel("Mean PPL(Q)/PPL(base)", &["ppl_ratio", "value"], 1.0, 0.02);
-    c.rel("Mean PPL(Q) ", &["ppl", "value"], 1.0, 0.02);
-    c.rel("Mean PPL(base)", &["ppl_base", "value"], 1.0, 0.02);
-    c.rel("Median  KLD", &["kld_quantiles", "median"], 1.0, 0.06);
-    c.rel("90.0%   KLD", &["kld_quantiles", "90.0%"], 1.0, 0.06);
-    c.rel("RMS Δp", &["p_diff_rms", "value"], 100.0, 0.06);
+    // With the scalar kernels (POCKET_FORCE_SCALAR, or no AVX2) the sums run in ggml's generic
+    // order, not the one llama.cpp ran here: the pair's KLD is then within rounding noise only.
+    let x86 = pocket::exec::dot::kernels() != pocket::exec::dot::Kernels::Scalar;
+    let (tol, tol2) = if x86 { (0.02, 0.06) } else { (0.2, 0.3) };
+    c.rel("Mean    KLD", &["kld", "value"], 1.0, tol);
+    c.rel("Same top p", &["same_top", "value"], 100.0, tol);
+    c.rel("Mean PPL(Q)/PPL(base)", &["ppl_ratio", "value"], 1.0, tol);
+    c.rel("Mean PPL(Q) ", &["ppl", "value"], 1.0, tol);
+    c.rel("Mean PPL(base)", &["ppl_base", "value"], 1.0, tol);
+    c.rel("Median  KLD", &["kld_quantiles", "median"], 1.0, tol2);
+    c.rel("90.0%   KLD", &["kld_quantiles", "90.0%"], 1.0, tol2);
+    c.rel("RMS Δp", &["p_diff_rms", "value"], 100.0, tol2);
     let failures = c.failures;
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -69,6 +69,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn use_x86() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -446,6 +446,7 @@ pub fn kernels() -> Kernels {
 /// false when `k` has none for the type.
 #[inline]
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn simd_dots(
     k: Kernels,
     ty: u32,
@@ -634,7 +635,7 @@ pub(crate) fn quantize_one(ty: GgmlType, x: &[f32]) -> Vec<u8> {
 }
 
 /// `simd_dots` over prepared activations, for the kernel tests.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn simd_dots_for_test(
     k: Kernels,
     ty: u32,
@@ -734,11 +735,13 @@ pub(crate) mod tests {
     }
 
     /// Quantized activation row `t`.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn act_row_q(a: &Acts, t: usize) -> &[u8] {
         &a.q[t * a.stride..(t + 1) * a.stride]
     }
 
     /// The activations of row `t` alone.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn act_one(a: &Acts, t: usize) -> Acts {
         Acts {
             kind: a.kind,
@@ -758,6 +761,7 @@ pub(crate) mod tests {
     }
 
     /// sum |w_i * x_i| over the dequantized weight row and activation row `t`.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn abs_dot(ty: GgmlType, w: &[u8], a: &Acts, t: usize) -> f64 {
         let mut wd = vec![0f32; a.cols];
         dequantize_row(ty, w, &mut wd).unwrap();
