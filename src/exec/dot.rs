@@ -524,6 +524,27 @@ impl Mat<'_> {
     fn rows_into(&self, k: Kernels, r0: usize, dst: &mut [f32], a: &Acts) -> Result<(), ExecError> {
         let n = a.n;
         let r8 = self.repacked();
+        // All the rows in one call of the SIMD kernels when they take this type.
+        #[cfg(target_arch = "x86_64")]
+        if let (Kernels::X86(level), Some(ActKind::Q8_0 | ActKind::Q8K)) = (k, a.kind) {
+            let rows = dst.len() / n.max(1);
+            let w = &self.data[r0 * self.row_bytes..(r0 + rows) * self.row_bytes];
+            let (ty, rb) = (self.ty.id, self.row_bytes);
+            // SAFETY: `detect` found the CPU features each kernel set is compiled for.
+            let done = unsafe {
+                match level {
+                    super::x86::Level::Avx2 => {
+                        super::x86::avx2::dots_rows(ty, r8, w, rb, &a.q, a.stride, &a.ds, n, dst)
+                    }
+                    super::x86::Level::Avx512Vnni => {
+                        super::x86::vnni::dots_rows(ty, r8, w, rb, &a.q, a.stride, &a.ds, n, dst)
+                    }
+                }
+            };
+            if done {
+                return Ok(());
+            }
+        }
         for (i, d) in dst.chunks_exact_mut(n).enumerate() {
             let r = r0 + i;
             let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];

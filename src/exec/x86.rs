@@ -67,6 +67,9 @@ static SHUFFLE_Q6: [[u8; 16]; 8] = {
     t
 };
 
+/// How far ahead of the weight row being read the decode kernels prefetch.
+const PREFETCH: usize = 2048;
+
 /// The kernel of type id `$ty` for `$n` columns (returns false from the caller for other types).
 macro_rules! pick {
     ($ty:expr, $r8:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
@@ -77,7 +80,7 @@ macro_rules! pick {
             6 => q5_0::<$n>($w, $y, $ys),
             20 if $r8 => b32_r8::<$n, true>($w, $y, $ys),
             20 => iq4_nl::<$n>($w, $y, $ys),
-            12 if $r8 => q4_k_r8::<$n, { $n == 4 }>($w, $y),
+            12 if $r8 => q4_k_r8::<$n, { $n % 4 == 0 }>($w, $y),
             12 => q45_k::<$n, false>($w, $y),
             13 => q45_k::<$n, true>($w, $y),
             14 => q6_k::<$n>($w, $y),
@@ -134,6 +137,15 @@ macro_rules! kernels {
                 unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) }
             }
 
+            /// Asks for the weights `PREFETCH` bytes ahead of `b` (a hint: never faults).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn prefetch(b: &[u8]) {
+                let p = b.as_ptr().wrapping_add(PREFETCH);
+                // A prefetch is a hint: it never faults, whatever the address.
+                _mm_prefetch(p as *const i8, _MM_HINT_T0);
+            }
+
             /// `bytes_from_nibbles_32`: low nibbles in bytes 0-15, high nibbles in 16-31.
             #[inline]
             #[target_feature(enable = $feat)]
@@ -185,10 +197,34 @@ macro_rules! kernels {
                 _mm256_maddubs_epi16(ax, sy)
             }
 
+            /// `dots` for consecutive weight rows of `row_bytes` bytes each (`out`: `n` values per
+            /// row, `n` being the number of activation rows): one call for a whole task.
+            #[allow(clippy::too_many_arguments)]
+            #[target_feature(enable = $feat)]
+            pub(crate) fn dots_rows(
+                ty: u32,
+                r8: bool,
+                w: &[u8],
+                row_bytes: usize,
+                q: &[u8],
+                stride: usize,
+                ds: &[f32],
+                n: usize,
+                out: &mut [f32],
+            ) -> bool {
+                for (wr, d) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
+                    if !dots(ty, r8, wr, q, stride, ds, d) {
+                        return false;
+                    }
+                }
+                true
+            }
+
             /// `out[t] = w · q[t]` for the activation rows in `q` (`stride` bytes each), four
             /// columns at a time; false if the weight type `ty` has no kernel here. `r8`: the
             /// matrix is one llama.cpp repacks on x86 (Q4_0, IQ4_NL, Q4_K with rows a multiple of
             /// 8), whose products sum in the order of its repacked kernels.
+            #[inline]
             #[target_feature(enable = $feat)]
             pub(crate) fn dots(
                 ty: u32,
@@ -211,6 +247,18 @@ macro_rules! kernels {
                     }
                 };
                 let mut t = 0;
+                while t + 8 <= n {
+                    let r = pick!(
+                        ty,
+                        r8,
+                        w,
+                        std::array::from_fn(|i| row(t + i)),
+                        std::array::from_fn(|i| sc(t + i)),
+                        8
+                    );
+                    out[t..t + 8].copy_from_slice(&r);
+                    t += 8;
+                }
                 while t + 4 <= n {
                     let r = pick!(
                         ty,
@@ -258,6 +306,7 @@ macro_rules! kernels {
                 let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
                 let mut acc = [0f32; N];
                 for (ib, xb) in w.chunks_exact(18).enumerate() {
+                    prefetch(xb);
                     let qx = if NL {
                         nl_unpack(values, &xb[2..])
                     } else {
@@ -288,6 +337,8 @@ macro_rules! kernels {
                 let mut acc = [0f32; N];
                 let mut acc_m = [0f32; N];
                 for (i, xb) in w.chunks_exact(144).enumerate() {
+                    prefetch(xb);
+                    prefetch(&xb[64..]);
                     let (xd, xdmin) = (h(xb, 0), h(xb, 2));
                     let mins_and_scales = k4_scales(&xb[4..16]);
                     let mut ms = [0i16; 16];
@@ -354,6 +405,7 @@ macro_rules! kernels {
             ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(34).enumerate() {
+                    prefetch(xb);
                     let qx = load256(&xb[2..]);
                     let dx = h(xb, 0);
                     for c in 0..N {
@@ -381,6 +433,7 @@ macro_rules! kernels {
             ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(18).enumerate() {
+                    prefetch(xb);
                     let qx = _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8));
                     let dx = h(xb, 0);
                     for c in 0..N {
@@ -408,6 +461,7 @@ macro_rules! kernels {
             ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (ib, xb) in w.chunks_exact(22).enumerate() {
+                    prefetch(xb);
                     let qx = bytes_from_nibbles_32(&xb[6..]);
                     let bxhi = bytes_from_bits_32(&xb[2..]);
                     let bxhi = _mm256_andnot_si256(bxhi, _mm256_set1_epi8(0xF0u8 as i8));
@@ -536,6 +590,8 @@ macro_rules! kernels {
                 let mut acc_m = [_mm_setzero_ps(); N];
                 let mut summs = [0f32; N];
                 for (i, xb) in w.chunks_exact(bs).enumerate() {
+                    prefetch(xb);
+                    prefetch(&xb[64..]);
                     let (xd, xdmin) = (h(xb, 0), h(xb, 2));
                     let mins_and_scales = k4_scales(&xb[4..16]);
                     let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
@@ -623,6 +679,9 @@ macro_rules! kernels {
                 let m15 = _mm256_set1_epi8(15);
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (i, xb) in w.chunks_exact(210).enumerate() {
+                    prefetch(xb);
+                    prefetch(&xb[64..]);
+                    prefetch(&xb[128..]);
                     let (ql, qh) = (&xb[0..128], &xb[128..192]);
                     let scales = load128(&xb[192..208]);
                     let scales_16 = _mm256_cvtepi8_epi16(scales);
@@ -772,7 +831,7 @@ mod tests {
             None => return eprintln!("no AVX2 on this CPU: nothing to compare"),
         };
         for name in PORTED {
-            for (cols, n) in [(256, 1), (512, 7), (2048, 5), (768, 4)] {
+            for (cols, n) in [(256, 1), (512, 7), (2048, 5), (768, 4), (512, 13)] {
                 if name.ends_with('0') || name == "iq4_nl" || cols % 256 == 0 {
                     let (wq, acts, ty) = case(name, cols, 3, n, cols as u64);
                     let rb = wq.len() / 3;
