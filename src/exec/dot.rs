@@ -135,7 +135,7 @@ impl Acts {
     }
 
     /// Quantized rows: the buffer, its row stride in bytes and the number of rows.
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
     pub(crate) fn q_rows(&self) -> Option<(&[u8], usize, usize)> {
         matches!(self.kind, Some(ActKind::Q8_0 | ActKind::Q8K)).then_some((
             &self.q[..],
@@ -756,6 +756,11 @@ pub(crate) mod tests {
     }
 
     /// Quantized activation row `t`.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn act_scales(a: &Acts) -> &[f32] {
+        &a.ds
+    }
+
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn act_row_q(a: &Acts, t: usize) -> &[u8] {
         &a.q[t * a.stride..(t + 1) * a.stride]

@@ -212,6 +212,21 @@ macro_rules! kernels {
                 n: usize,
                 out: &mut [f32],
             ) -> bool {
+                // Decode of Q8_0 (the output matrix of most models): two weight rows per pass,
+                // each with its own accumulator as in `q8_0`, two streams of loads in flight.
+                if n == 1 && ty == 8 && !ds.is_empty() {
+                    let mut pairs = w.chunks_exact(2 * row_bytes);
+                    let mut outs = out.chunks_exact_mut(2);
+                    for (wp, o) in (&mut pairs).zip(&mut outs) {
+                        let (w0, w1) = wp.split_at(row_bytes);
+                        o.copy_from_slice(&q8_0_rows2(w0, w1, &q[..stride], ds));
+                    }
+                    let (rest, o) = (pairs.remainder(), outs.into_remainder());
+                    if !rest.is_empty() {
+                        o[0] = q8_0::<1>(rest, [&q[..stride]], [ds])[0];
+                    }
+                    return true;
+                }
                 for (wr, d) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
                     if !dots(ty, r8, wr, q, stride, ds, d) {
                         return false;
@@ -394,6 +409,24 @@ macro_rules! kernels {
                     out[c] = acc[c] - acc_m[c];
                 }
                 out
+            }
+
+            /// `q8_0::<1>` for two weight rows at once (the same operations per row, two streams
+            /// of loads in flight).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q8_0_rows2(w0: &[u8], w1: &[u8], y: &[u8], ys: &[f32]) -> [f32; 2] {
+                let mut acc = [_mm256_setzero_ps(); 2];
+                for (ib, (x0, x1)) in w0.chunks_exact(34).zip(w1.chunks_exact(34)).enumerate() {
+                    prefetch(x0);
+                    prefetch(x1);
+                    let yq = load256(&y[ib * 34 + 2..]);
+                    for (a, xb) in acc.iter_mut().zip([x0, x1]) {
+                        let d = _mm256_set1_ps(h(xb, 0) * ys[ib]);
+                        let q = mul_sum_i8_pairs_float(load256(&xb[2..]), yq);
+                        *a = _mm256_fmadd_ps(d, q, *a);
+                    }
+                }
+                [hsum_float_8(acc[0]), hsum_float_8(acc[1])]
             }
 
             /// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
@@ -871,6 +904,42 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The two-row Q8_0 decode path gives each row the bits of the one-row kernel (odd row counts
+    /// too: the last row alone).
+    #[test]
+    fn q8_0_decode_rows_equal_single_rows() {
+        let Some(level) = detect() else {
+            return eprintln!("no AVX2 on this CPU: nothing to compare");
+        };
+        let (wq, acts, ty) = case("q8_0", 640, 7, 1, 3);
+        let rb = wq.len() / 7;
+        let (q, stride, _) = acts.q_rows().unwrap();
+        let ds = crate::exec::dot::tests::act_scales(&acts);
+        let mut rows = vec![0f32; 7];
+        // SAFETY: `detect` found the features.
+        let ok = unsafe {
+            match level {
+                Level::Avx2 => avx2::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows),
+                Level::Avx512Vnni => {
+                    vnni::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows)
+                }
+            }
+        };
+        assert!(ok);
+        for (r, got) in rows.iter().enumerate() {
+            let mut one = [0f32];
+            crate::exec::dot::simd_dots_for_test(
+                Kernels::X86(level),
+                ty.id,
+                false,
+                &wq[r * rb..(r + 1) * rb],
+                &acts,
+                &mut one,
+            );
+            assert_eq!(got.to_bits(), one[0].to_bits(), "row {r}");
         }
     }
 
