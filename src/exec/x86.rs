@@ -67,6 +67,15 @@ static SHUFFLE_Q6: [[u8; 16]; 8] = {
     t
 };
 
+/// Bytes of a 32-value block of the weight type `ty` (Q8_0, Q5_0; Q4_0 and IQ4_NL otherwise).
+const fn block_bytes(ty: u32) -> usize {
+    match ty {
+        8 => 34,
+        6 => 22,
+        _ => 18,
+    }
+}
+
 /// How far ahead of the weight row being read the decode kernels prefetch.
 const PREFETCH: usize = 2048;
 
@@ -74,11 +83,11 @@ const PREFETCH: usize = 2048;
 macro_rules! pick {
     ($ty:expr, $r8:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
         match $ty {
-            8 => q8_0::<$n>($w, $y, $ys),
-            2 if $r8 => b32_r8::<$n, false>($w, $y, $ys),
-            2 => q4_0::<$n>($w, $y, $ys),
-            6 => q5_0::<$n>($w, $y, $ys),
-            20 if $r8 => b32_r8::<$n, true>($w, $y, $ys),
+            8 => b32::<$n, 8>($w, $y, $ys),
+            2 if $r8 => b32_r8::<$n, 2>($w, $y, $ys),
+            2 => b32::<$n, 2>($w, $y, $ys),
+            6 => b32::<$n, 6>($w, $y, $ys),
+            20 if $r8 => b32_r8::<$n, 20>($w, $y, $ys),
             20 => iq4_nl::<$n>($w, $y, $ys),
             12 if $r8 => q4_k_r8::<$n, { $n % 4 == 0 }>($w, $y),
             12 => q45_k::<$n, false>($w, $y),
@@ -223,7 +232,7 @@ macro_rules! kernels {
                     }
                     let (rest, o) = (pairs.remainder(), outs.into_remainder());
                     if !rest.is_empty() {
-                        o[0] = q8_0::<1>(rest, [&q[..stride]], [ds])[0];
+                        o[0] = b32::<1, 8>(rest, [&q[..stride]], [ds])[0];
                     }
                     return true;
                 }
@@ -313,20 +322,15 @@ macro_rules! kernels {
             /// GEMM, for Q4_0 and IQ4_NL): per block the exact integer dot, then one multiply-add
             /// by the product of the scales, block after block.
             #[target_feature(enable = $feat)]
-            pub(crate) fn b32_r8<const N: usize, const NL: bool>(
+            pub(crate) fn b32_r8<const N: usize, const TY: u32>(
                 w: &[u8],
                 y: [&[u8]; N],
                 ys: [&[f32]; N],
             ) -> [f32; N] {
-                let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
                 let mut acc = [0f32; N];
                 for (ib, xb) in w.chunks_exact(18).enumerate() {
                     prefetch(xb);
-                    let qx = if NL {
-                        nl_unpack(values, &xb[2..])
-                    } else {
-                        _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8))
-                    };
+                    let qx = unpack32::<TY>(xb);
                     let dx = h(xb, 0);
                     for c in 0..N {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
@@ -411,7 +415,7 @@ macro_rules! kernels {
                 out
             }
 
-            /// `q8_0::<1>` for two weight rows at once (the same operations per row, two streams
+            /// `b32::<1, 8>` (Q8_0) for two weight rows at once (the same operations per row, two streams
             /// of loads in flight).
             #[target_feature(enable = $feat)]
             pub(crate) fn q8_0_rows2(w0: &[u8], w1: &[u8], y: &[u8], ys: &[f32]) -> [f32; 2] {
@@ -422,24 +426,26 @@ macro_rules! kernels {
                     let yq = load256(&y[ib * 34 + 2..]);
                     for (a, xb) in acc.iter_mut().zip([x0, x1]) {
                         let d = _mm256_set1_ps(h(xb, 0) * ys[ib]);
-                        let q = mul_sum_i8_pairs_float(load256(&xb[2..]), yq);
+                        let q = mul_sum_i8_pairs_float(unpack32::<8>(xb), yq);
                         *a = _mm256_fmadd_ps(d, q, *a);
                     }
                 }
                 [hsum_float_8(acc[0]), hsum_float_8(acc[1])]
             }
 
-            /// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
+            /// `ggml_vec_dot_q8_0_q8_0`, `ggml_vec_dot_q4_0_q8_0` and `ggml_vec_dot_q5_0_q8_0` (AVX2
+            /// paths, `TY` the weight type id): per block the signed-byte dot as floats, multiply-added
+            /// into 8 lanes by the product of the scales, the lanes summed at the end.
             #[target_feature(enable = $feat)]
-            pub(crate) fn q8_0<const N: usize>(
+            pub(crate) fn b32<const N: usize, const TY: u32>(
                 w: &[u8],
                 y: [&[u8]; N],
                 ys: [&[f32]; N],
             ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
-                for (ib, xb) in w.chunks_exact(34).enumerate() {
+                for (ib, xb) in w.chunks_exact(block_bytes(TY)).enumerate() {
                     prefetch(xb);
-                    let qx = load256(&xb[2..]);
+                    let qx = unpack32::<TY>(xb);
                     let dx = h(xb, 0);
                     for c in 0..N {
                         let yb = &y[c][ib * 34..ib * 34 + 34];
@@ -448,72 +454,7 @@ macro_rules! kernels {
                         acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
                     }
                 }
-                {
-                    let mut out = [0f32; N];
-                    for c in 0..N {
-                        out[c] = hsum_float_8(acc[c]);
-                    }
-                    out
-                }
-            }
-
-            /// `ggml_vec_dot_q4_0_q8_0` (AVX2 path).
-            #[target_feature(enable = $feat)]
-            pub(crate) fn q4_0<const N: usize>(
-                w: &[u8],
-                y: [&[u8]; N],
-                ys: [&[f32]; N],
-            ) -> [f32; N] {
-                let mut acc = [_mm256_setzero_ps(); N];
-                for (ib, xb) in w.chunks_exact(18).enumerate() {
-                    prefetch(xb);
-                    let qx = _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8));
-                    let dx = h(xb, 0);
-                    for c in 0..N {
-                        let yb = &y[c][ib * 34..ib * 34 + 34];
-                        let d = _mm256_set1_ps(dx * ys[c][ib]);
-                        let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
-                        acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
-                    }
-                }
-                {
-                    let mut out = [0f32; N];
-                    for c in 0..N {
-                        out[c] = hsum_float_8(acc[c]);
-                    }
-                    out
-                }
-            }
-
-            /// `ggml_vec_dot_q5_0_q8_0` (AVX2 path).
-            #[target_feature(enable = $feat)]
-            pub(crate) fn q5_0<const N: usize>(
-                w: &[u8],
-                y: [&[u8]; N],
-                ys: [&[f32]; N],
-            ) -> [f32; N] {
-                let mut acc = [_mm256_setzero_ps(); N];
-                for (ib, xb) in w.chunks_exact(22).enumerate() {
-                    prefetch(xb);
-                    let qx = bytes_from_nibbles_32(&xb[6..]);
-                    let bxhi = bytes_from_bits_32(&xb[2..]);
-                    let bxhi = _mm256_andnot_si256(bxhi, _mm256_set1_epi8(0xF0u8 as i8));
-                    let qx = _mm256_or_si256(qx, bxhi);
-                    let dx = h(xb, 0);
-                    for c in 0..N {
-                        let yb = &y[c][ib * 34..ib * 34 + 34];
-                        let d = _mm256_set1_ps(dx * ys[c][ib]);
-                        let q = mul_sum_i8_pairs_float(qx, load256(&yb[2..]));
-                        acc[c] = _mm256_fmadd_ps(d, q, acc[c]);
-                    }
-                }
-                {
-                    let mut out = [0f32; N];
-                    for c in 0..N {
-                        out[c] = hsum_float_8(acc[c]);
-                    }
-                    out
-                }
+                hsum_each(acc)
             }
 
             /// `ggml_vec_dot_iq4_nl_q8_0` (AVX2 path: blocks in pairs, two accumulators, an odd
@@ -570,6 +511,35 @@ macro_rules! kernels {
                     out[c] = sumf;
                 }
                 out
+            }
+
+            /// `hsum_float_8` of each accumulator.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_each<const N: usize>(acc: [__m256; N]) -> [f32; N] {
+                let mut out = [0f32; N];
+                for c in 0..N {
+                    out[c] = hsum_float_8(acc[c]);
+                }
+                out
+            }
+
+            /// A 32-value block of weight type `TY` (Q8_0, Q4_0, Q5_0 or IQ4_NL) as 32 signed bytes,
+            /// the way ggml's AVX2 kernels unpack it.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn unpack32<const TY: u32>(xb: &[u8]) -> __m256i {
+                match TY {
+                    8 => load256(&xb[2..]),
+                    2 => _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8)),
+                    6 => {
+                        let qx = bytes_from_nibbles_32(&xb[6..]);
+                        let bxhi = bytes_from_bits_32(&xb[2..]);
+                        let bxhi = _mm256_andnot_si256(bxhi, _mm256_set1_epi8(0xF0u8 as i8));
+                        _mm256_or_si256(qx, bxhi)
+                    }
+                    _ => nl_unpack(load128(&KVALUES_IQ4NL.map(|v| v as u8)), &xb[2..]),
+                }
             }
 
             /// 16 bytes of IQ4 nibbles through the table: low nibbles in bytes 0-15, high in 16-31.
@@ -763,13 +733,7 @@ macro_rules! kernels {
                             _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
                     }
                 }
-                {
-                    let mut out = [0f32; N];
-                    for c in 0..N {
-                        out[c] = hsum_float_8(acc[c]);
-                    }
-                    out
-                }
+                hsum_each(acc)
             }
 
             /// `ggml_vec_dot_iq4_xs_q8_K` (AVX2 path).
@@ -811,13 +775,7 @@ macro_rules! kernels {
                         );
                     }
                 }
-                {
-                    let mut out = [0f32; N];
-                    for c in 0..N {
-                        out[c] = hsum_float_8(acc[c]);
-                    }
-                    out
-                }
+                hsum_each(acc)
             }
         }
     };
