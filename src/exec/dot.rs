@@ -68,6 +68,9 @@ pub struct Acts {
     ds: Vec<f32>,
     h: Vec<f16>,
     f: Vec<f32>,
+    /// Q8_0 batches on AVX-512 VNNI: the rows packed in pairs for `x86_gemm`'s tiles.
+    #[cfg(target_arch = "x86_64")]
+    packed: Vec<super::x86_gemm::Line>,
 }
 
 impl Acts {
@@ -115,6 +118,19 @@ impl Acts {
                             .chunks_exact(34)
                             .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
                     );
+                    #[cfg(target_arch = "x86_64")]
+                    if n >= 2 && kernels() == Kernels::X86(super::x86::Level::Avx512Vnni) {
+                        // SAFETY: `kernels` found AVX-512 VNNI.
+                        unsafe {
+                            super::x86_gemm::pack_acts(
+                                &self.q,
+                                stride,
+                                &self.ds,
+                                n,
+                                &mut self.packed,
+                            )
+                        };
+                    }
                 }
             }
             ActKind::F16 => {
@@ -530,6 +546,18 @@ impl Mat<'_> {
             let rows = dst.len() / n.max(1);
             let w = &self.data[r0 * self.row_bytes..(r0 + rows) * self.row_bytes];
             let (ty, rb) = (self.ty.id, self.row_bytes);
+            // Batches of the 32-value block types: register tiles in tinyBLAS's order.
+            if level == super::x86::Level::Avx512Vnni
+                && n >= 2
+                && !r8
+                && a.kind == Some(ActKind::Q8_0)
+            {
+                // SAFETY: `detect` found AVX-512 VNNI.
+                let done = unsafe { super::x86_gemm::b32_rows(ty, w, rb, &a.packed, n, dst) };
+                if done {
+                    return Ok(());
+                }
+            }
             // SAFETY: `detect` found the CPU features each kernel set is compiled for.
             let done = unsafe {
                 match level {
@@ -614,7 +642,9 @@ impl Mat<'_> {
         debug_assert_eq!(out.len(), n * self.rows);
         let k = kernels();
         let tasks = rayon::current_num_threads() * 8;
-        let chunk = self.rows.div_ceil(tasks).next_multiple_of(4).max(4);
+        // Batches: whole register tiles of x86_gemm (6 rows) in a task.
+        let align = if n >= 2 { 12 } else { 4 };
+        let chunk = self.rows.div_ceil(tasks).next_multiple_of(align).max(align);
         let dst: &mut [f32] = if n == 1 {
             out
         } else {
@@ -783,6 +813,7 @@ pub(crate) mod tests {
             },
             h: Vec::new(),
             f: Vec::new(),
+            packed: Vec::new(),
         }
     }
 

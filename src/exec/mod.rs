@@ -18,6 +18,8 @@ pub mod perplexity;
 pub mod sample;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_gemm;
 
 pub use error::ExecError;
 pub use forward::Session;
