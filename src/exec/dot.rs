@@ -558,6 +558,12 @@ impl Mat<'_> {
                     return Ok(());
                 }
             }
+            // Batches on repacked Q4_K: 16-row tiles in the order of llama.cpp's GEMM.
+            if level == super::x86::Level::Avx512Vnni && n >= 4 && r8 && ty == Q4_K {
+                // SAFETY: `detect` found AVX-512 VNNI.
+                unsafe { super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst) };
+                return Ok(());
+            }
             // SAFETY: `detect` found the CPU features each kernel set is compiled for.
             let done = unsafe {
                 match level {
@@ -642,8 +648,8 @@ impl Mat<'_> {
         debug_assert_eq!(out.len(), n * self.rows);
         let k = kernels();
         let tasks = rayon::current_num_threads() * 8;
-        // Batches: whole register tiles of x86_gemm (6 rows) in a task.
-        let align = if n >= 2 { 12 } else { 4 };
+        // Batches: whole register tiles of x86_gemm (6 rows, 16 for Q4_K) in a task.
+        let align = if n >= 2 { 48 } else { 4 };
         let chunk = self.rows.div_ceil(tasks).next_multiple_of(align).max(align);
         let dst: &mut [f32] = if n == 1 {
             out

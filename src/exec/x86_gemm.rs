@@ -333,6 +333,269 @@ fn b32_rows_ty<const TY: u32>(
     });
 }
 
+/// Weight rows of a Q4_K tile: the lanes of a 512-bit vector.
+const K_ROWS: usize = 16;
+/// Tokens of a Q4_K tile (one of llama.cpp's GEMM groups of 4).
+const K_TOKENS: usize = 4;
+
+/// `get_scale_min_k4`: scale and min of sub-block `j` from the 12 packed bytes.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// 16 Q4_K rows unpacked with the rows in the lanes. Per super-block `b`: `codes`, for each
+/// 64-value group `j`, half (low nibbles: values 0-31 of the group; high: 32-63) and 4 values
+/// `k`, a line holding those 4 codes of each row; `scales` (per sub-block, 16 f32), `mins` (per
+/// group, the two sub-blocks' mins as i16 pairs), `d` and `dmin` (16 f32 each).
+#[derive(Default)]
+struct K4Rows {
+    codes: Vec<Line>,
+    scales: Vec<Line>,
+    mins: Vec<Line>,
+    d: Vec<Line>,
+}
+
+impl K4Rows {
+    fn fill(&mut self, w: &[u8], row_bytes: usize) {
+        let nsb = row_bytes / 144;
+        self.codes.clear();
+        self.codes.resize(nsb * 64, Line::default());
+        self.scales.clear();
+        self.scales.resize(nsb * 8, Line::default());
+        self.mins.clear();
+        self.mins.resize(nsb * 4, Line::default());
+        self.d.clear();
+        self.d.resize(nsb * 2, Line::default());
+        for r in 0..K_ROWS {
+            let row = &w[r * row_bytes..(r + 1) * row_bytes];
+            for (b, xb) in row.chunks_exact(144).enumerate() {
+                let lane = |l: &mut Line, v: [u8; 4]| l.0[4 * r..4 * r + 4].copy_from_slice(&v);
+                lane(&mut self.d[2 * b], f16_bits_f32(xb, 0).to_le_bytes());
+                lane(&mut self.d[2 * b + 1], f16_bits_f32(xb, 2).to_le_bytes());
+                let mut m = [0u8; 8];
+                for sb in 0..8 {
+                    let (sc, mn) = scale_min_k4(sb, &xb[4..16]);
+                    lane(&mut self.scales[8 * b + sb], (sc as f32).to_le_bytes());
+                    m[sb] = mn;
+                }
+                for j in 0..4 {
+                    let pair = (m[2 * j] as u32) | ((m[2 * j + 1] as u32) << 16);
+                    lane(&mut self.mins[4 * b + j], pair.to_le_bytes());
+                    let qs = &xb[16 + 32 * j..48 + 32 * j];
+                    for k in 0..8 {
+                        let four = |sh: u32| [0, 1, 2, 3].map(|i| (qs[4 * k + i] >> sh) & 0xF);
+                        lane(&mut self.codes[64 * b + 16 * j + k], four(0));
+                        lane(&mut self.codes[64 * b + 16 * j + 8 + k], four(4));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn f16_bits_f32(b: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
+}
+
+/// One Q4_K tile: 16 rows (unpacked in `k`) by `T` Q8_K activation rows (`stride` apart from
+/// `q`; `bp`: per row, super-block and group the two block-sum pairs as an i16 pair), in the
+/// order of llama.cpp's repacked GEMM: per 64 values the exact integer sums, multiply-added by
+/// the products of the scales; the mins' total subtracted last.
+///
+/// # Safety
+/// `k` is filled for rows of `nsb` super-blocks; `T` rows of `nsb` super-blocks are readable
+/// from `q`, and `T * nsb * 4` pairs from `bp`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k4_tile<const T: usize>(
+    k: &K4Rows,
+    q: *const u8,
+    stride: usize,
+    bp: *const u32,
+    nsb: usize,
+) -> [[f32; K_ROWS]; T] {
+    let ld = |l: &Line| {
+        // SAFETY: a line is 64 aligned bytes.
+        unsafe { _mm512_load_ps(l.0.as_ptr() as *const f32) }
+    };
+    let ldi = |l: &Line| {
+        // SAFETY: as above.
+        unsafe { _mm512_load_si512(l.0.as_ptr() as *const __m512i) }
+    };
+    let mut acc = [_mm512_setzero_ps(); T];
+    let mut acc_m = [_mm512_setzero_ps(); T];
+    for b in 0..nsb {
+        let xd = ld(&k.d[2 * b]);
+        let xdmin = ld(&k.d[2 * b + 1]);
+        for j in 0..4 {
+            let mut wv = [_mm512_setzero_si512(); 16];
+            for (c, v) in wv.iter_mut().enumerate() {
+                *v = ldi(&k.codes[64 * b + 16 * j + c]);
+            }
+            let s_lo = ld(&k.scales[8 * b + 2 * j]);
+            let s_hi = ld(&k.scales[8 * b + 2 * j + 1]);
+            let mins = ldi(&k.mins[4 * b + j]);
+            for t in 0..T {
+                // SAFETY: super-block `b` of activation row `t` is readable.
+                let yb = unsafe { q.add(t * stride + b * 292) };
+                // SAFETY: as above: the f32 scale at the start of the block.
+                let yd = _mm512_set1_ps(unsafe { (yb as *const f32).read_unaligned() });
+                let mut a_lo = _mm512_setzero_si512();
+                let mut a_hi = _mm512_setzero_si512();
+                for c in 0..8 {
+                    // SAFETY: bytes 4 + 64j + 4c (+ 32) of the block, 4 each, are readable.
+                    let (y_lo, y_hi) = unsafe {
+                        (
+                            _mm512_set1_epi32(
+                                (yb.add(4 + 64 * j + 4 * c) as *const i32).read_unaligned(),
+                            ),
+                            _mm512_set1_epi32(
+                                (yb.add(36 + 64 * j + 4 * c) as *const i32).read_unaligned(),
+                            ),
+                        )
+                    };
+                    a_lo = _mm512_dpbusd_epi32(a_lo, wv[c], y_lo);
+                    a_hi = _mm512_dpbusd_epi32(a_hi, wv[8 + c], y_hi);
+                }
+                // Scaled sums below 2^24: exact as floats, so this is the integer sum.
+                let isum = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(a_hi),
+                    s_hi,
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(a_lo), s_lo),
+                );
+                // SAFETY: pair (t, b, j) is within `bp`.
+                let pair = unsafe { *bp.add((t * nsb + b) * 4 + j) };
+                let imin = _mm512_madd_epi16(mins, _mm512_set1_epi32(pair as i32));
+                acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(xd, yd), acc[t]);
+                acc_m[t] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(xdmin, yd), acc_m[t]);
+            }
+        }
+    }
+    let mut out = [[0f32; K_ROWS]; T];
+    for t in 0..T {
+        // SAFETY: 16 f32, unaligned store.
+        unsafe {
+            _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_sub_ps(acc[t], acc_m[t]));
+        }
+    }
+    out
+}
+
+thread_local! {
+    static K4: std::cell::RefCell<(K4Rows, Vec<u32>)> = Default::default();
+}
+
+/// `dst[r * n + t] = w[r] · y[t]` for Q4_K rows that llama.cpp repacks (`row_bytes` each) and
+/// `n` Q8_K activation rows (`stride` bytes each): the tokens of whole groups of 4 by the tiles
+/// in its GEMM order, the rest (and rows short of a tile) by the one-row kernel, which has the
+/// same orders.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q4k_rows(
+    w: &[u8],
+    row_bytes: usize,
+    q: &[u8],
+    stride: usize,
+    n: usize,
+    dst: &mut [f32],
+) {
+    let nsb = row_bytes / 144;
+    let rows = dst.len() / n;
+    assert!(
+        row_bytes == nsb * 144 && stride == nsb * 292,
+        "whole super-blocks"
+    );
+    assert!(w.len() >= rows * row_bytes && q.len() >= n * stride && dst.len() == rows * n);
+    let gemm_n = n / 4 * 4;
+    K4.with(|cell| {
+        let (k, bp) = &mut *cell.borrow_mut();
+        // Block-sum pairs of every token, super-block and group.
+        bp.clear();
+        for t in 0..n {
+            for b in 0..nsb {
+                let yb = &q[t * stride + b * 292..t * stride + (b + 1) * 292];
+                let bs = |i: usize| i16::from_le_bytes([yb[260 + 2 * i], yb[261 + 2 * i]]) as i32;
+                for j in 0..4 {
+                    let lo = (bs(4 * j) + bs(4 * j + 1)) as u16 as u32;
+                    let hi = (bs(4 * j + 2) + bs(4 * j + 3)) as u16 as u32;
+                    bp.push(lo | (hi << 16));
+                }
+            }
+        }
+        let mut r = 0;
+        while r + K_ROWS <= rows {
+            k.fill(&w[r * row_bytes..(r + K_ROWS) * row_bytes], row_bytes);
+            let mut t = 0;
+            while t < gemm_n {
+                // SAFETY: `k` holds rows of `nsb` super-blocks; tokens `t..t + 4` and their
+                // pairs are within `q` and `bp` (asserted and built above).
+                let o = unsafe {
+                    k4_tile::<K_TOKENS>(
+                        k,
+                        q.as_ptr().add(t * stride),
+                        stride,
+                        bp.as_ptr().add(t * nsb * 4),
+                        nsb,
+                    )
+                };
+                for (j, ot) in o.iter().enumerate() {
+                    for (i, v) in ot.iter().enumerate() {
+                        dst[(r + i) * n + t + j] = *v;
+                    }
+                }
+                t += K_TOKENS;
+            }
+            for i in 0..K_ROWS {
+                one_row_k4(
+                    &w[(r + i) * row_bytes..(r + i + 1) * row_bytes],
+                    q,
+                    stride,
+                    gemm_n,
+                    n,
+                    &mut dst[(r + i) * n..(r + i + 1) * n],
+                );
+            }
+            r += K_ROWS;
+        }
+        while r < rows {
+            one_row_k4(
+                &w[r * row_bytes..(r + 1) * row_bytes],
+                q,
+                stride,
+                0,
+                n,
+                &mut dst[r * n..(r + 1) * n],
+            );
+            r += 1;
+        }
+    });
+}
+
+/// Tokens `from..n` of one repacked Q4_K row by the one-row kernel: groups of 4 in the GEMM
+/// order up to `n / 4 * 4`, the rest in the GEMV order.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn one_row_k4(w: &[u8], q: &[u8], stride: usize, from: usize, n: usize, out: &mut [f32]) {
+    let row = |t: usize| &q[t * stride..(t + 1) * stride];
+    let mut t = from;
+    while t + 4 <= n {
+        let o =
+            super::x86::vnni::q4_k_r8::<4, true>(w, [row(t), row(t + 1), row(t + 2), row(t + 3)]);
+        out[t..t + 4].copy_from_slice(&o);
+        t += 4;
+    }
+    while t < n {
+        out[t] = super::x86::vnni::q4_k_r8::<1, false>(w, [row(t)])[0];
+        t += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +650,54 @@ mod tests {
 }
 
 #[cfg(test)]
+mod k4_tests {
+    use super::*;
+    use crate::exec::dot::tests::case;
+    use crate::exec::x86::{detect, Level};
+
+    /// The Q4_K tiles give the bits of the one-row kernel in llama.cpp's GEMM order for tokens
+    /// in whole groups of 4, and its GEMV order for the rest.
+    #[test]
+    fn q4k_tiles_equal_one_row_kernel() {
+        if detect() != Some(Level::Avx512Vnni) {
+            return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        }
+        for (cols, rows, n) in [(256, 16, 4), (512, 35, 10), (2048, 32, 8), (768, 17, 6)] {
+            let (wq, acts, _) = case("q4_K", cols, rows, n, (cols * 3 + n) as u64);
+            let rb = wq.len() / rows;
+            let (q, stride, _) = acts.q_rows().unwrap();
+            let mut got = vec![0f32; rows * n];
+            // SAFETY: the CPU has AVX-512 VNNI (checked above).
+            unsafe { q4k_rows(&wq, rb, q, stride, n, &mut got) };
+            for r in 0..rows {
+                let w = &wq[r * rb..(r + 1) * rb];
+                let row = |t: usize| &q[t * stride..(t + 1) * stride];
+                for t in 0..n {
+                    // SAFETY: as above.
+                    let want = unsafe {
+                        if t < n / 4 * 4 {
+                            let g = t / 4 * 4;
+                            super::super::x86::vnni::q4_k_r8::<4, true>(
+                                w,
+                                [row(g), row(g + 1), row(g + 2), row(g + 3)],
+                            )[t - g]
+                        } else {
+                            super::super::x86::vnni::q4_k_r8::<1, false>(w, [row(t)])[0]
+                        }
+                    };
+                    assert_eq!(
+                        got[r * n + t].to_bits(),
+                        want.to_bits(),
+                        "cols {cols} row {r} token {t}: {} vs {want}",
+                        got[r * n + t]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod speed {
     use super::*;
     use crate::exec::dot::tests::case;
@@ -415,5 +726,18 @@ mod speed {
             let ns = t.elapsed().as_nanos() as f64 / (reps * rows * n * cols / 32) as f64;
             eprintln!("{name}: {ns:.3} ns per block product");
         }
+        let (rows, cols, n) = (256, 2048, 128);
+        let (wq, acts, _) = case("q4_K", cols, rows, n, 5);
+        let rb = wq.len() / rows;
+        let (q, stride, _) = acts.q_rows().unwrap();
+        let mut out = vec![0f32; rows * n];
+        let reps = 5;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            // SAFETY: as above.
+            unsafe { q4k_rows(&wq, rb, q, stride, n, &mut out) };
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (reps * rows * n * cols / 32) as f64;
+        eprintln!("q4_K: {ns:.3} ns per 32 products");
     }
 }
