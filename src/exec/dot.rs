@@ -173,7 +173,10 @@ fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
     y[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
     let id = if max != 0.0 { 127.0 / max } else { 0.0 };
     for (q, v) in y[2..34].iter_mut().zip(x) {
-        *q = ((v * id).round_ties_even() as i32) as i8 as u8;
+        // Round half to even by the 1.5 * 2^23 trick (exact for |x| < 2^22; here |x| <= 127):
+        // what `round_ties_even` gives, without a libm call on x86_64's baseline.
+        const MAGIC: f32 = 12_582_912.0;
+        *q = ((((v * id) + MAGIC) - MAGIC) as i32) as i8 as u8;
     }
 }
 
@@ -673,10 +676,24 @@ impl Mat<'_> {
                 .try_for_each(task)?;
         }
         if n > 1 {
-            for r in 0..self.rows {
-                for t in 0..n {
-                    out[t * self.rows + r] = tr[r * n + t];
+            // Back to token-major, in blocks of tokens on the pool.
+            const TB: usize = 8;
+            let rows = self.rows;
+            let tr = &tr[..];
+            let block = |(bi, o): (usize, &mut [f32])| {
+                let t0 = bi * TB;
+                let tn = o.len() / rows;
+                for r in 0..rows {
+                    let src = &tr[r * n + t0..r * n + t0 + tn];
+                    for (k, v) in src.iter().enumerate() {
+                        o[k * rows + r] = *v;
+                    }
                 }
+            };
+            if n >= 2 * TB {
+                out.par_chunks_mut(rows * TB).enumerate().for_each(block);
+            } else {
+                out.chunks_mut(rows * TB).enumerate().for_each(block);
             }
         }
         Ok(())

@@ -9,6 +9,19 @@ use super::model::{Arch, Weights};
 use super::ExecError;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
+
+/// Batches at least this long run their element-wise work on the pool.
+const PAR_MIN: usize = 8;
+
+/// `f` on each `width`-long row of `x`, on the pool for batches.
+fn rows_mut(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+    if x.len() >= PAR_MIN * width {
+        x.par_chunks_exact_mut(width).for_each(f);
+    } else {
+        x.chunks_exact_mut(width).for_each(f);
+    }
+}
 
 /// A running sequence: the model and its KV cache.
 pub struct Session<'w, 'a> {
@@ -37,6 +50,8 @@ struct Buffers {
     logits: Vec<f32>,
     acts: Acts,
     acts2: Acts,
+    /// RoPE's cos and sin per token and dimension pair, for the two bases (global, SWA).
+    rope: [Vec<f32>; 2],
 }
 
 /// `ggml_rms_norm` followed by the weight multiply.
@@ -175,7 +190,16 @@ impl<'w, 'a> Session<'w, 'a> {
             logits,
             acts,
             acts2,
+            rope: rope_cache,
         } = b;
+        // RoPE's angles once per token for every head and layer.
+        for (cache, base) in rope_cache.iter_mut().zip([hp.rope_base, hp.rope_base_swa]) {
+            let half = hp.n_rot / 2;
+            cache.resize(n * 2 * half, 0.0);
+            for (t, cs) in cache.chunks_exact_mut(2 * half).enumerate() {
+                rope_angles(w, p0 + t, base, cs);
+            }
+        }
 
         // Embeddings (`get_rows`), gemma scales them by sqrt(n_embd).
         for (t, row) in tokens.iter().zip(x.chunks_exact_mut(ne)) {
@@ -193,8 +217,7 @@ impl<'w, 'a> Session<'w, 'a> {
 
         for (il, lw) in w.layers.iter().enumerate() {
             h.copy_from_slice(x);
-            h.chunks_exact_mut(ne)
-                .for_each(|r| rms_norm(r, &lw.attn_norm, hp.eps));
+            rows_mut(h, ne, |r| rms_norm(r, &lw.attn_norm, hp.eps));
             // Q, K and V share one quantization of their input when their types share a format.
             acts.prepare(lw.wq.ty, h, n)?;
             lw.wq.matmul_acts(acts, q)?;
@@ -218,22 +241,24 @@ impl<'w, 'a> Session<'w, 'a> {
                 }
             }
             if let Some(qn) = &lw.q_norm {
-                q.chunks_exact_mut(hd).for_each(|r| rms_norm(r, qn, hp.eps));
+                rows_mut(q, hd, |r| rms_norm(r, qn, hp.eps));
             }
             if let Some(kn) = &lw.k_norm {
-                k.chunks_exact_mut(hd).for_each(|r| rms_norm(r, kn, hp.eps));
+                rows_mut(k, hd, |r| rms_norm(r, kn, hp.eps));
             }
-            let base = if hp.is_swa[il] {
-                hp.rope_base_swa
-            } else {
-                hp.rope_base
-            };
-            for t in 0..n {
-                for r in q[t * nq..(t + 1) * nq].chunks_exact_mut(hd) {
-                    rope(w, r, p0 + t, base);
-                }
-                for r in k[t * nkv..(t + 1) * nkv].chunks_exact_mut(hd) {
-                    rope(w, r, p0 + t, base);
+            let cache = &rope_cache[usize::from(hp.is_swa[il])];
+            let half = hp.n_rot / 2;
+            for (buf, width) in [(&mut *q, nq), (&mut *k, nkv)] {
+                let one = |(t, row): (usize, &mut [f32])| {
+                    let cs = &cache[t * 2 * half..(t + 1) * 2 * half];
+                    for head in row.chunks_exact_mut(hd) {
+                        rope(hp, head, cs);
+                    }
+                };
+                if n >= PAR_MIN {
+                    buf.par_chunks_exact_mut(width).enumerate().for_each(one);
+                } else {
+                    buf.chunks_exact_mut(width).enumerate().for_each(one);
                 }
             }
             if hp.attn_scale != 0.0 {
@@ -257,13 +282,12 @@ impl<'w, 'a> Session<'w, 'a> {
             attention(&problem, att);
             lw.wo.matmul(att, n, o)?;
             if let Some(pn) = &lw.attn_post_norm {
-                o.chunks_exact_mut(ne).for_each(|r| rms_norm(r, pn, hp.eps));
+                rows_mut(o, ne, |r| rms_norm(r, pn, hp.eps));
             }
             x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
 
             h.copy_from_slice(x);
-            h.chunks_exact_mut(ne)
-                .for_each(|r| rms_norm(r, &lw.ffn_norm, hp.eps));
+            rows_mut(h, ne, |r| rms_norm(r, &lw.ffn_norm, hp.eps));
             acts.prepare(lw.gate.ty, h, n)?;
             lw.gate.matmul_acts(acts, g)?;
             if act_kind(lw.up.ty) == acts.kind().expect("prepared") {
@@ -277,12 +301,20 @@ impl<'w, 'a> Session<'w, 'a> {
             } else {
                 swiglu
             };
-            g.iter_mut()
-                .zip(u.iter())
-                .for_each(|(a, b)| *a = act(*a, *b));
+            let nff = hp.n_ff;
+            let glu = |(gr, ur): (&mut [f32], &[f32])| {
+                gr.iter_mut().zip(ur).for_each(|(a, b)| *a = act(*a, *b));
+            };
+            if n >= PAR_MIN {
+                g.par_chunks_exact_mut(nff)
+                    .zip(u.par_chunks_exact(nff))
+                    .for_each(glu);
+            } else {
+                g.chunks_exact_mut(nff).zip(u.chunks_exact(nff)).for_each(glu);
+            }
             lw.down.matmul(g, n, o)?;
             if let Some(pn) = &lw.ffn_post_norm {
-                o.chunks_exact_mut(ne).for_each(|r| rms_norm(r, pn, hp.eps));
+                rows_mut(o, ne, |r| rms_norm(r, pn, hp.eps));
             }
             x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
         }
@@ -302,26 +334,36 @@ impl<'w, 'a> Session<'w, 'a> {
     }
 }
 
-/// RoPE on one head in place (`ggml_rope_ext`, no scaling, ext_factor 0).
-fn rope(w: &Weights, x: &mut [f32], pos: usize, base: f32) {
-    let hp = &w.hp;
-    let n_dims = hp.n_rot;
+/// RoPE's cos and sin at position `pos` for each dimension pair (`ggml_rope_cache_init`: the
+/// angle multiplied up in f32, divided by the frequency factor).
+fn rope_angles(w: &Weights, pos: usize, base: f32, cs: &mut [f32]) {
+    let n_dims = w.hp.n_rot;
     let theta_scale = base.powf(-2.0 / n_dims as f32);
     let mut theta = pos as f32;
-    for i0 in (0..n_dims).step_by(2) {
-        let ff = w.rope_freqs.as_ref().map_or(1.0, |f| f[i0 / 2]);
+    for (i, c) in cs.chunks_exact_mut(2).enumerate() {
+        let ff = w.rope_freqs.as_ref().map_or(1.0, |f| f[i]);
         let t = theta / ff;
-        let (s, c) = (t.sin(), t.cos());
+        c[0] = t.cos();
+        c[1] = t.sin();
+        theta *= theta_scale;
+    }
+}
+
+/// RoPE on one head in place (`ggml_rope_ext`, no scaling, ext_factor 0), with the angles of
+/// [`rope_angles`].
+fn rope(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
+    let n_dims = hp.n_rot;
+    for (i, c) in cs.chunks_exact(2).enumerate() {
+        let (cos, sin) = (c[0], c[1]);
         let (a, b) = if hp.rope_neox {
-            (i0 / 2, i0 / 2 + n_dims / 2)
+            (i, i + n_dims / 2)
         } else {
-            (i0, i0 + 1)
+            (2 * i, 2 * i + 1)
         };
         let (x0, x1) = (x[a], x[b]);
         // `x0*cos - x1*sin` and `x0*sin + x1*cos` as GCC compiles ggml's rope (-ffp-contract=fast):
         // the first product fused with the rounded second.
-        x[a] = x0.mul_add(c, -(x1 * s));
-        x[b] = x0.mul_add(s, x1 * c);
-        theta *= theta_scale;
+        x[a] = x0.mul_add(cos, -(x1 * sin));
+        x[b] = x0.mul_add(sin, x1 * cos);
     }
 }
