@@ -332,7 +332,8 @@ fn v_expf(x: f32) -> f32 {
     if n.is_nan() {
         return j;
     }
-    (j as f64 * 2f64.powi(n as i32)) as f32
+    // 2^n exactly (|n| <= 192), built from its exponent bits.
+    (j as f64 * f64::from_bits(((n as i64 + 1023) as u64) << 52)) as f32
 }
 
 /// `v` rounded to f32 with round-to-odd: an inexact result gets an odd last bit, which keeps a

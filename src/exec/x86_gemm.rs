@@ -284,18 +284,19 @@ fn b32_rows_ty<const TY: u32>(
                 _ => 1,
             };
             // The rows of the tile unpacked once for all columns.
-            wx.clear();
-            wd.clear();
-            for l in 0..nb {
-                for i in 0..rt {
-                    let xb = &w[(r + i) * row_bytes + l * bb..(r + i) * row_bytes + (l + 1) * bb];
-                    let mut codes = [0u8; 32];
-                    // SAFETY: 32 bytes, unaligned store.
+            wx.resize(nb * rt, [0; 32]);
+            wd.resize(nb * rt, 0.0);
+            for i in 0..rt {
+                let row = &w[(r + i) * row_bytes..(r + i + 1) * row_bytes];
+                for (l, xb) in row.chunks_exact(bb).enumerate() {
+                    // SAFETY: an entry is 32 bytes; unaligned store.
                     unsafe {
-                        _mm256_storeu_si256(codes.as_mut_ptr() as *mut __m256i, unpack_u::<TY>(xb))
+                        _mm256_storeu_si256(
+                            wx[l * rt + i].as_mut_ptr() as *mut __m256i,
+                            unpack_u::<TY>(xb),
+                        )
                     };
-                    wx.push(codes);
-                    wd.push(h(xb));
+                    wd[l * rt + i] = h(xb);
                 }
             }
             let mut p = 0;
