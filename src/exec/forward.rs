@@ -310,7 +310,9 @@ impl<'w, 'a> Session<'w, 'a> {
                     .zip(u.par_chunks_exact(nff))
                     .for_each(glu);
             } else {
-                g.chunks_exact_mut(nff).zip(u.chunks_exact(nff)).for_each(glu);
+                g.chunks_exact_mut(nff)
+                    .zip(u.chunks_exact(nff))
+                    .for_each(glu);
             }
             lw.down.matmul(g, n, o)?;
             if let Some(pn) = &lw.ffn_post_norm {

@@ -223,16 +223,11 @@ macro_rules! kernels {
             ) -> bool {
                 // Decode of Q8_0 (the output matrix of most models): two weight rows per pass,
                 // each with its own accumulator as in `q8_0`, two streams of loads in flight.
-                if n == 1 && ty == 8 && !ds.is_empty() {
-                    let mut pairs = w.chunks_exact(2 * row_bytes);
-                    let mut outs = out.chunks_exact_mut(2);
-                    for (wp, o) in (&mut pairs).zip(&mut outs) {
-                        let (w0, w1) = wp.split_at(row_bytes);
-                        o.copy_from_slice(&q8_0_rows2(w0, w1, &q[..stride], ds));
-                    }
-                    let (rest, o) = (pairs.remainder(), outs.into_remainder());
-                    if !rest.is_empty() {
-                        o[0] = b32::<1, 8>(rest, [&q[..stride]], [ds])[0];
+                if n == 1 && (ty == 8 || (!r8 && matches!(ty, 2 | 6))) && !ds.is_empty() {
+                    match ty {
+                        8 => rows2_all::<8>(w, row_bytes, &q[..stride], ds, out),
+                        2 => rows2_all::<2>(w, row_bytes, &q[..stride], ds, out),
+                        _ => rows2_all::<6>(w, row_bytes, &q[..stride], ds, out),
                     }
                     return true;
                 }
@@ -415,18 +410,45 @@ macro_rules! kernels {
                 out
             }
 
-            /// `b32::<1, 8>` (Q8_0) for two weight rows at once (the same operations per row, two streams
-            /// of loads in flight).
+            /// `b32::<1, TY>` for every row of `w`, two rows per pass (an odd last row alone).
             #[target_feature(enable = $feat)]
-            pub(crate) fn q8_0_rows2(w0: &[u8], w1: &[u8], y: &[u8], ys: &[f32]) -> [f32; 2] {
+            fn rows2_all<const TY: u32>(
+                w: &[u8],
+                row_bytes: usize,
+                y: &[u8],
+                ys: &[f32],
+                out: &mut [f32],
+            ) {
+                let mut pairs = w.chunks_exact(2 * row_bytes);
+                let mut outs = out.chunks_exact_mut(2);
+                for (wp, o) in (&mut pairs).zip(&mut outs) {
+                    let (w0, w1) = wp.split_at(row_bytes);
+                    o.copy_from_slice(&rows2::<TY>(w0, w1, y, ys));
+                }
+                let (rest, o) = (pairs.remainder(), outs.into_remainder());
+                if !rest.is_empty() {
+                    o[0] = b32::<1, TY>(rest, [y], [ys])[0];
+                }
+            }
+
+            /// `b32::<1, TY>` (Q8_0, Q4_0, Q5_0) for two weight rows at once (the same operations
+            /// per row, two streams of loads in flight).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn rows2<const TY: u32>(
+                w0: &[u8],
+                w1: &[u8],
+                y: &[u8],
+                ys: &[f32],
+            ) -> [f32; 2] {
+                let bb = block_bytes(TY);
                 let mut acc = [_mm256_setzero_ps(); 2];
-                for (ib, (x0, x1)) in w0.chunks_exact(34).zip(w1.chunks_exact(34)).enumerate() {
+                for (ib, (x0, x1)) in w0.chunks_exact(bb).zip(w1.chunks_exact(bb)).enumerate() {
                     prefetch(x0);
                     prefetch(x1);
                     let yq = load256(&y[ib * 34 + 2..]);
                     for (a, xb) in acc.iter_mut().zip([x0, x1]) {
                         let d = _mm256_set1_ps(h(xb, 0) * ys[ib]);
-                        let q = mul_sum_i8_pairs_float(unpack32::<8>(xb), yq);
+                        let q = mul_sum_i8_pairs_float(unpack32::<TY>(xb), yq);
                         *a = _mm256_fmadd_ps(d, q, *a);
                     }
                 }
@@ -865,39 +887,43 @@ mod tests {
         }
     }
 
-    /// The two-row Q8_0 decode path gives each row the bits of the one-row kernel (odd row counts
-    /// too: the last row alone).
+    /// The two-row decode path (Q8_0, Q4_0, Q5_0) gives each row the bits of the one-row kernel
+    /// (odd row counts too: the last row alone).
     #[test]
-    fn q8_0_decode_rows_equal_single_rows() {
+    fn decode_rows_equal_single_rows() {
         let Some(level) = detect() else {
             return eprintln!("no AVX2 on this CPU: nothing to compare");
         };
-        let (wq, acts, ty) = case("q8_0", 640, 7, 1, 3);
-        let rb = wq.len() / 7;
-        let (q, stride, _) = acts.q_rows().unwrap();
-        let ds = crate::exec::dot::tests::act_scales(&acts);
-        let mut rows = vec![0f32; 7];
-        // SAFETY: `detect` found the features.
-        let ok = unsafe {
-            match level {
-                Level::Avx2 => avx2::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows),
-                Level::Avx512Vnni => {
-                    vnni::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows)
+        for name in ["q8_0", "q4_0", "q5_0"] {
+            let (wq, acts, ty) = case(name, 640, 7, 1, 3);
+            let rb = wq.len() / 7;
+            let (q, stride, _) = acts.q_rows().unwrap();
+            let ds = crate::exec::dot::tests::act_scales(&acts);
+            let mut rows = vec![0f32; 7];
+            // SAFETY: `detect` found the features.
+            let ok = unsafe {
+                match level {
+                    Level::Avx2 => {
+                        avx2::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows)
+                    }
+                    Level::Avx512Vnni => {
+                        vnni::dots_rows(ty.id, false, &wq, rb, q, stride, ds, 1, &mut rows)
+                    }
                 }
+            };
+            assert!(ok);
+            for (r, got) in rows.iter().enumerate() {
+                let mut one = [0f32];
+                crate::exec::dot::simd_dots_for_test(
+                    Kernels::X86(level),
+                    ty.id,
+                    false,
+                    &wq[r * rb..(r + 1) * rb],
+                    &acts,
+                    &mut one,
+                );
+                assert_eq!(got.to_bits(), one[0].to_bits(), "{name} row {r}");
             }
-        };
-        assert!(ok);
-        for (r, got) in rows.iter().enumerate() {
-            let mut one = [0f32];
-            crate::exec::dot::simd_dots_for_test(
-                Kernels::X86(level),
-                ty.id,
-                false,
-                &wq[r * rb..(r + 1) * rb],
-                &acts,
-                &mut one,
-            );
-            assert_eq!(got.to_bits(), one[0].to_bits(), "row {r}");
         }
     }
 
