@@ -193,12 +193,16 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
             let lo = a.lo(pos);
             let q = &a.q[(t0 + tq) * a.n_head * hd + head * hd..][..hd];
             let s_row = &mut kq[tq * tkv..(tq + 1) * tkv];
-            s_row.fill(0.0);
+            // Each score one multiply-add chain over dk, the tile's scores held in registers.
+            let mut acc = [0f32; FA_TILE_KV];
             for (dk, qv) in q.iter().enumerate() {
-                for (acc, kv) in s_row.iter_mut().zip(&kt[dk * tkv..(dk + 1) * tkv]) {
-                    *acc = kv.mul_add(*qv, *acc);
+                let krow: &[f32; FA_TILE_KV] =
+                    kt[dk * tkv..(dk + 1) * tkv].try_into().expect("one tile");
+                for l in 0..FA_TILE_KV {
+                    acc[l] = krow[l].mul_add(*qv, acc[l]);
                 }
             }
+            s_row.copy_from_slice(&acc);
             let mut tile_max = f32::NEG_INFINITY;
             for (tk, v) in s_row.iter_mut().enumerate() {
                 let j = tile0 + tk;
@@ -241,10 +245,26 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
                 continue; // its P row is 0: adds nothing
             }
             let o = &mut out[tq * hd..(tq + 1) * hd];
-            for tk in 0..tkv {
-                let p = kq[tq * tkv + tk];
-                for (acc, v) in o.iter_mut().zip(&vt[tk * hd..(tk + 1) * hd]) {
-                    *acc = v.mul_add(p, *acc);
+            let p = &kq[tq * tkv..(tq + 1) * tkv];
+            // Each output one multiply-add chain over the tile's keys, 64 outputs at a time in
+            // registers.
+            const OC: usize = 64;
+            let whole = hd / OC * OC;
+            for c0 in (0..whole).step_by(OC) {
+                let mut acc: [f32; OC] = o[c0..c0 + OC].try_into().expect("a chunk");
+                for (tk, pk) in p.iter().enumerate() {
+                    let v: &[f32; OC] = vt[tk * hd + c0..tk * hd + c0 + OC]
+                        .try_into()
+                        .expect("a chunk");
+                    for l in 0..OC {
+                        acc[l] = v[l].mul_add(*pk, acc[l]);
+                    }
+                }
+                o[c0..c0 + OC].copy_from_slice(&acc);
+            }
+            for (tk, pk) in p.iter().enumerate() {
+                for (acc, v) in o[whole..].iter_mut().zip(&vt[tk * hd + whole..(tk + 1) * hd]) {
+                    *acc = v.mul_add(*pk, *acc);
                 }
             }
         }
