@@ -263,7 +263,10 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
                 o[c0..c0 + OC].copy_from_slice(&acc);
             }
             for (tk, pk) in p.iter().enumerate() {
-                for (acc, v) in o[whole..].iter_mut().zip(&vt[tk * hd + whole..(tk + 1) * hd]) {
+                for (acc, v) in o[whole..]
+                    .iter_mut()
+                    .zip(&vt[tk * hd + whole..(tk + 1) * hd])
+                {
                     *acc = v.mul_add(*pk, *acc);
                 }
             }

@@ -91,11 +91,22 @@ impl Acts {
                 })? as usize;
                 self.stride = stride;
                 self.q.resize(n * stride, 0);
+                #[cfg(target_arch = "x86_64")]
+                let vnni = kernels() == Kernels::X86(super::x86::Level::Avx512Vnni);
+                #[cfg(not(target_arch = "x86_64"))]
+                let vnni = false;
                 let quant_row = |(xr, yr): (&[f32], &mut [u8])| -> Result<(), ExecError> {
                     if kind == ActKind::Q8_0 && !REF_Q8_0 {
                         for (xb, yb) in xr.chunks_exact(32).zip(yr.chunks_exact_mut(34)) {
                             quantize_q8_0_x86(xb, yb);
                         }
+                        Ok(())
+                    } else if kind == ActKind::Q8K && vnni {
+                        // SAFETY: `kernels` found AVX-512 VNNI.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            super::x86_gemm::quantize_q8_k(xr, yr)
+                        };
                         Ok(())
                     } else {
                         quantize_chunk(qt, xr, yr, cols, None)?;

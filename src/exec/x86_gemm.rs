@@ -364,16 +364,44 @@ struct K4Rows {
 }
 
 impl K4Rows {
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn fill(&mut self, w: &[u8], row_bytes: usize) {
         let nsb = row_bytes / 144;
-        self.codes.clear();
+        assert!(w.len() >= K_ROWS * row_bytes);
         self.codes.resize(nsb * 64, Line::default());
-        self.scales.clear();
         self.scales.resize(nsb * 8, Line::default());
-        self.mins.clear();
         self.mins.resize(nsb * 4, Line::default());
-        self.d.clear();
         self.d.resize(nsb * 2, Line::default());
+        // Byte offsets of the 16 rows, for gathers.
+        let rows = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(row_bytes as i32),
+        );
+        let m4 = _mm512_set1_epi32(0x0F0F_0F0F);
+        let store = |l: &mut Line, v: __m512i| {
+            // SAFETY: a line is 64 aligned bytes.
+            unsafe { _mm512_store_si512(l.0.as_mut_ptr() as *mut __m512i, v) }
+        };
+        for b in 0..nsb {
+            for j in 0..4 {
+                for k in 0..8 {
+                    let at = b * 144 + 16 + 32 * j + 4 * k;
+                    // SAFETY: bytes `at..at + 4` of each of the 16 rows are within `w`
+                    // (asserted above); the offsets are below 2^31 for any row we map.
+                    let g = unsafe {
+                        _mm512_i32gather_epi32::<1>(rows, w.as_ptr().add(at) as *const i32)
+                    };
+                    store(
+                        &mut self.codes[64 * b + 16 * j + k],
+                        _mm512_and_si512(g, m4),
+                    );
+                    store(
+                        &mut self.codes[64 * b + 16 * j + 8 + k],
+                        _mm512_and_si512(_mm512_srli_epi32(g, 4), m4),
+                    );
+                }
+            }
+        }
         for r in 0..K_ROWS {
             let row = &w[r * row_bytes..(r + 1) * row_bytes];
             for (b, xb) in row.chunks_exact(144).enumerate() {
@@ -389,12 +417,6 @@ impl K4Rows {
                 for j in 0..4 {
                     let pair = (m[2 * j] as u32) | ((m[2 * j + 1] as u32) << 16);
                     lane(&mut self.mins[4 * b + j], pair.to_le_bytes());
-                    let qs = &xb[16 + 32 * j..48 + 32 * j];
-                    for k in 0..8 {
-                        let four = |sh: u32| [0, 1, 2, 3].map(|i| (qs[4 * k + i] >> sh) & 0xF);
-                        lane(&mut self.codes[64 * b + 16 * j + k], four(0));
-                        lane(&mut self.codes[64 * b + 16 * j + 8 + k], four(4));
-                    }
                 }
             }
         }
@@ -594,6 +616,87 @@ fn one_row_k4(w: &[u8], q: &[u8], stride: usize, from: usize, n: usize, out: &mu
     while t < n {
         out[t] = super::x86::vnni::q4_k_r8::<1, false>(w, [row(t)])[0];
         t += 1;
+    }
+}
+
+/// `quantize_row_q8_K_ref` for whole super-blocks (`x`: a multiple of 256 values, `y`: 292 bytes
+/// per super-block), on 16 values at a time: the same bytes as the scalar port (NaNs never
+/// become the maximum, ties for it go to the first, rounding half to even).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn quantize_q8_k(x: &[f32], y: &mut [u8]) {
+    for (xb, yb) in x.chunks_exact(256).zip(y.chunks_exact_mut(292)) {
+        let ld = |c: usize| {
+            let v = &xb[16 * c..16 * c + 16];
+            // SAFETY: 16 floats; unaligned load.
+            unsafe { _mm512_loadu_ps(v.as_ptr()) }
+        };
+        let mut m = _mm512_setzero_ps();
+        for c in 0..16 {
+            // max(|v|, m) keeps m where |v| is NaN.
+            m = _mm512_max_ps(_mm512_abs_ps(ld(c)), m);
+        }
+        let amax = _mm512_reduce_max_ps(m);
+        if amax == 0.0 {
+            yb.fill(0);
+            continue;
+        }
+        let max = *xb
+            .iter()
+            .find(|v| v.abs() == amax)
+            .expect("the maximum is one of them");
+        let iscale = -127.0f32 / max;
+        let sc = _mm512_set1_ps(iscale);
+        for c in 0..16 {
+            let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_mul_ps(sc, ld(c)),
+            );
+            let q8 = _mm512_cvtepi32_epi8(_mm512_min_epi32(q, _mm512_set1_epi32(127)));
+            let sum = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q8));
+            // SAFETY: 16 bytes at 4 + 16c within the 292-byte block; unaligned store.
+            unsafe {
+                _mm_storeu_si128(yb[4 + 16 * c..20 + 16 * c].as_mut_ptr() as *mut __m128i, q8)
+            };
+            yb[260 + 2 * c..262 + 2 * c].copy_from_slice(&(sum as i16).to_le_bytes());
+        }
+        yb[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod q8k_tests {
+    use crate::exec::x86::{detect, Level};
+    use crate::gguf::spec::ggml_type;
+    use crate::quant::quantize_chunk;
+
+    /// The vectorized Q8_K quantizer writes the scalar port's bytes, NaNs, infinities, ties and
+    /// zero blocks included.
+    #[test]
+    fn q8_k_equals_scalar_port() {
+        if detect() != Some(Level::Avx512Vnni) {
+            return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        }
+        let mut x = crate::exec::dot::tests::lcg(256 * 8, 11);
+        x[3] = f32::NAN;
+        x[300] = -x
+            .iter()
+            .skip(256)
+            .take(256)
+            .fold(0f32, |m, v| m.max(v.abs()));
+        x[301] = -x[300];
+        x[512..768].fill(0.0);
+        x[800] = f32::INFINITY;
+        for v in &mut x[1024..1280] {
+            *v *= 1e-30;
+        }
+        let ty = ggml_type(15).unwrap();
+        let mut want = vec![0u8; 292 * 8];
+        quantize_chunk(ty, &x, &mut want, 256 * 8, None).unwrap();
+        let mut got = vec![1u8; 292 * 8];
+        // SAFETY: the CPU has AVX-512 VNNI (checked above).
+        unsafe { super::quantize_q8_k(&x, &mut got) };
+        for (b, (g, w)) in got.chunks(292).zip(want.chunks(292)).enumerate() {
+            assert_eq!(g, w, "super-block {b}");
+        }
     }
 }
 
