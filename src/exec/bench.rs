@@ -90,6 +90,26 @@ pub fn generate(w: &Weights, n_gen: usize, reps: usize, bos: u32) -> Result<Timi
     })
 }
 
+/// Seconds one parallel operation of the executor costs with no work in it: `threads * 8` empty
+/// tasks (the split of a matrix product) on the current pool, the mean over `reps` operations.
+pub fn dispatch_overhead(reps: usize) -> f64 {
+    use rayon::prelude::*;
+    let tasks = rayon::current_num_threads() * 8;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        (0..tasks).into_par_iter().for_each(|i| {
+            std::hint::black_box(i);
+        });
+    }
+    t0.elapsed().as_secs_f64() / reps.max(1) as f64
+}
+
+/// Parallel operations in one generated token: per layer the seven matrix products (Q, K, V,
+/// attention output, gate, up, down) and attention, then the output matrix.
+pub fn parallel_ops_per_token(w: &Weights) -> usize {
+    w.layers.len() * 8 + 1
+}
+
 /// Bytes of weights one generated token reads: every matrix of every layer, the output matrix and
 /// one row of the token embeddings, plus the norm vectors (small).
 pub fn weight_bytes_per_token(w: &Weights) -> u64 {

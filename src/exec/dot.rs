@@ -71,6 +71,12 @@ pub struct Acts {
     /// Q8_0 batches on AVX-512 VNNI: the rows packed in pairs for `x86_gemm`'s tiles.
     #[cfg(target_arch = "x86_64")]
     packed: Vec<super::x86_gemm::Line>,
+    /// Q8_K batches for Q6_K weights on AVX-512 VNNI: the rows packed in pairs (valid when
+    /// `packed_k_ok`, set by the latest preparation).
+    #[cfg(target_arch = "x86_64")]
+    packed_k: Vec<super::x86_gemm::Line>,
+    #[cfg(target_arch = "x86_64")]
+    packed_k_ok: bool,
 }
 
 impl Acts {
@@ -122,6 +128,16 @@ impl Acts {
                     x.chunks_exact(cols)
                         .zip(self.q.chunks_exact_mut(stride))
                         .try_for_each(quant_row)?;
+                }
+                #[cfg(target_arch = "x86_64")]
+                {
+                    self.packed_k_ok = vnni && n >= 2 && ty.id == Q6_K;
+                    if self.packed_k_ok {
+                        // SAFETY: `kernels` found AVX-512 VNNI.
+                        unsafe {
+                            super::x86_gemm::pack_acts_k(&self.q, stride, n, &mut self.packed_k)
+                        };
+                    }
                 }
                 if kind == ActKind::Q8_0 {
                     self.ds.extend(
@@ -572,6 +588,12 @@ impl Mat<'_> {
                     return Ok(());
                 }
             }
+            // Batches on Q6_K: one row by column pairs, in the vec_dot's order.
+            if level == super::x86::Level::Avx512Vnni && n >= 2 && ty == Q6_K && a.packed_k_ok {
+                // SAFETY: `detect` found AVX-512 VNNI.
+                unsafe { super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst) };
+                return Ok(());
+            }
             // Batches on repacked Q4_K: 16-row tiles in the order of llama.cpp's GEMM.
             if level == super::x86::Level::Avx512Vnni && n >= 4 && r8 && ty == Q4_K {
                 // SAFETY: `detect` found AVX-512 VNNI.
@@ -848,6 +870,8 @@ pub(crate) mod tests {
             h: Vec::new(),
             f: Vec::new(),
             packed: Vec::new(),
+            packed_k: Vec::new(),
+            packed_k_ok: false,
         }
     }
 

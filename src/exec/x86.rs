@@ -53,7 +53,7 @@ static SHUFFLE_K4: [[u8; 32]; 8] = {
 };
 
 /// `get_scale_shuffle`: scale `2i` for the first 8 bytes, `2i + 1` for the next 8.
-static SHUFFLE_Q6: [[u8; 16]; 8] = {
+pub(crate) static SHUFFLE_Q6: [[u8; 16]; 8] = {
     let mut t = [[0u8; 16]; 8];
     let mut i = 0;
     while i < 8 {

@@ -700,6 +700,238 @@ mod q8k_tests {
     }
 }
 
+/// Q8_K activation rows packed in pairs for the Q6_K tiles: per pair and super-block 10 lines,
+/// the two rows' 8 chunks of 32 quants, their 16 block sums, and their scales (8 f32 each). An
+/// odd last row is paired with zeros.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn pack_acts_k(q: &[u8], stride: usize, n: usize, out: &mut Vec<Line>) {
+    let nsb = stride / 292;
+    let pairs = n.div_ceil(2);
+    out.clear();
+    out.resize(pairs * nsb * 10, Line::default());
+    for (p, lines) in out.chunks_exact_mut(nsb * 10).enumerate() {
+        for (b, ln) in lines.chunks_exact_mut(10).enumerate() {
+            for half in 0..2 {
+                let t = 2 * p + half;
+                if t >= n {
+                    continue;
+                }
+                let yb = &q[t * stride + b * 292..t * stride + (b + 1) * 292];
+                for c in 0..8 {
+                    ln[c].0[32 * half..32 * half + 32]
+                        .copy_from_slice(&yb[4 + 32 * c..36 + 32 * c]);
+                }
+                ln[8].0[32 * half..32 * half + 32].copy_from_slice(&yb[260..292]);
+                for k in 0..8 {
+                    ln[9].0[32 * half + 4 * k..32 * half + 4 * k + 4].copy_from_slice(&yb[0..4]);
+                }
+            }
+        }
+    }
+}
+
+/// One Q6_K super-block unpacked as `ggml_vec_dot_q6_K_q8_K` (AVX2) unpacks it: the 8 vectors of
+/// codes (0-63), the 8 vectors of 16-bit scales for them, and the 16 scales; then the scale.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Q6Block {
+    v: [[u8; 32]; 17],
+    d: f32,
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn unpack_q6(xb: &[u8], out: &mut Q6Block) {
+    let ld = |b: &[u8]| {
+        assert!(b.len() >= 32);
+        // SAFETY: 32 readable bytes; unaligned load.
+        unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
+    };
+    let m3 = _mm256_set1_epi8(3);
+    let m15 = _mm256_set1_epi8(15);
+    let (ql, qh) = (&xb[0..128], &xb[128..192]);
+    let scales = load128(&xb[192..208]);
+    let mut v = [_mm256_setzero_si256(); 17];
+    for j in 0..2 {
+        let b1 = ld(&ql[64 * j..]);
+        let b2 = ld(&ql[64 * j + 32..]);
+        let bh = ld(&qh[32 * j..]);
+        let h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
+        let h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
+        let h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
+        let h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
+        v[4 * j] = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
+        v[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
+        v[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
+        v[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
+        for k in 0..4 {
+            let sh = load128(&super::x86::SHUFFLE_Q6[4 * j + k]);
+            v[8 + 4 * j + k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, sh));
+        }
+    }
+    v[16] = _mm256_cvtepi8_epi16(scales);
+    for (o, x) in out.v.iter_mut().zip(v) {
+        // SAFETY: 32 bytes; unaligned store.
+        unsafe { _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, x) };
+    }
+    out.d = h(&xb[208..210]);
+}
+
+/// One Q6_K row (unpacked, `nsb` super-blocks) by `P` pairs of packed activation rows, each
+/// output with the operations of `ggml_vec_dot_q6_K_q8_K`, two outputs per 512-bit vector.
+///
+/// # Safety
+/// `acts` holds `P * nsb * 10` lines.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_tile<const P: usize>(w: &[Q6Block], acts: *const Line, nsb: usize) -> [[f32; 2]; P] {
+    let mut acc = [_mm512_setzero_ps(); P];
+    for (b, blk) in w.iter().enumerate().take(nsb) {
+        let bc = |i: usize| {
+            // SAFETY: 32 bytes of the block; unaligned load.
+            _mm512_broadcast_i64x4(unsafe {
+                _mm256_loadu_si256(blk.v[i].as_ptr() as *const __m256i)
+            })
+        };
+        let q: [__m512i; 8] = std::array::from_fn(bc);
+        let sc: [__m512i; 8] = std::array::from_fn(|k| bc(8 + k));
+        let scales_16 = bc(16);
+        let xd = _mm512_set1_ps(blk.d);
+        for j in 0..P {
+            // SAFETY: pair `j`, super-block `b` is within `acts` (the caller's guarantee).
+            let ln = unsafe { acts.add((j * nsb + b) * 10) };
+            // SAFETY: as above; lines are aligned.
+            let y = |c: usize| unsafe { _mm512_load_si512(ln.add(c) as *const __m512i) };
+            let q8sums = y(8);
+            // SAFETY: as above.
+            let yd = unsafe { _mm512_load_ps(ln.add(9) as *const f32) };
+            let q8sclsub = _mm512_slli_epi32(_mm512_madd_epi16(q8sums, scales_16), 5);
+            let mut sumi = _mm512_setzero_si512();
+            for h2 in 0..2 {
+                let p: [__m512i; 4] = std::array::from_fn(|k| {
+                    let c = 4 * h2 + k;
+                    _mm512_madd_epi16(sc[c], _mm512_maddubs_epi16(q[c], y(c)))
+                });
+                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(p[0], p[1]));
+                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(p[2], p[3]));
+            }
+            sumi = _mm512_sub_epi32(sumi, q8sclsub);
+            acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(yd, xd), _mm512_cvtepi32_ps(sumi), acc[j]);
+        }
+    }
+    let mut out = [[0f32; 2]; P];
+    for j in 0..P {
+        let a = acc[j];
+        let lo = _mm512_castps512_ps256(a);
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+        out[j] = [hsum_float_8(lo), hsum_float_8(hi)];
+    }
+    out
+}
+
+thread_local! {
+    static Q6_ROW: std::cell::RefCell<Vec<Q6Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `dst[r * n + t] = w[r] · y[t]` for Q6_K rows (`row_bytes` each) and `n` Q8_K activation rows
+/// packed by [`pack_acts_k`], in the order of `ggml_vec_dot_q6_K_q8_K`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q6k_rows(w: &[u8], row_bytes: usize, acts: &[Line], n: usize, dst: &mut [f32]) {
+    const P6: usize = 4;
+    let nsb = row_bytes / 210;
+    let rows = dst.len() / n;
+    let pairs = n.div_ceil(2);
+    assert_eq!(row_bytes, nsb * 210, "whole super-blocks");
+    assert_eq!(
+        acts.len(),
+        pairs * nsb * 10,
+        "activations packed for these rows"
+    );
+    assert!(w.len() >= rows * row_bytes && dst.len() == rows * n);
+    Q6_ROW.with(|cell| {
+        let blocks = &mut *cell.borrow_mut();
+        blocks.resize(
+            nsb,
+            Q6Block {
+                v: [[0; 32]; 17],
+                d: 0.0,
+            },
+        );
+        for r in 0..rows {
+            let row = &w[r * row_bytes..(r + 1) * row_bytes];
+            for (xb, blk) in row.chunks_exact(210).zip(blocks.iter_mut()) {
+                unpack_q6(xb, blk);
+            }
+            let mut p = 0;
+            while p < pairs {
+                let pt = (pairs - p).min(P6);
+                let a = &acts[p * nsb * 10..(p + pt) * nsb * 10];
+                macro_rules! put {
+                    ($P:literal) => {{
+                        // SAFETY: `a` holds `$P * nsb * 10` lines.
+                        let o = unsafe { q6_tile::<$P>(blocks, a.as_ptr(), nsb) };
+                        for (j, pr) in o.iter().enumerate() {
+                            for (k, v) in pr.iter().enumerate() {
+                                let t = 2 * (p + j) + k;
+                                if t < n {
+                                    dst[r * n + t] = *v;
+                                }
+                            }
+                        }
+                    }};
+                }
+                match pt {
+                    4 => put!(4),
+                    3 => put!(3),
+                    2 => put!(2),
+                    _ => put!(1),
+                }
+                p += pt;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod q6_tests {
+    use super::*;
+    use crate::exec::dot::tests::case;
+    use crate::exec::x86::{detect, Level};
+
+    /// The Q6_K tiles give every output the bits of the one-row kernel.
+    #[test]
+    fn q6k_tiles_equal_one_row_kernel() {
+        if detect() != Some(Level::Avx512Vnni) {
+            return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        }
+        for (cols, rows, n) in [(256, 3, 2), (512, 5, 11), (2048, 4, 8), (768, 2, 3)] {
+            let (wq, acts, _) = case("q6_K", cols, rows, n, (cols * 7 + n) as u64);
+            let rb = wq.len() / rows;
+            let (q, stride, _) = acts.q_rows().unwrap();
+            let mut packed = Vec::new();
+            let mut got = vec![0f32; rows * n];
+            // SAFETY: the CPU has AVX-512 VNNI (checked above).
+            unsafe {
+                pack_acts_k(q, stride, n, &mut packed);
+                q6k_rows(&wq, rb, &packed, n, &mut got);
+            }
+            for r in 0..rows {
+                let w = &wq[r * rb..(r + 1) * rb];
+                for t in 0..n {
+                    // SAFETY: as above.
+                    let want = unsafe {
+                        super::super::x86::vnni::q6_k::<1>(w, [&q[t * stride..(t + 1) * stride]])
+                    }[0];
+                    assert_eq!(
+                        got[r * n + t].to_bits(),
+                        want.to_bits(),
+                        "cols {cols} row {r} token {t}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use pocket::exec::bench;
-use pocket::exec::tokenizer::Vocab;
 use pocket::exec::Weights;
 use pocket::Model;
 use serde_json::json;
@@ -56,12 +55,18 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let model = Model::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
     let gs = model.ggufs()?;
     let w = Weights::load(&gs).with_context(|| format!("loading {}", a.model.display()))?;
-    let vocab = Vocab::from_gguf(&gs[0]).context("reading the vocabulary")?;
-    let bos = vocab.bos().unwrap_or(0);
+    // The first token of every run (its id only: the vocabulary itself is not loaded, so the
+    // resident memory is the executor's).
+    let bos = gs[0]
+        .get_u64("tokenizer.ggml.bos_token_id")
+        .filter(|&b| (b as usize) < w.hp.n_vocab)
+        .unwrap_or(0) as u32;
     let summary = pocket::summary::summarize(&gs);
     let name = format!("{} {}", w.hp.arch.name(), summary.file_type_name);
     let mut tests = Vec::new();
+    let mut dispatch = 0.0;
     pool.install(|| -> Result<(), Failure> {
+        dispatch = bench::dispatch_overhead(2000);
         if a.n_prompt > 0 {
             tests.push((
                 format!("pp{}", a.n_prompt),
@@ -85,6 +90,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         .find(|t| t.0.starts_with("tg"))
         .map(|t| t.1.mean_sd().0);
     let limit = bw.map(|b| b / per_token as f64);
+    let ops = bench::parallel_ops_per_token(&w);
     if a.json {
         let doc = json!({
             "model": a.model.display().to_string(),
@@ -102,6 +108,8 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             "memory_bandwidth": bw,
             "tg_bandwidth_limit_ts": limit,
             "tg_fraction_of_limit": tg.zip(limit).map(|(t, l)| t / l),
+            "dispatch_overhead_s": dispatch,
+            "parallel_ops_per_token": ops,
             "rss": rss_now,
             "rss_peak": rss_peak,
         });
@@ -141,6 +149,19 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         writeln!(out)?;
     }
+    write!(
+        out,
+        "thread pool: {:.1} µs per parallel operation (no work in it), {ops} per generated token",
+        dispatch * 1e6
+    )?;
+    if let Some(tg) = tg {
+        write!(
+            out,
+            ": {:.1}% of a token's time",
+            100.0 * dispatch * ops as f64 * tg
+        )?;
+    }
+    writeln!(out)?;
     writeln!(
         out,
         "resident memory: {} now, {} peak",
