@@ -108,7 +108,7 @@ macro_rules! kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn hsum_float_8(x: __m256) -> f32 {
+            pub(crate) fn hsum_float_8(x: __m256) -> f32 {
                 let mut res = _mm256_extractf128_ps(x, 1);
                 res = _mm_add_ps(res, _mm256_castps256_ps128(x));
                 res = _mm_add_ps(res, _mm_movehl_ps(res, res));
@@ -119,7 +119,7 @@ macro_rules! kernels {
             /// GGML_CPU_FP16_TO_FP32 with F16C.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn h(b: &[u8], at: usize) -> f32 {
+            pub(crate) fn h(b: &[u8], at: usize) -> f32 {
                 let bits = u16::from_le_bytes([b[at], b[at + 1]]);
                 _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
             }
@@ -132,7 +132,7 @@ macro_rules! kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn load256(b: &[u8]) -> __m256i {
+            pub(crate) fn load256(b: &[u8]) -> __m256i {
                 assert!(b.len() >= 32);
                 // SAFETY: 32 bytes are readable (checked above); unaligned load.
                 unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
@@ -140,7 +140,7 @@ macro_rules! kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn load128(b: &[u8]) -> __m128i {
+            pub(crate) fn load128(b: &[u8]) -> __m128i {
                 assert!(b.len() >= 16);
                 // SAFETY: 16 bytes are readable (checked above); unaligned load.
                 unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) }

@@ -19,7 +19,9 @@
 
 use std::arch::x86_64::*;
 
+use super::x86::vnni::{h as h_at, hsum_float_8, load128, load256};
 use crate::quant::iquants::KVALUES_IQ4NL;
+use crate::quant::kquants::get_scale_min_k4;
 
 /// Weight rows of one register tile.
 const RM: usize = 6;
@@ -55,40 +57,6 @@ impl Default for Line {
     fn default() -> Line {
         Line([0; 64])
     }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn hsum_float_8(x: __m256) -> f32 {
-    let mut res = _mm256_extractf128_ps(x, 1);
-    res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-    res = _mm_add_ss(res, _mm_movehdup_ps(res));
-    _mm_cvtss_f32(res)
-}
-
-/// The f16 at `b[0..2]` as f32 (F16C).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn h(b: &[u8]) -> f32 {
-    let bits = u16::from_le_bytes([b[0], b[1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn load128(b: &[u8]) -> __m128i {
-    assert!(b.len() >= 16);
-    // SAFETY: 16 bytes are readable (checked above); unaligned load.
-    unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn load256(b: &[u8]) -> __m256i {
-    assert!(b.len() >= 32);
-    // SAFETY: 32 bytes are readable (checked above); unaligned load.
-    unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
 }
 
 /// A 32-value block of weight type `TY` as 32 unsigned codes `x + 128`, in the byte order of
@@ -296,7 +264,7 @@ fn b32_rows_ty<const TY: u32>(
                             unpack_u::<TY>(xb),
                         )
                     };
-                    wd[l * rt + i] = h(xb);
+                    wd[l * rt + i] = h_at(xb, 0);
                 }
             }
             let mut p = 0;
@@ -338,18 +306,6 @@ fn b32_rows_ty<const TY: u32>(
 const K_ROWS: usize = 16;
 /// Tokens of a Q4_K tile (one of llama.cpp's GEMM groups of 4).
 const K_TOKENS: usize = 4;
-
-/// `get_scale_min_k4`: scale and min of sub-block `j` from the 12 packed bytes.
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
-    }
-}
 
 /// 16 Q4_K rows unpacked with the rows in the lanes. Per super-block `b`: `codes`, for each
 /// 64-value group `j`, half (low nibbles: values 0-31 of the group; high: 32-63) and 4 values
@@ -406,11 +362,11 @@ impl K4Rows {
             let row = &w[r * row_bytes..(r + 1) * row_bytes];
             for (b, xb) in row.chunks_exact(144).enumerate() {
                 let lane = |l: &mut Line, v: [u8; 4]| l.0[4 * r..4 * r + 4].copy_from_slice(&v);
-                lane(&mut self.d[2 * b], f16_bits_f32(xb, 0).to_le_bytes());
-                lane(&mut self.d[2 * b + 1], f16_bits_f32(xb, 2).to_le_bytes());
+                lane(&mut self.d[2 * b], h_at(xb, 0).to_le_bytes());
+                lane(&mut self.d[2 * b + 1], h_at(xb, 2).to_le_bytes());
                 let mut m = [0u8; 8];
                 for sb in 0..8 {
-                    let (sc, mn) = scale_min_k4(sb, &xb[4..16]);
+                    let (sc, mn) = get_scale_min_k4(sb, &xb[4..16]);
                     lane(&mut self.scales[8 * b + sb], (sc as f32).to_le_bytes());
                     m[sb] = mn;
                 }
@@ -421,10 +377,6 @@ impl K4Rows {
             }
         }
     }
-}
-
-fn f16_bits_f32(b: &[u8], at: usize) -> f32 {
-    half::f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 
 /// One Q4_K tile: 16 rows (unpacked in `k`) by `T` Q8_K activation rows (`stride` apart from
@@ -773,7 +725,7 @@ fn unpack_q6(xb: &[u8], out: &mut Q6Block) {
         // SAFETY: 32 bytes; unaligned store.
         unsafe { _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, x) };
     }
-    out.d = h(&xb[208..210]);
+    out.d = h_at(xb, 208);
 }
 
 /// One Q6_K row (unpacked, `nsb` super-blocks) by `P` pairs of packed activation rows, each
