@@ -697,42 +697,50 @@ macro_rules! kernels {
                 out
             }
 
+            /// A Q6_K super-block unpacked as `ggml_vec_dot_q6_K_q8_K` (AVX2) unpacks it: the 8
+            /// vectors of codes (0-63) and the 8 vectors of 16-bit scales for them.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q6_unpack(xb: &[u8]) -> ([__m256i; 8], [__m256i; 8]) {
+                let m3 = _mm256_set1_epi8(3);
+                let m15 = _mm256_set1_epi8(15);
+                let (ql, qh) = (&xb[0..128], &xb[128..192]);
+                let scales = load128(&xb[192..208]);
+                let mut q = [_mm256_setzero_si256(); 8];
+                let mut sc = [_mm256_setzero_si256(); 8];
+                for j in 0..2 {
+                    let b1 = load256(&ql[64 * j..]);
+                    let b2 = load256(&ql[64 * j + 32..]);
+                    let bh = load256(&qh[32 * j..]);
+                    let h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
+                    let h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
+                    let h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
+                    let h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
+                    q[4 * j] = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
+                    q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
+                    q[4 * j + 2] =
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
+                    q[4 * j + 3] =
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
+                    for k in 0..4 {
+                        let s = _mm_shuffle_epi8(scales, load128(&SHUFFLE_Q6[4 * j + k]));
+                        sc[4 * j + k] = _mm256_cvtepi8_epi16(s);
+                    }
+                }
+                (q, sc)
+            }
+
             /// `ggml_vec_dot_q6_K_q8_K` (AVX2 path).
             #[target_feature(enable = $feat)]
             pub(crate) fn q6_k<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
-                let m3 = _mm256_set1_epi8(3);
-                let m15 = _mm256_set1_epi8(15);
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (i, xb) in w.chunks_exact(210).enumerate() {
                     prefetch(xb);
                     prefetch(&xb[64..]);
                     prefetch(&xb[128..]);
-                    let (ql, qh) = (&xb[0..128], &xb[128..192]);
-                    let scales = load128(&xb[192..208]);
-                    let scales_16 = _mm256_cvtepi8_epi16(scales);
+                    let scales_16 = _mm256_cvtepi8_epi16(load128(&xb[192..208]));
                     let xd = h(xb, 208);
-                    // The weights unpacked once (0-63) and the 16 scale vectors.
-                    let mut q = [_mm256_setzero_si256(); 8];
-                    let mut sc = [_mm256_setzero_si256(); 8];
-                    for j in 0..2 {
-                        let b1 = load256(&ql[64 * j..]);
-                        let b2 = load256(&ql[64 * j + 32..]);
-                        let bh = load256(&qh[32 * j..]);
-                        let h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
-                        let h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
-                        let h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
-                        let h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
-                        q[4 * j] = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
-                        q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
-                        q[4 * j + 2] =
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
-                        q[4 * j + 3] =
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
-                        for k in 0..4 {
-                            let s = _mm_shuffle_epi8(scales, load128(&SHUFFLE_Q6[4 * j + k]));
-                            sc[4 * j + k] = _mm256_cvtepi8_epi16(s);
-                        }
-                    }
+                    let (q, sc) = q6_unpack(xb);
                     for c in 0..N {
                         let yb = &y[c][i * 292..i * 292 + 292];
                         let d = f32_at(yb, 0) * xd;

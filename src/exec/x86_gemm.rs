@@ -693,34 +693,11 @@ struct Q6Block {
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn unpack_q6(xb: &[u8], out: &mut Q6Block) {
-    let ld = |b: &[u8]| {
-        assert!(b.len() >= 32);
-        // SAFETY: 32 readable bytes; unaligned load.
-        unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
-    };
-    let m3 = _mm256_set1_epi8(3);
-    let m15 = _mm256_set1_epi8(15);
-    let (ql, qh) = (&xb[0..128], &xb[128..192]);
-    let scales = load128(&xb[192..208]);
+    let (q, sc) = super::x86::vnni::q6_unpack(xb);
     let mut v = [_mm256_setzero_si256(); 17];
-    for j in 0..2 {
-        let b1 = ld(&ql[64 * j..]);
-        let b2 = ld(&ql[64 * j + 32..]);
-        let bh = ld(&qh[32 * j..]);
-        let h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
-        let h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
-        let h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
-        let h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
-        v[4 * j] = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
-        v[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
-        v[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
-        v[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
-        for k in 0..4 {
-            let sh = load128(&super::x86::SHUFFLE_Q6[4 * j + k]);
-            v[8 + 4 * j + k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, sh));
-        }
-    }
-    v[16] = _mm256_cvtepi8_epi16(scales);
+    v[..8].copy_from_slice(&q);
+    v[8..16].copy_from_slice(&sc);
+    v[16] = _mm256_cvtepi8_epi16(load128(&xb[192..208]));
     for (o, x) in out.v.iter_mut().zip(v) {
         // SAFETY: 32 bytes; unaligned store.
         unsafe { _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, x) };
