@@ -158,7 +158,7 @@ macro_rules! kernels {
             /// `bytes_from_nibbles_32`: low nibbles in bytes 0-15, high nibbles in 16-31.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn bytes_from_nibbles_32(b: &[u8]) -> __m256i {
+            pub(crate) fn bytes_from_nibbles_32(b: &[u8]) -> __m256i {
                 let tmp = load128(b);
                 let bytes =
                     _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
@@ -168,7 +168,7 @@ macro_rules! kernels {
             /// `bytes_from_bits_32`: bit i of 4 bytes to byte i as 0x00 or 0xFF.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn bytes_from_bits_32(b: &[u8]) -> __m256i {
+            pub(crate) fn bytes_from_bits_32(b: &[u8]) -> __m256i {
                 let x32 = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 let shuf = _mm256_set_epi64x(
                     0x0303030303030303,

@@ -19,7 +19,9 @@
 
 use std::arch::x86_64::*;
 
-use super::x86::vnni::{h as h_at, hsum_float_8, load128, load256};
+use super::x86::vnni::{
+    bytes_from_bits_32, bytes_from_nibbles_32, h as h_at, hsum_float_8, load128, load256,
+};
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::kquants::get_scale_min_k4;
 
@@ -67,25 +69,13 @@ fn unpack_u<const TY: u32>(xb: &[u8]) -> __m256i {
     match TY {
         8 => _mm256_xor_si256(load256(&xb[2..34]), _mm256_set1_epi8(-128)),
         2 | 6 => {
-            let tmp = load128(if TY == 2 { &xb[2..18] } else { &xb[6..22] });
-            let bytes =
-                _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
-            let nib = _mm256_and_si256(_mm256_set1_epi8(0xF), bytes);
+            let nib = bytes_from_nibbles_32(if TY == 2 { &xb[2..18] } else { &xb[6..22] });
             if TY == 2 {
                 // x = nibble - 8.
                 return _mm256_add_epi8(nib, _mm256_set1_epi8(120));
             }
-            // bytes_from_bits_32: x = nibble + 16 * bit - 16.
-            let x32 = u32::from_le_bytes([xb[2], xb[3], xb[4], xb[5]]);
-            let shuf = _mm256_set_epi64x(
-                0x0303030303030303,
-                0x0202020202020202,
-                0x0101010101010101,
-                0,
-            );
-            let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
-            let bits = _mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-            let set = _mm256_cmpeq_epi8(bits, _mm256_set1_epi64x(-1));
+            // x = nibble + 16 * bit - 16.
+            let set = bytes_from_bits_32(&xb[2..6]);
             let u = _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
             _mm256_add_epi8(u, _mm256_set1_epi8(112))
         }
