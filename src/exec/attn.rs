@@ -302,7 +302,9 @@ fn avx512_softmax() -> bool {
     {
         static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *F.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq")
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("fma")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -317,14 +319,12 @@ fn soft_max(x: &mut [f32], max: f32) -> f64 {
     if avx512_softmax() {
         while i + 16 <= x.len() {
             let c = &mut x[i..i + 16];
-            c.iter_mut().for_each(|v| *v = v_expf(*v - max));
-            let mut t = [0f32; 8];
-            for l in 0..8 {
-                t[l] = c[l] + c[l + 8];
-            }
-            let t6: [f32; 4] = std::array::from_fn(|l| t[l] + t[l + 4]);
-            let t8 = [t6[0] + t6[2], t6[1] + t6[3]];
-            sum += (t8[0] + t8[1]) as f64;
+            // SAFETY: `avx512_softmax` found AVX512F, AVX512DQ and FMA.
+            #[cfg(target_arch = "x86_64")]
+            let part = unsafe { exp16_sum_avx512(c, max) };
+            #[cfg(not(target_arch = "x86_64"))]
+            let part = exp16_sum(c, max);
+            sum += part as f64;
             i += 16;
         }
     }
@@ -333,6 +333,55 @@ fn soft_max(x: &mut [f32], max: f32) -> f64 {
         sum += *v as f64;
     }
     sum
+}
+
+/// [`exp16_sum_avx512`] one lane at a time: its scalar reference.
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+fn exp16_sum(c: &mut [f32], max: f32) -> f32 {
+    c.iter_mut().for_each(|v| *v = v_expf(*v - max));
+    let t: [f32; 8] = std::array::from_fn(|l| c[l] + c[l + 8]);
+    let t6: [f32; 4] = std::array::from_fn(|l| t[l] + t[l + 4]);
+    let t8 = [t6[0] + t6[2], t6[1] + t6[3]];
+    t8[0] + t8[1]
+}
+
+/// `ggml_v_expf` on 16 values (`c - max`, in place) and their sum in `_mm512_reduce_add_ps`'s
+/// order: the AVX-512 code itself, lane for lane what [`v_expf`] computes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,fma")]
+fn exp16_sum_avx512(c: &mut [f32], max: f32) -> f32 {
+    use std::arch::x86_64::*;
+    assert!(c.len() >= 16);
+    let k = |b: u32| _mm512_set1_ps(f32::from_bits(b));
+    // SAFETY: 16 floats (checked above); unaligned load.
+    let x = _mm512_sub_ps(unsafe { _mm512_loadu_ps(c.as_ptr()) }, _mm512_set1_ps(max));
+    let r = k(0x4b40_0000);
+    let z = _mm512_fmadd_ps(x, k(0x3fb8_aa3b), r);
+    let n = _mm512_sub_ps(z, r);
+    let b = _mm512_fnmadd_ps(n, k(0x35bf_be8e), _mm512_fnmadd_ps(n, k(0x3f31_7200), x));
+    let d = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_abs_ps(n), _mm512_set1_ps(192.0));
+    let u = _mm512_mul_ps(b, b);
+    let j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(
+            _mm512_fmadd_ps(k(0x3c07_2010), b, k(0x3d2b_9f17)),
+            u,
+            _mm512_fmadd_ps(k(0x3e2a_af33), b, k(0x3eff_fedb)),
+        ),
+        u,
+        _mm512_fmadd_ps(k(0x3f7f_fff6), b, _mm512_set1_ps(1.0)),
+    );
+    let mut e = _mm512_scalef_ps(j, n);
+    if d != 0 {
+        let le = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(n, _mm512_setzero_ps());
+        let alt = _mm512_mask_blend_ps(le, _mm512_set1_ps(f32::INFINITY), _mm512_setzero_ps());
+        e = _mm512_mask_blend_ps(d, e, alt);
+    }
+    // SAFETY: as above; unaligned store.
+    unsafe { _mm512_storeu_ps(c.as_mut_ptr(), e) };
+    let t8 = _mm256_add_ps(_mm512_castps512_ps256(e), _mm512_extractf32x8_ps::<1>(e));
+    let t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps::<1>(t8));
+    let t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)))
 }
 
 /// `ggml_v_expf` (AVX-512), one lane: exp by a degree-5 polynomial on the reduced argument,
@@ -498,6 +547,38 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// The AVX-512 exp and sum of 16 give the bits of their scalar reference, for arguments
+    /// across exp's range, its overflow and underflow and NaN.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn exp16_avx512_equals_scalar() {
+        if !avx512_softmax() {
+            return eprintln!("no AVX-512 softmax on this CPU: nothing to compare");
+        }
+        let mut v = rnd(16 * 64, 9);
+        for (i, x) in v.iter_mut().enumerate() {
+            *x *= [1.0, 10.0, 90.0, 200.0][i / 256];
+        }
+        v[5] = f32::NAN;
+        v[17] = -1e30;
+        v[18] = 1e30;
+        for max in [0.0f32, 3.5, -80.0] {
+            for c in v.chunks(16) {
+                let (mut a, mut b) = (c.to_vec(), c.to_vec());
+                // SAFETY: checked above.
+                let sa = unsafe { exp16_sum_avx512(&mut a, max) };
+                let sb = exp16_sum(&mut b, max);
+                assert_eq!(sa.to_bits(), sb.to_bits(), "{c:?} max {max}");
+                for (x, y) in a.iter().zip(&b) {
+                    assert!(
+                        x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                        "{x} {y}"
+                    );
+                }
+            }
+        }
     }
 
     /// Both compilations give the same bits, for both kernels, with and without a window; and the

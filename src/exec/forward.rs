@@ -294,7 +294,7 @@ impl<'w, 'a> Session<'w, 'a> {
                 let one = |(t, row): (usize, &mut [f32])| {
                     let cs = &cache[t * 2 * half..(t + 1) * 2 * half];
                     for head in row.chunks_exact_mut(hd) {
-                        rope(hp, head, cs);
+                        rope_head(hp, head, cs);
                     }
                 };
                 if n >= PAR_MIN {
@@ -398,8 +398,27 @@ fn rope_angles(w: &Weights, pos: usize, base: f32, cs: &mut [f32]) {
     }
 }
 
+/// [`rope`], with the FMA instruction where the CPU has it (the same values as the library call
+/// the baseline x86_64 build makes for `mul_add`).
+fn rope_head(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *FMA.get_or_init(|| is_x86_feature_detected!("fma")) {
+            #[target_feature(enable = "fma")]
+            fn with_fma(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
+                rope(hp, x, cs)
+            }
+            // SAFETY: the CPU has FMA (checked above).
+            return unsafe { with_fma(hp, x, cs) };
+        }
+    }
+    rope(hp, x, cs)
+}
+
 /// RoPE on one head in place (`ggml_rope_ext`, no scaling, ext_factor 0), with the angles of
 /// [`rope_angles`].
+#[inline(always)]
 fn rope(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
     let n_dims = hp.n_rot;
     for (i, c) in cs.chunks_exact(2).enumerate() {
