@@ -534,6 +534,15 @@ pub(crate) fn scalar_dot(ty: u32, w: &[u8], y: &[u8]) -> f32 {
     }
 }
 
+/// The batch kernels of `x86_gemm`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Clone, Copy)]
+enum Tiles {
+    B32,
+    Q6K,
+    Q4K,
+}
+
 /// A weight matrix borrowed from the mapped file: `rows` rows of `cols` values of type `ty`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -566,7 +575,28 @@ impl Mat<'_> {
         Ok(())
     }
 
-    /// Rows `r0..` of the transposed product into `dst` (`n` values per row).
+    /// The batch tiles of `x86_gemm` this product runs on, if any: they write a task's rows
+    /// token-major.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn batch_tiles(&self, k: Kernels, a: &Acts) -> Option<Tiles> {
+        #[cfg(target_arch = "x86_64")]
+        if k == Kernels::X86(super::x86::Level::Avx512Vnni) && a.n >= 2 {
+            let r8 = self.repacked();
+            return match (self.ty.id, a.kind) {
+                // The 32-value block types: tinyBLAS's order.
+                (Q8_0 | Q4_0 | Q5_0 | IQ4_NL, Some(ActKind::Q8_0)) if !r8 => Some(Tiles::B32),
+                // Q6_K: the vec_dot's order.
+                (Q6_K, Some(ActKind::Q8K)) if a.packed_k_ok => Some(Tiles::Q6K),
+                // Repacked Q4_K: llama.cpp's GEMM order (groups of 4 tokens).
+                (Q4_K, Some(ActKind::Q8K)) if r8 && a.n >= 4 => Some(Tiles::Q4K),
+                _ => None,
+            };
+        }
+        None
+    }
+
+    /// Rows `r0..` of the product into `dst`: row-major (`n` values per row), or token-major
+    /// when [`Mat::batch_tiles`] applies.
     fn rows_into(&self, k: Kernels, r0: usize, dst: &mut [f32], a: &Acts) -> Result<(), ExecError> {
         let n = a.n;
         let r8 = self.repacked();
@@ -576,28 +606,18 @@ impl Mat<'_> {
             let rows = dst.len() / n.max(1);
             let w = &self.data[r0 * self.row_bytes..(r0 + rows) * self.row_bytes];
             let (ty, rb) = (self.ty.id, self.row_bytes);
-            // Batches of the 32-value block types: register tiles in tinyBLAS's order.
-            if level == super::x86::Level::Avx512Vnni
-                && n >= 2
-                && !r8
-                && a.kind == Some(ActKind::Q8_0)
-            {
-                // SAFETY: `detect` found AVX-512 VNNI.
-                let done = unsafe { super::x86_gemm::b32_rows(ty, w, rb, &a.packed, n, dst) };
-                if done {
-                    return Ok(());
+            // Batches on the tiles of x86_gemm (token-major `dst`).
+            if let Some(tile) = self.batch_tiles(k, a) {
+                // SAFETY: `batch_tiles` is only Some when `detect` found AVX-512 VNNI.
+                unsafe {
+                    match tile {
+                        Tiles::B32 => {
+                            super::x86_gemm::b32_rows(ty, w, rb, &a.packed, n, dst);
+                        }
+                        Tiles::Q6K => super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst),
+                        Tiles::Q4K => super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst),
+                    }
                 }
-            }
-            // Batches on Q6_K: one row by column pairs, in the vec_dot's order.
-            if level == super::x86::Level::Avx512Vnni && n >= 2 && ty == Q6_K && a.packed_k_ok {
-                // SAFETY: `detect` found AVX-512 VNNI.
-                unsafe { super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst) };
-                return Ok(());
-            }
-            // Batches on repacked Q4_K: 16-row tiles in the order of llama.cpp's GEMM.
-            if level == super::x86::Level::Avx512Vnni && n >= 4 && r8 && ty == Q4_K {
-                // SAFETY: `detect` found AVX-512 VNNI.
-                unsafe { super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst) };
                 return Ok(());
             }
             // SAFETY: `detect` found the CPU features each kernel set is compiled for.
@@ -683,6 +703,7 @@ impl Mat<'_> {
         debug_assert_eq!(a.cols, self.cols);
         debug_assert_eq!(out.len(), n * self.rows);
         let k = kernels();
+        let token_major = self.batch_tiles(k, a).is_some();
         let tasks = rayon::current_num_threads() * 8;
         // Batches: whole register tiles of x86_gemm (6 rows, 16 for Q4_K) in a task.
         let align = if n >= 2 { 48 } else { 4 };
@@ -708,7 +729,19 @@ impl Mat<'_> {
                 .enumerate()
                 .try_for_each(task)?;
         }
-        if n > 1 {
+        if n > 1 && token_major {
+            // Each task's rows are token-major already: copy them into place, token by token.
+            let rows = self.rows;
+            let tr = &tr[..];
+            let token = |(t, o): (usize, &mut [f32])| {
+                for ci in 0..rows.div_ceil(chunk) {
+                    let (r0, r1) = (ci * chunk, (ci * chunk + chunk).min(rows));
+                    let cr = r1 - r0;
+                    o[r0..r1].copy_from_slice(&tr[r0 * n + t * cr..r0 * n + (t + 1) * cr]);
+                }
+            };
+            out.par_chunks_mut(rows).enumerate().for_each(token);
+        } else if n > 1 {
             // Back to token-major, in blocks of tokens on the pool.
             const TB: usize = 8;
             let rows = self.rows;

@@ -191,7 +191,7 @@ thread_local! {
     static PACKED_W: std::cell::RefCell<(Vec<[u8; 32]>, Vec<f32>)> = Default::default();
 }
 
-/// `dst[r * n + t] = w[r] · y[t]` for the weight rows in `w` (`row_bytes` each, type id `ty`:
+/// `dst[t * rows + r] = w[r] · y[t]` (token-major) for the weight rows in `w` (`row_bytes` each, type id `ty`:
 /// Q8_0, Q4_0, Q5_0 or IQ4_NL, not repacked) and `n` Q8_0 activation rows packed by
 /// [`pack_acts`], in tinyBLAS's order. False for other types.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -270,7 +270,7 @@ fn b32_rows_ty<const TY: u32>(
                                 for (k, v) in pr.iter().enumerate() {
                                     let t = 2 * (p + j) + k;
                                     if t < n {
-                                        dst[(r + i) * n + t] = *v;
+                                        dst[t * rows + r + i] = *v;
                                     }
                                 }
                             }
@@ -458,7 +458,7 @@ thread_local! {
     static K4: std::cell::RefCell<(K4Rows, Vec<u32>)> = Default::default();
 }
 
-/// `dst[r * n + t] = w[r] · y[t]` for Q4_K rows that llama.cpp repacks (`row_bytes` each) and
+/// `dst[t * rows + r] = w[r] · y[t]` (token-major) for Q4_K rows that llama.cpp repacks (`row_bytes` each) and
 /// `n` Q8_K activation rows (`stride` bytes each): the tokens of whole groups of 4 by the tiles
 /// in its GEMM order, the rest (and rows short of a tile) by the one-row kernel, which has the
 /// same orders.
@@ -511,52 +511,50 @@ pub(crate) fn q4k_rows(
                     )
                 };
                 for (j, ot) in o.iter().enumerate() {
-                    for (i, v) in ot.iter().enumerate() {
-                        dst[(r + i) * n + t + j] = *v;
-                    }
+                    dst[(t + j) * rows + r..(t + j) * rows + r + K_ROWS].copy_from_slice(ot);
                 }
                 t += K_TOKENS;
             }
             for i in 0..K_ROWS {
-                one_row_k4(
-                    &w[(r + i) * row_bytes..(r + i + 1) * row_bytes],
-                    q,
-                    stride,
-                    gemm_n,
-                    n,
-                    &mut dst[(r + i) * n..(r + i + 1) * n],
-                );
+                let wr = &w[(r + i) * row_bytes..(r + i + 1) * row_bytes];
+                one_row_k4(wr, q, stride, gemm_n, n, r + i, rows, dst);
             }
             r += K_ROWS;
         }
         while r < rows {
-            one_row_k4(
-                &w[r * row_bytes..(r + 1) * row_bytes],
-                q,
-                stride,
-                0,
-                n,
-                &mut dst[r * n..(r + 1) * n],
-            );
+            let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+            one_row_k4(wr, q, stride, 0, n, r, rows, dst);
             r += 1;
         }
     });
 }
 
-/// Tokens `from..n` of one repacked Q4_K row by the one-row kernel: groups of 4 in the GEMM
-/// order up to `n / 4 * 4`, the rest in the GEMV order.
+/// Tokens `from..n` of repacked Q4_K row `r` (of `rows`, token-major in `dst`) by the one-row
+/// kernel: groups of 4 in the GEMM order up to `n / 4 * 4`, the rest in the GEMV order.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn one_row_k4(w: &[u8], q: &[u8], stride: usize, from: usize, n: usize, out: &mut [f32]) {
+fn one_row_k4(
+    w: &[u8],
+    q: &[u8],
+    stride: usize,
+    from: usize,
+    n: usize,
+    r: usize,
+    rows: usize,
+    dst: &mut [f32],
+) {
     let row = |t: usize| &q[t * stride..(t + 1) * stride];
     let mut t = from;
     while t + 4 <= n {
         let o =
             super::x86::vnni::q4_k_r8::<4, true>(w, [row(t), row(t + 1), row(t + 2), row(t + 3)]);
-        out[t..t + 4].copy_from_slice(&o);
+        for (j, v) in o.iter().enumerate() {
+            dst[(t + j) * rows + r] = *v;
+        }
         t += 4;
     }
     while t < n {
-        out[t] = super::x86::vnni::q4_k_r8::<1, false>(w, [row(t)])[0];
+        dst[t * rows + r] = super::x86::vnni::q4_k_r8::<1, false>(w, [row(t)])[0];
         t += 1;
     }
 }
@@ -751,7 +749,7 @@ thread_local! {
     static Q6_ROW: std::cell::RefCell<Vec<Q6Block>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `dst[r * n + t] = w[r] · y[t]` for Q6_K rows (`row_bytes` each) and `n` Q8_K activation rows
+/// `dst[t * rows + r] = w[r] · y[t]` (token-major) for Q6_K rows (`row_bytes` each) and `n` Q8_K activation rows
 /// packed by [`pack_acts_k`], in the order of `ggml_vec_dot_q6_K_q8_K`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn q6k_rows(w: &[u8], row_bytes: usize, acts: &[Line], n: usize, dst: &mut [f32]) {
@@ -792,7 +790,7 @@ pub(crate) fn q6k_rows(w: &[u8], row_bytes: usize, acts: &[Line], n: usize, dst:
                             for (k, v) in pr.iter().enumerate() {
                                 let t = 2 * (p + j) + k;
                                 if t < n {
-                                    dst[r * n + t] = *v;
+                                    dst[t * rows + r] = *v;
                                 }
                             }
                         }
@@ -841,7 +839,7 @@ mod q6_tests {
                         super::super::x86::vnni::q6_k::<1>(w, [&q[t * stride..(t + 1) * stride]])
                     }[0];
                     assert_eq!(
-                        got[r * n + t].to_bits(),
+                        got[t * rows + r].to_bits(),
                         want.to_bits(),
                         "cols {cols} row {r} token {t}"
                     );
@@ -893,7 +891,7 @@ mod tests {
                             }
                         };
                         assert_eq!(
-                            got[r * n + t].to_bits(),
+                            got[t * rows + r].to_bits(),
                             want[0].to_bits(),
                             "{name} cols {cols} row {r} col {t}"
                         );
@@ -941,10 +939,10 @@ mod k4_tests {
                         }
                     };
                     assert_eq!(
-                        got[r * n + t].to_bits(),
+                        got[t * rows + r].to_bits(),
                         want.to_bits(),
                         "cols {cols} row {r} token {t}: {} vs {want}",
-                        got[r * n + t]
+                        got[t * rows + r]
                     );
                 }
             }
