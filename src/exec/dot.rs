@@ -102,7 +102,14 @@ impl Acts {
                 #[cfg(not(target_arch = "x86_64"))]
                 let vnni = false;
                 let quant_row = |(xr, yr): (&[f32], &mut [u8])| -> Result<(), ExecError> {
-                    if kind == ActKind::Q8_0 && !REF_Q8_0 {
+                    if kind == ActKind::Q8_0 && !REF_Q8_0 && vnni {
+                        // SAFETY: `kernels` found AVX-512 VNNI.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            super::x86_gemm::quantize_q8_0(xr, yr)
+                        };
+                        Ok(())
+                    } else if kind == ActKind::Q8_0 && !REF_Q8_0 {
                         for (xb, yb) in xr.chunks_exact(32).zip(yr.chunks_exact_mut(34)) {
                             quantize_q8_0_x86(xb, yb);
                         }
@@ -194,7 +201,7 @@ const REF_Q8_0: bool = false;
 /// One block of `quantize_row_q8_0` as ggml-cpu's x86 (AVX/AVX2) code computes it, which is what
 /// llama.cpp runs on x86 machines: the multiplier is `127 / max` (not `1 / d`) and values are
 /// rounded half to even (`_mm256_round_ps`), where the reference rounds half away from zero.
-fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
+pub(crate) fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = max / 127.0;
     y[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());

@@ -90,6 +90,41 @@ fn unpack_u<const TY: u32>(xb: &[u8]) -> __m256i {
     }
 }
 
+/// Activations quantized to Q8_0 as ggml-cpu's x86 code does (`quantize_q8_0_x86` in `dot.rs`,
+/// its scalar reference): `127 / max` as the multiplier, rounding half to even; 32 values (one
+/// block) per 512-bit pair, whole blocks of `x` into `y`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
+    for (xb, yb) in x.chunks_exact(32).zip(y.chunks_exact_mut(34)) {
+        // SAFETY: 32 floats; unaligned loads.
+        let (a, b) = unsafe {
+            (
+                _mm512_loadu_ps(xb.as_ptr()),
+                _mm512_loadu_ps(xb[16..].as_ptr()),
+            )
+        };
+        // max(|v|, m): a NaN value never becomes the maximum (as `f32::max`).
+        let m = _mm512_max_ps(
+            _mm512_abs_ps(b),
+            _mm512_max_ps(_mm512_abs_ps(a), _mm512_setzero_ps()),
+        );
+        let max = _mm512_reduce_max_ps(m);
+        let d = max / 127.0;
+        yb[..2].copy_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
+        let id = _mm512_set1_ps(if max != 0.0 { 127.0 / max } else { 0.0 });
+        let q = |v: __m512| {
+            _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(_mm512_mul_ps(v, id)))
+        };
+        // SAFETY: 32 bytes at 2..34 of the block; unaligned stores.
+        unsafe {
+            _mm_storeu_si128(yb[2..18].as_mut_ptr() as *mut __m128i, q(a));
+            _mm_storeu_si128(yb[18..34].as_mut_ptr() as *mut __m128i, q(b));
+        }
+    }
+}
+
 /// Q8_0 activation rows packed for the tiles, in pairs: per pair and block three cache lines,
 /// the two rows' 32 quants, `-128` times their sums of 4 (as 16 i32: where the dots of the codes
 /// `x + 128` start), and the two scales (as 16 f32, 8 of each). An odd last row is paired with
@@ -265,13 +300,18 @@ fn b32_rows_ty<const TY: u32>(
                     ($R:literal, $P:literal) => {{
                         // SAFETY: `wx` and `wd` hold `nb * $R` entries, `a` `$P * nb * 3` lines.
                         let o = unsafe { tile::<$R, $P>(wx.as_ptr(), wd.as_ptr(), a.as_ptr(), nb) };
-                        for (i, oi) in o.iter().enumerate() {
-                            for (j, pr) in oi.iter().enumerate() {
-                                for (k, v) in pr.iter().enumerate() {
-                                    let t = 2 * (p + j) + k;
-                                    if t < n {
-                                        dst[t * rows + r + i] = *v;
-                                    }
+                        // Token by token: the tile's rows are consecutive in `dst`.
+                        for j in 0..$P {
+                            for k in 0..2 {
+                                let t = 2 * (p + j) + k;
+                                if t >= n {
+                                    break;
+                                }
+                                let d: &mut [f32; $R] = (&mut dst[t * rows + r..t * rows + r + $R])
+                                    .try_into()
+                                    .expect("the tile's rows");
+                                for i in 0..$R {
+                                    d[i] = o[i][j][k];
                                 }
                             }
                         }
@@ -607,6 +647,36 @@ mod q8k_tests {
     use crate::exec::x86::{detect, Level};
     use crate::gguf::spec::ggml_type;
     use crate::quant::quantize_chunk;
+
+    /// The vectorized Q8_0 quantizer writes the bytes of the scalar one (ggml-cpu's x86 rounding),
+    /// NaNs, infinities and zero blocks included.
+    #[test]
+    fn q8_0_equals_scalar() {
+        if detect() != Some(Level::Avx512Vnni) {
+            return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        }
+        let mut x = crate::exec::dot::tests::lcg(32 * 40, 12);
+        x[3] = f32::NAN;
+        x[64..96].fill(0.0);
+        x[100] = f32::INFINITY;
+        x[140] = -x[141].abs() * 3.0;
+        for v in &mut x[160..192] {
+            *v *= 1e-30;
+        }
+        for (i, v) in x[192..224].iter_mut().enumerate() {
+            *v = (i as f32 - 16.0) * 0.5; // ties at .5 after scaling by 127 / 8
+        }
+        let mut want = vec![0u8; 34 * 40];
+        for (xb, yb) in x.chunks_exact(32).zip(want.chunks_exact_mut(34)) {
+            crate::exec::dot::quantize_q8_0_x86(xb, yb);
+        }
+        let mut got = vec![1u8; 34 * 40];
+        // SAFETY: the CPU has AVX-512 VNNI (checked above).
+        unsafe { super::quantize_q8_0(&x, &mut got) };
+        for (b, (g, w)) in got.chunks(34).zip(want.chunks(34)).enumerate() {
+            assert_eq!(g, w, "block {b}");
+        }
+    }
 
     /// The vectorized Q8_K quantizer writes the scalar port's bytes, NaNs, infinities, ties and
     /// zero blocks included.
