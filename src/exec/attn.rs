@@ -104,8 +104,15 @@ pub fn attention(a: &Attn, out: &mut [f32]) {
                     let s = &mut *s.borrow_mut();
                     #[cfg(target_arch = "x86_64")]
                     if use_x86() {
-                        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `use_x86`).
-                        return unsafe { tiled_x86(a, head, t0, rows, &mut blk[..rows * hd], s) };
+                        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `use_x86`), and
+                        // AVX-512F where `use_x86_512` says so.
+                        return unsafe {
+                            if use_x86_512() {
+                                tiled_x86_512(a, head, t0, rows, &mut blk[..rows * hd], s)
+                            } else {
+                                tiled_x86(a, head, t0, rows, &mut blk[..rows * hd], s)
+                            }
+                        };
                     }
                     tiled(a, head, t0, rows, &mut blk[..rows * hd], s)
                 })
@@ -142,6 +149,20 @@ pub fn attention(a: &Attn, out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn tiled_x86(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut Scratch) {
     tiled(a, head, t0, rows, out, s)
+}
+
+/// [`tiled`] compiled for AVX-512 (16-lane chains; each value's operations are the same).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn tiled_x86_512(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut Scratch) {
+    tiled(a, head, t0, rows, out, s)
+}
+
+/// Whether this CPU has AVX-512F for [`tiled_x86_512`] (with what [`use_x86`] checks).
+#[cfg(target_arch = "x86_64")]
+fn use_x86_512() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| use_x86() && is_x86_feature_detected!("avx512f"))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -187,22 +208,33 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
                 }
             }
         }
+        // The scores: each one multiply-add chain over dk, two queries' tiles held in registers.
+        let qrow = |tq: usize| &a.q[(t0 + tq) * a.n_head * hd + head * hd..][..hd];
+        let mut tq = 0;
+        while tq < rows {
+            let (qa, qb) = (qrow(tq), qrow((tq + 1).min(rows - 1)));
+            let mut acc_a = [0f32; FA_TILE_KV];
+            let mut acc_b = [0f32; FA_TILE_KV];
+            for dk in 0..hd {
+                let krow: &[f32; FA_TILE_KV] =
+                    kt[dk * tkv..(dk + 1) * tkv].try_into().expect("one tile");
+                let (x, y) = (qa[dk], qb[dk]);
+                for l in 0..FA_TILE_KV {
+                    acc_a[l] = krow[l].mul_add(x, acc_a[l]);
+                    acc_b[l] = krow[l].mul_add(y, acc_b[l]);
+                }
+            }
+            kq[tq * tkv..(tq + 1) * tkv].copy_from_slice(&acc_a);
+            if tq + 1 < rows {
+                kq[(tq + 1) * tkv..(tq + 2) * tkv].copy_from_slice(&acc_b);
+            }
+            tq += 2;
+        }
         let mut skip = [false; FA_TILE_Q];
         for tq in 0..rows {
             let pos = a.p0 + t0 + tq;
             let lo = a.lo(pos);
-            let q = &a.q[(t0 + tq) * a.n_head * hd + head * hd..][..hd];
             let s_row = &mut kq[tq * tkv..(tq + 1) * tkv];
-            // Each score one multiply-add chain over dk, the tile's scores held in registers.
-            let mut acc = [0f32; FA_TILE_KV];
-            for (dk, qv) in q.iter().enumerate() {
-                let krow: &[f32; FA_TILE_KV] =
-                    kt[dk * tkv..(dk + 1) * tkv].try_into().expect("one tile");
-                for l in 0..FA_TILE_KV {
-                    acc[l] = krow[l].mul_add(*qv, acc[l]);
-                }
-            }
-            s_row.copy_from_slice(&acc);
             let mut tile_max = f32::NEG_INFINITY;
             for (tk, v) in s_row.iter_mut().enumerate() {
                 let j = tile0 + tk;
@@ -246,27 +278,19 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
             }
             let o = &mut out[tq * hd..(tq + 1) * hd];
             let p = &kq[tq * tkv..(tq + 1) * tkv];
-            // Each output one multiply-add chain over the tile's keys, 64 outputs at a time in
-            // registers.
-            const OC: usize = 64;
-            let whole = hd / OC * OC;
-            for c0 in (0..whole).step_by(OC) {
-                let mut acc: [f32; OC] = o[c0..c0 + OC].try_into().expect("a chunk");
-                for (tk, pk) in p.iter().enumerate() {
-                    let v: &[f32; OC] = vt[tk * hd + c0..tk * hd + c0 + OC]
-                        .try_into()
-                        .expect("a chunk");
-                    for l in 0..OC {
-                        acc[l] = v[l].mul_add(*pk, acc[l]);
-                    }
-                }
-                o[c0..c0 + OC].copy_from_slice(&acc);
+            // Each output one multiply-add chain over the tile's keys, held in registers 128 or
+            // 64 outputs at a time.
+            let mut c0 = 0;
+            while c0 + 128 <= hd {
+                pv_chunk::<128>(&mut o[c0..c0 + 128], p, vt, hd, c0);
+                c0 += 128;
+            }
+            while c0 + 64 <= hd {
+                pv_chunk::<64>(&mut o[c0..c0 + 64], p, vt, hd, c0);
+                c0 += 64;
             }
             for (tk, pk) in p.iter().enumerate() {
-                for (acc, v) in o[whole..]
-                    .iter_mut()
-                    .zip(&vt[tk * hd + whole..(tk + 1) * hd])
-                {
+                for (acc, v) in o[c0..].iter_mut().zip(&vt[tk * hd + c0..(tk + 1) * hd]) {
                     *acc = v.mul_add(*pk, *acc);
                 }
             }
@@ -279,6 +303,21 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
             .iter_mut()
             .for_each(|v| *v *= inv);
     }
+}
+
+/// `o[l] += p[tk] * v[tk][c0 + l]` over the tile's keys in order, the `OC` outputs in registers.
+#[inline(always)]
+fn pv_chunk<const OC: usize>(o: &mut [f32], p: &[f32], vt: &[f32], hd: usize, c0: usize) {
+    let mut acc: [f32; OC] = o.try_into().expect("a chunk");
+    for (tk, pk) in p.iter().enumerate() {
+        let v: &[f32; OC] = vt[tk * hd + c0..tk * hd + c0 + OC]
+            .try_into()
+            .expect("a chunk");
+        for l in 0..OC {
+            acc[l] = v[l].mul_add(*pk, acc[l]);
+        }
+    }
+    o.copy_from_slice(&acc);
 }
 
 /// Whether llama.cpp on this CPU does its f16 vector arithmetic in half precision: ggml-cpu built
