@@ -14,19 +14,11 @@ use pocket::exec::{Session, Weights};
 use pocket::GgufFile;
 
 fn golden(name: &str) -> Vec<f32> {
-    let b = std::fs::read(common::testdata(&format!("exec/{name}")))
-        .expect("golden (scripts/make-exec-goldens.sh)");
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    common::f32_golden(&format!("exec/{name}"))
 }
 
 fn tokens() -> Vec<u32> {
-    std::fs::read_to_string(common::testdata("exec/tiny-llama.tokens"))
-        .unwrap()
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect()
+    common::token_ids("exec/tiny-llama.tokens")
 }
 
 /// Per position: max|ours - theirs| / max|theirs| in the row, and whether the argmax agrees.
@@ -38,16 +30,7 @@ fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
     let mut s = Session::new(&w, 64);
     let ours = s.eval(&toks, toks.len()).unwrap();
     let theirs = golden(&format!("tiny-llama-{q}.logits.f32"));
-    assert_eq!(ours.len(), theirs.len());
-    let nv = w.hp.n_vocab;
-    ours.chunks_exact(nv)
-        .zip(theirs.chunks_exact(nv))
-        .map(|(a, b)| {
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            (d / scale, argmax(a) == argmax(b))
-        })
-        .collect()
+    common::rel_row_diffs(&ours, &theirs, w.hp.n_vocab)
 }
 
 #[test]

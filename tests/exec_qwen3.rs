@@ -4,25 +4,15 @@
 
 mod common;
 
-use pocket::exec::sample::argmax;
 use pocket::exec::{Session, Weights};
 use pocket::GgufFile;
 
 fn golden(name: &str) -> Vec<f32> {
-    let b = std::fs::read(common::testdata(&format!("exec/{name}")))
-        .expect("golden (scripts/make-qwen3-goldens.sh)");
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    common::f32_golden(&format!("exec/{name}"))
 }
 
 fn ids(name: &str) -> Vec<u32> {
-    std::fs::read_to_string(common::testdata(&format!("exec/{name}")))
-        .unwrap()
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
-        .filter(|t| !t.is_empty())
-        .map(|t| t.parse().unwrap())
-        .collect()
+    common::token_ids(&format!("exec/{name}"))
 }
 
 /// Per position: max|ours - theirs| / max|theirs| in the row, and whether the argmax agrees.
@@ -34,16 +24,7 @@ fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
     let mut s = Session::new(&w, 64);
     let ours = s.eval(&toks, toks.len()).unwrap();
     let theirs = golden(&format!("tiny-qwen3-{q}.logits.f32"));
-    assert_eq!(ours.len(), theirs.len());
-    let nv = w.hp.n_vocab;
-    ours.chunks_exact(nv)
-        .zip(theirs.chunks_exact(nv))
-        .map(|(a, b)| {
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            (d / scale, argmax(a) == argmax(b))
-        })
-        .collect()
+    common::rel_row_diffs(&ours, &theirs, w.hp.n_vocab)
 }
 
 #[test]

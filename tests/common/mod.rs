@@ -168,3 +168,35 @@ pub fn target_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Com
 pub fn pocket() -> std::process::Command {
     target_command(env!("CARGO_BIN_EXE_pocket"))
 }
+
+/// A golden of little-endian f32 values under `testdata/` (logits from llama.cpp).
+pub fn f32_golden(name: &str) -> Vec<f32> {
+    let b = std::fs::read(testdata(name)).unwrap_or_else(|e| panic!("golden {name}: {e}"));
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Token ids under `testdata/`, separated by whitespace or commas, brackets allowed.
+pub fn token_ids(name: &str) -> Vec<u32> {
+    std::fs::read_to_string(testdata(name))
+        .unwrap_or_else(|e| panic!("token ids {name}: {e}"))
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+/// Per row of `n_vocab` logits: max|ours - theirs| / max|theirs|, and whether the argmax agrees.
+pub fn rel_row_diffs(ours: &[f32], theirs: &[f32], n_vocab: usize) -> Vec<(f32, bool)> {
+    use pocket::exec::sample::argmax;
+    assert_eq!(ours.len(), theirs.len());
+    ours.chunks_exact(n_vocab)
+        .zip(theirs.chunks_exact(n_vocab))
+        .map(|(a, b)| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            (d / scale, argmax(a) == argmax(b))
+        })
+        .collect()
+}

@@ -73,6 +73,22 @@ pub struct Failure {
     pub error: anyhow::Error,
 }
 
+/// `result`, and with `--json` its failure also as one JSON document naming `file` (what the
+/// executor commands print when they fail).
+pub fn json_failure(
+    json: bool,
+    file: &std::path::Path,
+    out: &mut dyn std::io::Write,
+    result: Result<u8, Failure>,
+) -> Result<u8, Failure> {
+    if let (true, Err(f)) = (json, &result) {
+        let doc = serde_json::json!({"error": {"file": file.display().to_string(), "message": format!("{:#}", f.error)}});
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+    }
+    result
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {

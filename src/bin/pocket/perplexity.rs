@@ -34,14 +34,7 @@ pub struct Args {
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let result = measure(a, out);
-    if let Err(f) = &result {
-        if a.json {
-            let doc = json!({"error": {"file": a.model.display().to_string(), "message": format!("{:#}", f.error)}});
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)?;
-        }
-    }
-    result
+    crate::json_failure(a.json, &a.model, out, result)
 }
 
 fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {

@@ -138,14 +138,7 @@ fn chat_prompt(a: &Args, t: Template, vocab: &Vocab) -> String {
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let result = generate(a, out);
-    if let Err(f) = &result {
-        if a.json {
-            let doc = json!({"error": {"file": a.model.display().to_string(), "message": format!("{:#}", f.error)}});
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)?;
-        }
-    }
-    result
+    crate::json_failure(a.json, &a.model, out, result)
 }
 
 fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
