@@ -12,6 +12,7 @@
 
 use super::forward::Session;
 use super::model::Weights;
+use super::perplexity::chunk_count;
 use super::tokenizer::Vocab;
 use super::ExecError;
 
@@ -591,33 +592,19 @@ pub fn kl_divergence_from_file(
     )
 }
 
-/// The number of chunks to compare, after checking what perplexity.cpp checks.
+/// The number of chunks to compare, after checking what perplexity.cpp checks (those of
+/// [`chunk_count`], then that every token is in the vocabulary).
 fn check_chunks(
     tokens: &[u32],
     n_ctx: usize,
     n_vocab: usize,
     max_chunks: Option<usize>,
 ) -> Result<usize, ExecError> {
-    if n_ctx < 4 {
-        return Err(ExecError::Input(format!(
-            "context of {n_ctx} tokens is too small"
-        )));
-    }
-    if tokens.len() < 2 * n_ctx {
-        return Err(ExecError::Input(format!(
-            "the text tokenizes to {} tokens; a context of {n_ctx} needs at least {}",
-            tokens.len(),
-            2 * n_ctx
-        )));
-    }
+    let n_chunk = chunk_count(tokens.len(), n_ctx, max_chunks)?;
     if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
         return Err(ExecError::BadToken { token: t, n_vocab });
     }
-    let n_chunk = tokens.len() / n_ctx;
-    Ok(match max_chunks {
-        Some(m) => n_chunk.min(m.max(1)),
-        None => n_chunk,
-    })
+    Ok(n_chunk)
 }
 
 /// The chunk loop shared by both sources of base log-probabilities: `base_chunk(i, chunk, out)`

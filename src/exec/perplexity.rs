@@ -38,6 +38,31 @@ pub fn nll_of(logits: &[f32], tok: usize) -> f64 {
     -((logits[tok] - max) as f64 - sum.ln())
 }
 
+/// The chunks of `n_ctx` tokens llama-perplexity scores in `n_tokens` tokens, at most
+/// `max_chunks`, after its checks: a context of at least 4 tokens and text for two chunks.
+pub(crate) fn chunk_count(
+    n_tokens: usize,
+    n_ctx: usize,
+    max_chunks: Option<usize>,
+) -> Result<usize, ExecError> {
+    if n_ctx < 4 {
+        return Err(ExecError::Input(format!(
+            "context of {n_ctx} tokens is too small"
+        )));
+    }
+    if n_tokens < 2 * n_ctx {
+        return Err(ExecError::Input(format!(
+            "the text tokenizes to {n_tokens} tokens; a context of {n_ctx} needs at least {}",
+            2 * n_ctx
+        )));
+    }
+    let n_chunk = n_tokens / n_ctx;
+    Ok(match max_chunks {
+        Some(m) => n_chunk.min(m.max(1)),
+        None => n_chunk,
+    })
+}
+
 /// Scores `tokens` (already tokenized with BOS, as llama-perplexity does) in chunks of `n_ctx`,
 /// at most `max_chunks` of them; `on_chunk` sees each chunk's result as it is done.
 pub fn perplexity(
@@ -48,22 +73,7 @@ pub fn perplexity(
     max_chunks: Option<usize>,
     mut on_chunk: impl FnMut(&ChunkResult),
 ) -> Result<PplResult, ExecError> {
-    if n_ctx < 4 {
-        return Err(ExecError::Input(format!(
-            "context of {n_ctx} tokens is too small"
-        )));
-    }
-    if tokens.len() < 2 * n_ctx {
-        return Err(ExecError::Input(format!(
-            "the text tokenizes to {} tokens; a context of {n_ctx} needs at least {}",
-            tokens.len(),
-            2 * n_ctx
-        )));
-    }
-    let mut n_chunk = tokens.len() / n_ctx;
-    if let Some(m) = max_chunks {
-        n_chunk = n_chunk.min(m.max(1));
-    }
+    let n_chunk = chunk_count(tokens.len(), n_ctx, max_chunks)?;
     let first = n_ctx / 2;
     let n_vocab = w.hp.n_vocab;
     let mut sess = Session::new(w, n_ctx);
