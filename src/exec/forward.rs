@@ -51,6 +51,12 @@ fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
     for &v in x.iter() {
         sum += (v * v) as f64;
     }
+    rms_scale(x, sum, w, eps);
+}
+
+/// The second half of [`rms_norm`]: `x` scaled by its root mean square (from `sum`, the sum of
+/// its squares) and multiplied by `w`.
+fn rms_scale(x: &mut [f32], sum: f64, w: &[f32], eps: f32) {
     let mean = (sum / x.len() as f64) as f32;
     let scale = 1.0 / (mean + eps).sqrt();
     for (v, g) in x.iter_mut().zip(w) {
@@ -73,12 +79,8 @@ fn norm_rows(x: &mut [f32], width: usize, w: &[f32], eps: f32) {
                 *s += (v * v) as f64;
             }
         }
-        for (r, row) in g.chunks_exact_mut(width).enumerate() {
-            let mean = (sum[r] / width as f64) as f32;
-            let scale = 1.0 / (mean + eps).sqrt();
-            for (v, c) in row.iter_mut().zip(w) {
-                *v = *v * scale * c;
-            }
+        for (row, s) in g.chunks_exact_mut(width).zip(sum) {
+            rms_scale(row, s, w, eps);
         }
     };
     if x.len() >= PAR_MIN * width {
@@ -105,39 +107,33 @@ fn gelu_table() -> &'static [f32] {
     })
 }
 
-/// `ggml_vec_geglu_f32` with `GGML_GELU_FP16`: GELU looked up at the f16 value of x, rounded to f16.
-fn geglu(x: f32, g: f32) -> f32 {
+/// `ggml_vec_geglu_f32` with `GGML_GELU_FP16` for one value: GELU looked up at `h`, the f16 value
+/// of `x`, rounded to f16.
+#[inline]
+fn geglu(x: f32, h: f16, g: f32) -> f32 {
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x * g
     } else {
-        gelu_table()[f16::from_f32(x).to_bits() as usize] * g
+        gelu_table()[h.to_bits() as usize] * g
     }
 }
 
-/// `ggml_vec_swiglu_f32`.
-/// [`geglu`] on a row, the f16 roundings of the table lookups done 64 at a time (the slice
-/// conversion uses F16C where the CPU has it; both round to nearest even).
+/// [`geglu`] on a row, the f16 roundings done 64 at a time (the slice conversion uses F16C where
+/// the CPU has it; both round to nearest even).
 fn geglu_row(g: &mut [f32], u: &[f32]) {
-    let table = gelu_table();
     let mut hb = [f16::ZERO; 64];
     for (gc, uc) in g.chunks_mut(64).zip(u.chunks(64)) {
         let hb = &mut hb[..gc.len()];
         hb.convert_from_f32_slice(gc);
         for ((a, b), h) in gc.iter_mut().zip(uc).zip(hb.iter()) {
-            let x = *a;
-            *a = if x <= -10.0 {
-                0.0
-            } else if x >= 10.0 {
-                x * b
-            } else {
-                table[h.to_bits() as usize] * b
-            };
+            *a = geglu(*a, *h, *b);
         }
     }
 }
 
+/// `ggml_vec_swiglu_f32`.
 fn swiglu(x: f32, g: f32) -> f32 {
     x / (1.0 + (-x).exp()) * g
 }
@@ -338,18 +334,13 @@ impl<'w, 'a> Session<'w, 'a> {
                 acts2.prepare(lw.up.ty, h, n)?;
                 lw.up.matmul_acts(acts2, u)?;
             }
-            let act: fn(f32, f32) -> f32 = if hp.arch == Arch::Gemma3 {
-                geglu
-            } else {
-                swiglu
-            };
             let nff = hp.n_ff;
             let gemma = hp.arch == Arch::Gemma3;
             let glu = |(gr, ur): (&mut [f32], &[f32])| {
                 if gemma {
                     geglu_row(gr, ur);
                 } else {
-                    gr.iter_mut().zip(ur).for_each(|(a, b)| *a = act(*a, *b));
+                    gr.iter_mut().zip(ur).for_each(|(a, b)| *a = swiglu(*a, *b));
                 }
             };
             if n >= PAR_MIN {

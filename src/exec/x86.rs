@@ -68,7 +68,7 @@ pub(crate) static SHUFFLE_Q6: [[u8; 16]; 8] = {
 };
 
 /// Bytes of a 32-value block of the weight type `ty` (Q8_0, Q5_0; Q4_0 and IQ4_NL otherwise).
-const fn block_bytes(ty: u32) -> usize {
+pub(crate) const fn block_bytes(ty: u32) -> usize {
     match ty {
         8 => 34,
         6 => 22,

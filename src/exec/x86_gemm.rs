@@ -19,6 +19,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86::block_bytes;
 use super::x86::vnni::{
     bytes_from_bits_32, bytes_from_nibbles_32, h as h_at, hsum_float_8, load128, load256,
 };
@@ -29,15 +30,6 @@ use crate::quant::kquants::get_scale_min_k4;
 const RM: usize = 6;
 /// Activation column pairs of one register tile.
 const PAIRS: usize = 2;
-
-/// Bytes of a 32-value block of the weight type `ty`.
-const fn block_bytes(ty: u32) -> usize {
-    match ty {
-        8 => 34,
-        6 => 22,
-        _ => 18,
-    }
-}
 
 /// IQ4_NL's values plus 128, as unsigned codes.
 static KVALUES_U: [u8; 16] = {
