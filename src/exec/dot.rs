@@ -153,7 +153,7 @@ impl Acts {
                             .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
                     );
                     #[cfg(target_arch = "x86_64")]
-                    if n >= 2 && kernels() == Kernels::X86(super::x86::Level::Avx512Vnni) {
+                    if n >= 2 && vnni {
                         // SAFETY: `kernels` found AVX-512 VNNI.
                         unsafe {
                             super::x86_gemm::pack_acts(
