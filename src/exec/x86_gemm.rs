@@ -53,6 +53,15 @@ impl Default for Line {
     }
 }
 
+/// The two outputs of a 512-bit accumulator: `hsum_float_8` of each 256-bit half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn hsum_halves(a: __m512) -> [f32; 2] {
+    let lo = _mm512_castps512_ps256(a);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    [hsum_float_8(lo), hsum_float_8(hi)]
+}
+
 /// A 32-value block of weight type `TY` as 32 unsigned codes `x + 128`, in the byte order of
 /// ggml's AVX2 unpacking (low nibbles in bytes 0-15, high nibbles in 16-31).
 #[inline]
@@ -204,10 +213,7 @@ unsafe fn tile<const R: usize, const P: usize>(
     let mut out = [[[0f32; 2]; P]; R];
     for i in 0..R {
         for j in 0..P {
-            let a = acc[i][j];
-            let lo = _mm512_castps512_ps256(a);
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-            out[i][j] = [hsum_float_8(lo), hsum_float_8(hi)];
+            out[i][j] = hsum_halves(acc[i][j]);
         }
     }
     out
@@ -799,10 +805,7 @@ unsafe fn q6_tile<const P: usize>(w: &[Q6Block], acts: *const Line, nsb: usize) 
     }
     let mut out = [[0f32; 2]; P];
     for j in 0..P {
-        let a = acc[j];
-        let lo = _mm512_castps512_ps256(a);
-        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-        out[j] = [hsum_float_8(lo), hsum_float_8(hi)];
+        out[j] = hsum_halves(acc[j]);
     }
     out
 }
