@@ -136,3 +136,34 @@ fn check_accepts_pocket_verify_manifests() {
     assert!(!out.contains("Not Found"), "{out}");
     assert!(out.contains("tiny-llama-q4_k_m.gguf  -  Ok\n"));
 }
+
+/// Every zoo file (Qwen 1.5B, nomic-embed, llama.cpp's vocabulary files) against llama-gguf-hash's
+/// output on it (testdata/zoo/hash, scripts/make-zoo-goldens.sh), run from the file's folder.
+#[test]
+fn output_equals_llama_gguf_hash_on_the_zoo() {
+    let mut n = 0;
+    let mut goldens: Vec<_> = std::fs::read_dir(common::testdata("zoo/hash"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    goldens.sort();
+    for g in goldens {
+        let name = g.file_name().unwrap().to_string_lossy().to_string();
+        let stem = name.strip_suffix(".sha256.txt").unwrap();
+        let file = if stem.starts_with("ggml-vocab-") {
+            common::zoo("vocab").join(format!("{stem}.gguf"))
+        } else if stem.starts_with("qwen") {
+            common::zoo("qwen")
+        } else {
+            common::zoo("nomic")
+        };
+        let (code, out, err) = pocket(
+            &["hash", file.file_name().unwrap().to_str().unwrap()],
+            file.parent().unwrap(),
+        );
+        assert_eq!(code, 0, "{stem}: {err}");
+        assert_eq!(out, std::fs::read_to_string(&g).unwrap(), "{stem}");
+        n += 1;
+    }
+    assert!(n >= 21, "only {n} goldens");
+}

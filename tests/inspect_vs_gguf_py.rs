@@ -241,3 +241,55 @@ fn first_shard_reports_the_whole_model() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The zoo's goldens (`testdata/zoo/expected/STEM.json`, scripts/make-zoo-goldens.sh): the file each
+/// one names, fetched through scripts/fetch-models.sh.
+fn zoo_goldens(vocab: bool) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut goldens: Vec<_> = std::fs::read_dir(common::testdata("zoo/expected"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("ggml-vocab-")
+                == vocab
+        })
+        .collect();
+    goldens.sort();
+    goldens
+        .into_iter()
+        .map(|g| {
+            let stem = g.file_stem().unwrap().to_string_lossy().to_string();
+            let file = if vocab {
+                common::zoo("vocab").join(format!("{stem}.gguf"))
+            } else if stem.starts_with("qwen") {
+                common::zoo("qwen")
+            } else {
+                common::zoo("nomic")
+            };
+            (file, g)
+        })
+        .collect()
+}
+
+/// Qwen2.5-Coder 1.5B (151,936 tokens, a 5.95 MB header) and nomic-embed-text-v1.5 (nomic-bert).
+#[test]
+fn zoo_models_agree_with_gguf_py() {
+    let g = zoo_goldens(false);
+    assert_eq!(g.len(), 2, "{g:?}");
+    for (file, golden) in g {
+        compare_file(&file, &golden);
+    }
+}
+
+/// Every vocabulary-only file of llama.cpp's (`models/ggml-vocab-*.gguf`).
+#[test]
+fn zoo_vocabularies_agree_with_gguf_py() {
+    let g = zoo_goldens(true);
+    assert!(g.len() >= 19, "{g:?}");
+    for (file, golden) in g {
+        compare_file(&file, &golden);
+    }
+}

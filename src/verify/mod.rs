@@ -516,9 +516,14 @@ fn tokenizer_checks(g: &Gguf<'_>, embd_rows: Option<u64>, out: &mut Out) -> Opti
             );
         }
     }
-    if g.get("tokenizer.chat_template")
-        .and_then(|v| v.as_str())
-        .is_none()
+    // An embedding model (it declares how its outputs are pooled) is not chatted with.
+    let embedding = g
+        .architecture()
+        .is_some_and(|a| g.get(&format!("{a}.pooling_type")).is_some());
+    if !embedding
+        && g.get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .is_none()
     {
         out.warn(
             "tokenizer",
