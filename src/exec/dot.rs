@@ -12,24 +12,12 @@
 use half::f16;
 use rayon::prelude::*;
 
-use crate::gguf::spec::ggml_type;
 use crate::gguf::GgmlType;
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::{dequantize_row, quantize_chunk};
 
 use super::ExecError;
-
-const F32: u32 = 0;
-const F16: u32 = 1;
-const Q4_0: u32 = 2;
-const Q5_0: u32 = 6;
-const Q8_0: u32 = 8;
-const Q4_K: u32 = 12;
-const Q5_K: u32 = 13;
-const Q6_K: u32 = 14;
-const Q8_K: u32 = 15;
-const IQ4_NL: u32 = 20;
-const IQ4_XS: u32 = 23;
+use crate::gguf::TypeId;
 
 /// The activation format a weight type's dot product takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +35,9 @@ pub enum ActKind {
 /// `type_traits_cpu[ty].vec_dot_type`, restricted to the dot products ported here.
 pub fn act_kind(ty: GgmlType) -> ActKind {
     match ty.id {
-        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => ActKind::Q8_0,
-        Q4_K | Q5_K | Q6_K | IQ4_XS => ActKind::Q8K,
-        F16 => ActKind::F16,
+        TypeId::Q4_0 | TypeId::Q5_0 | TypeId::Q8_0 | TypeId::IQ4_NL => ActKind::Q8_0,
+        TypeId::Q4_K | TypeId::Q5_K | TypeId::Q6_K | TypeId::IQ4_XS => ActKind::Q8K,
+        TypeId::F16 => ActKind::F16,
         _ => ActKind::F32,
     }
 }
@@ -89,8 +77,12 @@ impl Acts {
         self.cols = cols;
         match kind {
             ActKind::Q8_0 | ActKind::Q8K => {
-                let qt =
-                    ggml_type(if kind == ActKind::Q8_0 { Q8_0 } else { Q8_K }).expect("known type");
+                let qt = (if kind == ActKind::Q8_0 {
+                    TypeId::Q8_0
+                } else {
+                    TypeId::Q8_K
+                })
+                .ty();
                 let stride = qt.bytes_for(cols as u64).ok_or(ExecError::Shape {
                     tensor: "activation".into(),
                     message: format!("{cols} values are not whole {} blocks", qt.name),
@@ -138,7 +130,7 @@ impl Acts {
                 }
                 #[cfg(target_arch = "x86_64")]
                 {
-                    self.packed_k_ok = vnni && n >= 2 && ty.id == Q6_K;
+                    self.packed_k_ok = vnni && n >= 2 && ty.id == TypeId::Q6_K;
                     if self.packed_k_ok {
                         // SAFETY: `kernels` found AVX-512 VNNI.
                         unsafe {
@@ -502,7 +494,7 @@ pub fn kernels() -> Kernels {
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn simd_dots(
     k: Kernels,
-    ty: u32,
+    ty: TypeId,
     r8: bool,
     w: &[u8],
     q: &[u8],
@@ -527,16 +519,16 @@ fn simd_dots(
 
 /// The scalar reference dot of one weight row with one quantized activation row.
 #[inline]
-pub(crate) fn scalar_dot(ty: u32, w: &[u8], y: &[u8]) -> f32 {
+pub(crate) fn scalar_dot(ty: TypeId, w: &[u8], y: &[u8]) -> f32 {
     match ty {
-        Q8_0 => dot_q8_0(w, y),
-        Q4_0 => dot_q4_0(w, y),
-        Q5_0 => dot_q5_0(w, y),
-        IQ4_NL => dot_iq4_nl(w, y),
-        Q4_K => dot_q45_k(w, y, false),
-        Q5_K => dot_q45_k(w, y, true),
-        Q6_K => dot_q6_k(w, y),
-        IQ4_XS => dot_iq4_xs(w, y),
+        TypeId::Q8_0 => dot_q8_0(w, y),
+        TypeId::Q4_0 => dot_q4_0(w, y),
+        TypeId::Q5_0 => dot_q5_0(w, y),
+        TypeId::IQ4_NL => dot_iq4_nl(w, y),
+        TypeId::Q4_K => dot_q45_k(w, y, false),
+        TypeId::Q5_K => dot_q45_k(w, y, true),
+        TypeId::Q6_K => dot_q6_k(w, y),
+        TypeId::IQ4_XS => dot_iq4_xs(w, y),
         _ => unreachable!("act_kind gives Q8 activations only to ported types"),
     }
 }
@@ -572,7 +564,8 @@ impl Mat<'_> {
     /// (`ggml_repack_get_optimal_repack_type` with AVX2): its products then sum in the order of
     /// the repacked kernels, which the x86 kernels follow.
     pub fn repacked(&self) -> bool {
-        matches!(self.ty.id, Q4_0 | IQ4_NL | Q4_K) && self.rows.is_multiple_of(8)
+        matches!(self.ty.id, TypeId::Q4_0 | TypeId::IQ4_NL | TypeId::Q4_K)
+            && self.rows.is_multiple_of(8)
     }
 
     /// Row `r` as f32 (`get_rows`).
@@ -591,11 +584,14 @@ impl Mat<'_> {
             let r8 = self.repacked();
             return match (self.ty.id, a.kind) {
                 // The 32-value block types: tinyBLAS's order.
-                (Q8_0 | Q4_0 | Q5_0 | IQ4_NL, Some(ActKind::Q8_0)) if !r8 => Some(Tiles::B32),
+                (
+                    TypeId::Q8_0 | TypeId::Q4_0 | TypeId::Q5_0 | TypeId::IQ4_NL,
+                    Some(ActKind::Q8_0),
+                ) if !r8 => Some(Tiles::B32),
                 // Q6_K: the vec_dot's order.
-                (Q6_K, Some(ActKind::Q8K)) if a.packed_k_ok => Some(Tiles::Q6K),
+                (TypeId::Q6_K, Some(ActKind::Q8K)) if a.packed_k_ok => Some(Tiles::Q6K),
                 // Repacked Q4_K: llama.cpp's GEMM order (groups of 4 tokens).
-                (Q4_K, Some(ActKind::Q8K)) if r8 && a.n >= 4 => Some(Tiles::Q4K),
+                (TypeId::Q4_K, Some(ActKind::Q8K)) if r8 && a.n >= 4 => Some(Tiles::Q4K),
                 _ => None,
             };
         }
@@ -661,7 +657,7 @@ impl Mat<'_> {
                 Some(ActKind::F32) => ROW.with(|tmp| -> Result<(), ExecError> {
                     let mut tmp = tmp.borrow_mut();
                     tmp.resize(self.cols, 0.0);
-                    if self.ty.id == F32 {
+                    if self.ty.id == TypeId::F32 {
                         for (o, c) in tmp.iter_mut().zip(w.chunks_exact(4)) {
                             *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                         }
@@ -785,7 +781,7 @@ pub(crate) fn quantize_one(ty: GgmlType, x: &[f32]) -> Vec<u8> {
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn simd_dots_for_test(
     k: Kernels,
-    ty: u32,
+    ty: TypeId,
     r8: bool,
     w: &[u8],
     a: &Acts,
@@ -837,9 +833,13 @@ pub(crate) mod tests {
         let mut v = vec![0f32; a.cols];
         match a.kind.unwrap() {
             ActKind::Q8_0 | ActKind::Q8K => {
-                let at = if a.kind == Some(ActKind::Q8_0) { 8 } else { 15 };
+                let at = if a.kind == Some(ActKind::Q8_0) {
+                    TypeId::Q8_0
+                } else {
+                    TypeId::Q8_K
+                };
                 let row = &a.q[t * a.stride..(t + 1) * a.stride];
-                dequantize_row(ggml_type(at).unwrap(), row, &mut v).unwrap();
+                dequantize_row(at.ty(), row, &mut v).unwrap();
             }
             ActKind::F16 => {
                 for (o, h) in v.iter_mut().zip(&a.h[t * a.cols..]) {
