@@ -155,6 +155,25 @@ pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
                 *y = bf16_to_fp32(u16::from_le_bytes([b[0], b[1]]));
             }
         }
+        _ => return dequantize_plain(id, src, dst),
+    }
+    true
+}
+
+/// F64 and the integer types, little-endian, as f32 (ggml has no `to_float` for them; pocket's
+/// readers, `diff` among them, show their values).
+fn dequantize_plain(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
+    fn each<const W: usize>(src: &[u8], dst: &mut [f32], f: impl Fn([u8; W]) -> f32) {
+        for (d, c) in dst.iter_mut().zip(src.chunks_exact(W)) {
+            *d = f(c.try_into().expect("W bytes"));
+        }
+    }
+    match id {
+        TypeId::F64 => each(src, dst, |b: [u8; 8]| f64::from_le_bytes(b) as f32),
+        TypeId::I8 => each(src, dst, |b: [u8; 1]| b[0] as i8 as f32),
+        TypeId::I16 => each(src, dst, |b: [u8; 2]| i16::from_le_bytes(b) as f32),
+        TypeId::I32 => each(src, dst, |b: [u8; 4]| i32::from_le_bytes(b) as f32),
+        TypeId::I64 => each(src, dst, |b: [u8; 8]| i64::from_le_bytes(b) as f32),
         _ => return false,
     }
     true

@@ -255,7 +255,8 @@ impl Prepared<'_> {
                     block: p.to.block_size,
                 });
             }
-            if !(p.from.quantized || matches!(p.from.name, "f32" | "f16" | "bf16")) {
+            if !(p.from.quantized || matches!(p.from.id, TypeId::F32 | TypeId::F16 | TypeId::BF16))
+            {
                 return Err(RequantError::CannotConvert {
                     tensor: p.name.clone(),
                     ty: p.from.name,
@@ -540,7 +541,7 @@ fn convert_tensor(
                         // Each task decodes its own rows: they stay in cache between the two steps.
                         let bytes = &src[a * row_src..b * row_src];
                         let mut x = vec![0f32; (b - a) * ne0];
-                        if p.from.name == "f32" {
+                        if p.from.id == TypeId::F32 {
                             for (v, c) in x.iter_mut().zip(bytes.chunks_exact(4)) {
                                 *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                             }
