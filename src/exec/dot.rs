@@ -16,6 +16,8 @@ use crate::gguf::GgmlType;
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::{dequantize_row, quantize_chunk};
 
+pub use super::traits::act_kind;
+use super::traits::{cpu_kernel, Tile};
 use super::ExecError;
 use crate::gguf::TypeId;
 
@@ -30,16 +32,6 @@ pub enum ActKind {
     F16,
     /// Plain f32 (F32 weights, and the dequantize-a-row fallback).
     F32,
-}
-
-/// `type_traits_cpu[ty].vec_dot_type`, restricted to the dot products ported here.
-pub fn act_kind(ty: GgmlType) -> ActKind {
-    match ty.id {
-        TypeId::Q4_0 | TypeId::Q5_0 | TypeId::Q8_0 | TypeId::IQ4_NL => ActKind::Q8_0,
-        TypeId::Q4_K | TypeId::Q5_K | TypeId::Q6_K | TypeId::IQ4_XS => ActKind::Q8K,
-        TypeId::F16 => ActKind::F16,
-        _ => ActKind::F32,
-    }
 }
 
 /// Activation rows prepared for one weight type's dot product, in buffers that are reused from
@@ -130,7 +122,8 @@ impl Acts {
                 }
                 #[cfg(target_arch = "x86_64")]
                 {
-                    self.packed_k_ok = vnni && n >= 2 && ty.id == TypeId::Q6_K;
+                    self.packed_k_ok =
+                        vnni && n >= 2 && cpu_kernel(ty.id).and_then(|k| k.tile) == Some(Tile::Q6K);
                     if self.packed_k_ok {
                         // SAFETY: `kernels` found AVX-512 VNNI.
                         unsafe {
@@ -517,26 +510,9 @@ fn simd_dots(
 /// The scalar reference dot of one weight row with one quantized activation row.
 #[inline]
 pub(crate) fn scalar_dot(ty: TypeId, w: &[u8], y: &[u8]) -> f32 {
-    match ty {
-        TypeId::Q8_0 => dot_q8_0(w, y),
-        TypeId::Q4_0 => dot_q4_0(w, y),
-        TypeId::Q5_0 => dot_q5_0(w, y),
-        TypeId::IQ4_NL => dot_iq4_nl(w, y),
-        TypeId::Q4_K => dot_q45_k(w, y, false),
-        TypeId::Q5_K => dot_q45_k(w, y, true),
-        TypeId::Q6_K => dot_q6_k(w, y),
-        TypeId::IQ4_XS => dot_iq4_xs(w, y),
-        _ => unreachable!("act_kind gives Q8 activations only to ported types"),
-    }
-}
-
-/// The batch kernels of `x86_gemm`.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[derive(Clone, Copy)]
-enum Tiles {
-    B32,
-    Q6K,
-    Q4K,
+    (cpu_kernel(ty)
+        .expect("act_kind gives Q8 activations only to kernel rows")
+        .dot)(w, y)
 }
 
 /// A weight matrix borrowed from the mapped file: `rows` rows of `cols` values of type `ty`.
@@ -561,8 +537,7 @@ impl Mat<'_> {
     /// (`ggml_repack_get_optimal_repack_type` with AVX2): its products then sum in the order of
     /// the repacked kernels, which the x86 kernels follow.
     pub fn repacked(&self) -> bool {
-        matches!(self.ty.id, TypeId::Q4_0 | TypeId::IQ4_NL | TypeId::Q4_K)
-            && self.rows.is_multiple_of(8)
+        cpu_kernel(self.ty.id).is_some_and(|k| k.repack_x86) && self.rows.is_multiple_of(8)
     }
 
     /// Row `r` as f32 (`get_rows`).
@@ -575,20 +550,18 @@ impl Mat<'_> {
     /// The batch tiles of `x86_gemm` this product runs on, if any: they write a task's rows
     /// token-major.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    fn batch_tiles(&self, k: Kernels, a: &Acts) -> Option<Tiles> {
+    fn batch_tiles(&self, k: Kernels, a: &Acts) -> Option<Tile> {
         #[cfg(target_arch = "x86_64")]
         if k == Kernels::X86(super::x86::Level::Avx512Vnni) && a.n >= 2 {
+            let tile = cpu_kernel(self.ty.id)?.tile?;
             let r8 = self.repacked();
-            return match (self.ty.id, a.kind) {
-                // The 32-value block types: tinyBLAS's order.
-                (
-                    TypeId::Q8_0 | TypeId::Q4_0 | TypeId::Q5_0 | TypeId::IQ4_NL,
-                    Some(ActKind::Q8_0),
-                ) if !r8 => Some(Tiles::B32),
-                // Q6_K: the vec_dot's order.
-                (TypeId::Q6_K, Some(ActKind::Q8K)) if a.packed_k_ok => Some(Tiles::Q6K),
-                // Repacked Q4_K: llama.cpp's GEMM order (groups of 4 tokens).
-                (TypeId::Q4_K, Some(ActKind::Q8K)) if r8 && a.n >= 4 => Some(Tiles::Q4K),
+            return match tile {
+                // The 32-value block types, unless repacked (tinyBLAS's order).
+                Tile::B32 if !r8 => Some(tile),
+                // Q6_K: its activations packed in pairs by `Acts::prepare`.
+                Tile::Q6K if a.packed_k_ok => Some(tile),
+                // Repacked Q4_K, four tokens or more (llama.cpp's GEMM order).
+                Tile::Q4K if r8 && a.n >= 4 => Some(tile),
                 _ => None,
             };
         }
@@ -611,11 +584,11 @@ impl Mat<'_> {
                 // SAFETY: `batch_tiles` is only Some when `detect` found AVX-512 VNNI.
                 unsafe {
                     match tile {
-                        Tiles::B32 => {
+                        Tile::B32 => {
                             super::x86_gemm::b32_rows(ty, w, rb, &a.packed, n, dst);
                         }
-                        Tiles::Q6K => super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst),
-                        Tiles::Q4K => super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst),
+                        Tile::Q6K => super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst),
+                        Tile::Q4K => super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst),
                     }
                 }
                 return Ok(());
@@ -804,9 +777,12 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) const PORTED: [&str; 8] = [
-        "q8_0", "q4_0", "q5_0", "iq4_nl", "q4_K", "q5_K", "q6_K", "iq4_xs",
-    ];
+    /// The names of the types with kernel rows.
+    pub(crate) fn ported() -> Vec<&'static str> {
+        crate::exec::traits::kernel_types()
+            .map(|t| t.ty().name)
+            .collect()
+    }
 
     /// Quantized weights (`rows` rows) and prepared activations (`n` rows) of `cols` values.
     pub(crate) fn case(
@@ -853,7 +829,7 @@ pub(crate) mod tests {
     #[test]
     fn ported_dots_match_dequantized_dots() {
         let n = 512;
-        for name in PORTED.iter().chain(&["f16", "f32", "q3_K"]) {
+        for name in ported().iter().chain(&["f16", "f32", "q3_K"]) {
             let (wq, acts, ty) = case(name, n, 1, 1, 7);
             let mat = Mat {
                 name: "w",

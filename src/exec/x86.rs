@@ -854,7 +854,7 @@ kernels!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::dot::tests::{case, PORTED};
+    use crate::exec::dot::tests::{case, ported};
     use crate::exec::dot::{scalar_dot, Kernels};
 
     /// Every kernel, at every level this CPU has, in both summation orders (vec_dot's and the
@@ -869,7 +869,7 @@ mod tests {
             Some(Level::Avx2) => vec![Level::Avx2],
             None => return eprintln!("no AVX2 on this CPU: nothing to compare"),
         };
-        for name in PORTED {
+        for name in ported() {
             for (cols, n) in [(256, 1), (512, 7), (2048, 5), (768, 4), (512, 13)] {
                 if name.ends_with('0') || name == "iq4_nl" || cols % 256 == 0 {
                     let (wq, acts, ty) = case(name, cols, 3, n, cols as u64);
@@ -959,7 +959,7 @@ mod tests {
         if detect() != Some(Level::Avx512Vnni) {
             return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
         }
-        for name in PORTED {
+        for name in ported() {
             let (wq, acts, ty) = case(name, 1024, 2, 6, 99);
             let rb = wq.len() / 2;
             for r in 0..2 {
