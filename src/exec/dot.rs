@@ -95,7 +95,7 @@ impl Acts {
                         Ok(())
                     } else if kind == ActKind::Q8_0 && !REF_Q8_0 {
                         for (xb, yb) in xr.chunks_exact(32).zip(yr.chunks_exact_mut(34)) {
-                            quantize_q8_0_x86(xb, yb);
+                            quantize_q8_0_cpu(xb, yb);
                         }
                         Ok(())
                     } else if kind == ActKind::Q8K && vnni {
@@ -182,6 +182,41 @@ impl Acts {
 
 /// Use ggml's reference Q8_0 quantizer for activations instead of the x86 CPU backend's.
 const REF_Q8_0: bool = false;
+
+/// One block of `quantize_row_q8_0` as llama.cpp's CPU backend computes it for this target: the
+/// formulas differ between its x86 and ARM builds (81 of 2,000,000 random blocks differ by one step),
+/// and pocket follows the one llama.cpp runs on the same machine.
+#[inline]
+pub(crate) fn quantize_q8_0_cpu(x: &[f32], y: &mut [u8]) {
+    #[cfg(target_arch = "aarch64")]
+    quantize_q8_0_arm(x, y);
+    #[cfg(not(target_arch = "aarch64"))]
+    quantize_q8_0_x86(x, y);
+}
+
+/// One block of `quantize_row_q8_0` as ggml-cpu's ARM (NEON) code computes it
+/// (`ggml-cpu/arch/arm/quants.c`): `d = max / 127`, the multiplier `1 / d` (not x86's `127 / max`),
+/// values rounded half to even (`vcvtnq_s32_f32`) and stored as their low byte. `vmaxq_f32` makes the
+/// maximum NaN when any value is NaN; the quants are then 0, as `vcvtnq` gives for NaN.
+#[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn quantize_q8_0_arm(x: &[f32], y: &mut [u8]) {
+    let amax = x.iter().fold(0f32, |m, v| {
+        let a = v.abs();
+        if m.is_nan() || a.is_nan() {
+            f32::NAN
+        } else {
+            m.max(a)
+        }
+    });
+    let d = amax / 127.0;
+    // C's `d ? 1.0f/d : 0.0f`: NaN is true.
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    y[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+    for (q, v) in y[2..34].iter_mut().zip(x) {
+        // `as i32` saturates and maps NaN to 0, as `vcvtnq_s32_f32` does.
+        *q = (v * id).round_ties_even() as i32 as i8 as u8;
+    }
+}
 
 /// One block of `quantize_row_q8_0` as ggml-cpu's x86 (AVX/AVX2) code computes it, which is what
 /// llama.cpp runs on x86 machines: the multiplier is `127 / max` (not `1 / d`) and values are
@@ -775,6 +810,30 @@ pub(crate) mod tests {
                 ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// The x86 and ARM Q8_0 activation formulas on a block where they part: `127 / max` and
+    /// `1 / (max / 127)` are different floats for this maximum, and the second value lands on 1.5
+    /// with the x86 multiplier (rounded to 2) but just below it with the ARM one (rounded to 1), as
+    /// numpy's float32 arithmetic gives; and ties go to even in both.
+    #[test]
+    fn q8_0_activation_formulas_of_x86_and_arm() {
+        let mut x = [0f32; 32];
+        x[0] = 1.623_727_7;
+        x[1] = 0.019_177_886;
+        let (mut arm, mut x86) = ([0u8; 34], [0u8; 34]);
+        quantize_q8_0_arm(&x, &mut arm);
+        quantize_q8_0_x86(&x, &mut x86);
+        assert_eq!((arm[2], arm[3]), (127, 1));
+        assert_eq!((x86[2], x86[3]), (127, 2));
+        assert_eq!(arm[..2], x86[..2], "same scale");
+        let mut t = [0f32; 32];
+        t[..5].copy_from_slice(&[127.0, 2.5, 3.5, -2.5, -3.5]);
+        quantize_q8_0_arm(&t, &mut arm);
+        assert_eq!(arm[2..7], [127, 2, 4, (-2i8) as u8, (-4i8) as u8]);
+        t[5] = f32::NAN;
+        quantize_q8_0_arm(&t, &mut arm);
+        assert!(arm[2..].iter().all(|&q| q == 0), "NaN block: zero quants");
     }
 
     /// The names of the types with kernel rows.
