@@ -13,6 +13,7 @@ use std::fmt;
 
 use super::ftype::Ftype;
 use super::RequantError;
+use crate::arch::HParams;
 use crate::gguf::parse::KeyValue;
 use crate::gguf::spec::{FtypeId, GgmlType, TypeId};
 
@@ -35,14 +36,6 @@ pub struct ModelInfo {
     pub is_70b: bool,
 }
 
-fn first_u32(v: &Value<'_>) -> Option<u32> {
-    match v {
-        Value::Array(a) => a.iter().next().and_then(|x| x.as_u64()),
-        x => x.as_u64(),
-    }
-    .and_then(|x| u32::try_from(x).ok())
-}
-
 impl ModelInfo {
     /// Reads the hyperparameters from the metadata; `ints` are `--override-kv KEY=int:N` overrides,
     /// which llama.cpp's loader applies before reading them.
@@ -56,45 +49,24 @@ impl ModelInfo {
             }
             kvs.iter().find(|kv| kv.key == k).map(|kv| kv.value)
         };
-        let arch = get("general.architecture")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .ok_or_else(|| RequantError::Model("general.architecture is missing".into()))?;
-        let key = |s: &str| format!("{arch}.{s}");
-        let n_layer = get(&key("block_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                RequantError::Model(format!(
-                    "{} is missing or not a positive integer",
-                    key("block_count")
-                ))
-            })?;
-        let n_head = get(&key("attention.head_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(0);
-        let n_head_kv = get(&key("attention.head_count_kv"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(n_head);
-        let n_expert = get(&key("expert_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(0);
-        let is_70b = match arch.as_str() {
-            "llama" => n_layer == 80 && n_head != n_head_kv,
-            "qwen2" | "deci" | "olmo" => n_layer == 80,
-            "jais2" => n_layer == 68,
-            _ => false,
-        };
+        let h = HParams::read(&get).map_err(|e| RequantError::Model(e.to_string()))?;
+        let u32_of = |v: u64| u32::try_from(v).ok();
+        let n_layer = u32_of(h.n_layer).filter(|&n| n > 0).ok_or_else(|| {
+            RequantError::Model(format!(
+                "{} is missing or not a positive integer",
+                h.key("block_count")
+            ))
+        })?;
+        let layer0 = |v: &[u64]| v.first().copied().and_then(u32_of);
+        let n_head = h.n_head.as_deref().and_then(layer0).unwrap_or(0);
+        let n_head_kv = layer0(&h.n_head_kv).unwrap_or(n_head);
         Ok(ModelInfo {
-            arch,
+            is_70b: h.is_70b(),
             n_layer,
             n_head,
             n_head_kv,
-            n_expert,
-            is_70b,
+            n_expert: u32_of(h.n_expert).unwrap_or(0),
+            arch: h.arch,
         })
     }
 
