@@ -234,14 +234,10 @@ impl RunParams {
     /// Reads them for the model `h` describes.
     pub fn read<'a>(g: &impl Keys<'a>, h: &HParams) -> Result<RunParams, ArchError> {
         let r = Reader { g, arch: &h.arch };
-        let rope_scaling = match r.float("rope.scaling.factor")? {
-            Some(f) => Some((
-                f,
-                g.get(&r.key("rope.scaling.type"))
-                    .and_then(|v| v.as_str().map(str::to_string)),
-            )),
-            None => None,
-        };
+        let rope_scaling = r.float("rope.scaling.factor")?.map(|f| {
+            let ty = g.get(&r.key("rope.scaling.type"));
+            (f, ty.and_then(|v| v.as_str().map(str::to_string)))
+        });
         Ok(RunParams {
             n_ctx_train: r.count("context_length")?,
             rms_eps: r.float("attention.layer_norm_rms_epsilon")?,
