@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use crate::gguf::{Gguf, Value};
+use crate::arch::{ArchError, HParams};
+use crate::gguf::Gguf;
 
 /// llama.cpp pads the context (and the SWA cache) to this many cells.
 pub const KV_PAD: u64 = 256;
@@ -63,86 +64,6 @@ impl fmt::Display for MemoryError {
 
 impl std::error::Error for MemoryError {}
 
-/// Default sliding-window pattern per architecture: (pattern, dense_first) as in llama.cpp's
-/// `load_swa_pattern(ml, n_pattern, dense_first)` calls. Applies only when the file sets
-/// `{arch}.attention.sliding_window` > 0.
-const SWA_PATTERNS: &[(&str, u32, bool)] = &[
-    ("afmoe", 4, false),
-    ("cohere2", 4, false),
-    ("cohere2moe", 4, true),
-    ("exaone-moe", 4, false),
-    ("exaone4", 4, false),
-    ("gemma-embedding", 6, false),
-    ("gemma2", 2, false),
-    ("gemma3", 6, false),
-    ("gemma3n", 5, false),
-    ("laguna", 4, true),
-    ("llama4", 4, false),
-    ("mellum", 4, false),
-    ("modern-bert", 3, true),
-    ("muse-glimmer", 4, false),
-    ("olmo2", 4, false),
-    ("gpt-oss", 2, false),
-    ("plamo3", 8, false),
-    ("smallthinker", 4, true),
-];
-
-/// Architectures whose state is recurrent (no or partial KV cache); not sized here.
-const RECURRENT: &[&str] = &[
-    "mamba",
-    "mamba2",
-    "rwkv6",
-    "rwkv6qwen2",
-    "rwkv7",
-    "arwkv7",
-    "jamba",
-    "falcon-h1",
-    "granitehybrid",
-    "lfm2",
-    "nemotron_h",
-    "plamo2",
-    "qwen3next",
-];
-
-/// A per-layer value: a single number, or an array with one entry per layer.
-fn per_layer(g: &Gguf<'_>, key: &str, n_layer: u64) -> Result<Option<Vec<u64>>, MemoryError> {
-    let bad = |why: String| MemoryError::BadKey {
-        key: key.to_string(),
-        why,
-    };
-    match g.get(key) {
-        None => Ok(None),
-        Some(Value::Array(a)) => {
-            if a.len != n_layer {
-                return Err(bad(format!("has {} entries for {n_layer} layers", a.len)));
-            }
-            a.iter()
-                .map(|v| {
-                    v.as_u64()
-                        .ok_or_else(|| bad("holds a value that is not a count".into()))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
-        }
-        Some(v) => {
-            let x = v
-                .as_u64()
-                .ok_or_else(|| bad(format!("is a {}, not a count", v.value_type().name())))?;
-            Ok(Some(vec![x; n_layer as usize]))
-        }
-    }
-}
-
-fn get_count(g: &Gguf<'_>, key: &str) -> Result<Option<u64>, MemoryError> {
-    match g.get(key) {
-        None => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| MemoryError::BadKey {
-            key: key.into(),
-            why: format!("is a {}, not a count", v.value_type().name()),
-        }),
-    }
-}
-
 fn pad(x: u64, to: u64) -> u64 {
     x.div_ceil(to) * to
 }
@@ -154,26 +75,21 @@ pub fn estimate(
     weights_bytes: u64,
     n_ctx: u64,
 ) -> Result<MemoryEstimate, MemoryError> {
-    let arch = g.architecture().ok_or(MemoryError::NoArchitecture)?;
-    let k = |s: &str| format!("{arch}.{s}");
-    let n_layer = get_count(g, &k("block_count"))?.ok_or_else(|| MemoryError::MissingKey {
-        key: k("block_count"),
+    let h = HParams::read(g).map_err(|e| match e {
+        ArchError::NoArchitecture => MemoryError::NoArchitecture,
+        ArchError::MissingKey { key } => MemoryError::MissingKey { key },
+        ArchError::BadKey { key, why } => MemoryError::BadKey { key, why },
     })?;
-    if n_layer > 1 << 16 {
-        return Err(MemoryError::BadKey {
-            key: k("block_count"),
-            why: format!("is {n_layer}, not a plausible layer count"),
-        });
-    }
+    let arch = h.arch.as_str();
+    let n_layer = h.n_layer;
     let mut notes = Vec::new();
     let n_ctx_padded = pad(n_ctx.max(1), KV_PAD);
 
-    let n_head = per_layer(g, &k("attention.head_count"), n_layer)?;
-    let Some(n_head) = n_head else {
+    if h.n_head.is_none() {
         notes.push(format!(
             "{arch} has no attention heads in its metadata: no KV cache sized"
         ));
-        if RECURRENT.contains(&arch) {
+        if h.recurrent {
             notes.push(format!("{arch} keeps a recurrent state, not sized here"));
         }
         return Ok(MemoryEstimate {
@@ -191,76 +107,26 @@ pub fn estimate(
             total_bytes: weights_bytes,
             notes,
         });
-    };
-    let n_head_kv =
-        per_layer(g, &k("attention.head_count_kv"), n_layer)?.unwrap_or_else(|| n_head.clone());
-    let n_embd = get_count(g, &k("embedding_length"))?;
-    let max_head = n_head.iter().copied().max().unwrap_or(0);
-    let head_k = match get_count(g, &k("attention.key_length"))? {
-        Some(v) => v,
-        None => match n_embd {
-            Some(e) if max_head > 0 => e / max_head,
-            _ => {
-                return Err(MemoryError::MissingKey {
-                    key: k("attention.key_length"),
-                })
-            }
-        },
-    };
-    let head_v = get_count(g, &k("attention.value_length"))?.unwrap_or(head_k);
-    if let Some(rank) = get_count(g, &k("attention.kv_lora_rank"))? {
+    }
+    let n_head_kv = &h.n_head_kv;
+    let head_k = h.head_k().ok_or_else(|| MemoryError::MissingKey {
+        key: h.key("attention.key_length"),
+    })?;
+    let head_v = h.head_v().unwrap_or(head_k);
+    if let Some(rank) = h.kv_lora_rank {
         notes.push(format!("{arch} uses multi-head latent attention (kv_lora_rank {rank}); the cache is sized as plain attention and may be smaller in llama.cpp"));
     }
-    if RECURRENT.contains(&arch) {
+    if h.recurrent {
         notes.push(format!("{arch} is hybrid or recurrent: its recurrent state is not sized and its attention layers may be fewer"));
     }
-
-    // Which layers slide.
-    let n_swa = get_count(g, &k("attention.sliding_window"))?.unwrap_or(0);
-    let mut is_swa = vec![false; n_layer as usize];
-    if n_swa > 0 {
-        match g.get(&k("attention.sliding_window_pattern")) {
-            Some(Value::Array(a)) => {
-                if a.len != n_layer {
-                    return Err(MemoryError::BadKey {
-                        key: k("attention.sliding_window_pattern"),
-                        why: format!("has {} entries for {n_layer} layers", a.len),
-                    });
-                }
-                for (il, v) in a.iter().enumerate() {
-                    is_swa[il] = v
-                        .as_bool()
-                        .or_else(|| v.as_u64().map(|x| x != 0))
-                        .unwrap_or(false);
-                }
-            }
-            other => {
-                let default = SWA_PATTERNS.iter().find(|(a, _, _)| *a == arch);
-                let (pattern, dense_first) = match (other.and_then(|v| v.as_u64()), default) {
-                    (Some(p), d) => (p, d.is_some_and(|d| d.2)),
-                    (None, Some(&(_, p, d))) => (p as u64, d),
-                    (None, None) => {
-                        notes.push(format!("{arch} sets a sliding window of {n_swa} but llama.cpp uses it on no layer of this architecture"));
-                        (1, false)
-                    }
-                };
-                let known = other.is_some() || default.is_some();
-                for (il, s) in is_swa.iter_mut().enumerate() {
-                    let il = il as u64;
-                    *s = known
-                        && (pattern == 0
-                            || if dense_first {
-                                !il.is_multiple_of(pattern)
-                            } else {
-                                il % pattern < pattern - 1
-                            });
-                }
-            }
-        }
+    let n_swa = h.n_swa;
+    let is_swa = &h.is_swa;
+    if h.swa_unused {
+        notes.push(format!("{arch} sets a sliding window of {n_swa} but llama.cpp uses it on no layer of this architecture"));
     }
 
     // gemma3n: the last layers reuse the KV cache of earlier ones.
-    let shared = get_count(g, &k("attention.shared_kv_layers"))?.unwrap_or(0);
+    let shared = h.shared_kv_layers;
     let n_layer_kv_from_start = n_layer.saturating_sub(shared);
 
     let swa_cells = if is_swa.iter().any(|&s| s) {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::gguf::spec::{self, GgmlType, KEY_FILE_TYPE, KEY_NAME};
+use crate::gguf::spec::{self, FtypeId, GgmlType, TypeId, KEY_FILE_TYPE, KEY_NAME};
 use crate::gguf::Gguf;
 
 /// Tensors of one type.
@@ -48,7 +48,7 @@ pub fn summarize(shards: &[Gguf<'_>]) -> Summary {
     let n_params: u64 = tensors().map(|t| t.n_elements).sum();
     let tensor_bytes: u64 = tensors().map(|t| t.n_bytes).sum();
 
-    let mut by: BTreeMap<u32, TypeShare> = BTreeMap::new();
+    let mut by: BTreeMap<TypeId, TypeShare> = BTreeMap::new();
     for t in tensors() {
         let e = by.entry(t.ty.id).or_insert(TypeShare {
             ty: t.ty,
@@ -68,7 +68,7 @@ pub fn summarize(shards: &[Gguf<'_>]) -> Summary {
         .and_then(|v| u32::try_from(v).ok())
     {
         Some(ft) => (ft, false),
-        None => (guess_file_type(shards), true),
+        None => (guess_file_type(shards).raw(), true),
     };
     let base = spec::ftype_name(file_type).unwrap_or("unknown, may not work");
     let file_type_name = if guessed {
@@ -103,14 +103,14 @@ pub fn summarize(shards: &[Gguf<'_>]) -> Summary {
 
 /// llama.cpp's guess: the type with the most tensors, counting in tensor-name order and keeping the
 /// first type to reach each new maximum (`llama_model_loader`'s constructor).
-fn guess_file_type(shards: &[Gguf<'_>]) -> u32 {
-    let mut names: Vec<(&str, u32)> = shards
+fn guess_file_type(shards: &[Gguf<'_>]) -> FtypeId {
+    let mut names: Vec<(&str, TypeId)> = shards
         .iter()
         .flat_map(|g| g.tensors.iter().map(|t| (t.name, t.ty.id)))
         .collect();
     names.sort_unstable();
-    let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
-    let (mut best, mut best_n) = (0u32, 0u32);
+    let mut counts: BTreeMap<TypeId, u32> = BTreeMap::new();
+    let (mut best, mut best_n) = (TypeId::F32, 0u32);
     for (_, id) in names {
         let c = counts.entry(id).or_insert(0);
         *c += 1;

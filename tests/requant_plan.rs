@@ -232,7 +232,7 @@ fn plans_equal_llama_quantize() {
 
 #[test]
 fn ftype_names_parse_like_llama_quantize() {
-    assert_eq!(Ftype::parse("q4_k_m").unwrap().id, 15);
+    assert_eq!(Ftype::parse("q4_k_m").unwrap().id.raw(), 15);
     assert_eq!(Ftype::parse("Q4_K").unwrap().name, "Q4_K");
     assert_eq!(Ftype::parse("15").unwrap().name, "Q4_K");
     assert_eq!(Ftype::parse("0").unwrap().name, "F32");

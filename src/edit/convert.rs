@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{io_err, EditError, Result};
+use super::{io_err, Result};
 use crate::fsio::AtomicFile;
 use crate::gguf::blocks::layout;
 use crate::gguf::spec::Endian;
@@ -15,10 +15,7 @@ use crate::gguf::{GgmlType, Gguf, GgufWriter};
 
 /// The multi-byte words of one block: (offset, width) for each word to reverse.
 pub fn swap_words(ty: GgmlType) -> Result<Vec<(usize, usize)>> {
-    let fields = layout(ty.id).ok_or_else(|| EditError::Tensor {
-        name: ty.name.to_string(),
-        message: "no block layout for this type".into(),
-    })?;
+    let fields = layout(ty.id);
     let mut words = Vec::new();
     for f in fields {
         let w = f.kind.size();

@@ -10,7 +10,7 @@ use super::convert::{swap_blocks, swap_words};
 use crate::gguf::json::{type_string, value_to_json};
 use crate::gguf::spec::Endian;
 use crate::gguf::{GgmlType, Gguf, TensorInfo, Value};
-use crate::quant::{dequantize_row, QuantError};
+use crate::quant::dequantize_row;
 
 /// A key present in one model or both.
 #[derive(Debug, Clone, PartialEq)]
@@ -276,33 +276,5 @@ fn decode(
     } else {
         src
     };
-    match dequantize_row(ty, src, dst) {
-        Ok(()) => Ok(()),
-        Err(QuantError::Unsupported { .. }) if decode_plain(ty, src, dst) => Ok(()),
-        Err(_) => Err(ty.upper_name()),
-    }
-}
-
-/// F32, F16, BF16, F64 and the integer types, little-endian; used where `dequantize_row` does not
-/// (yet) handle them.
-fn decode_plain(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
-    macro_rules! each {
-        ($w:expr, $f:expr) => {{
-            for (d, c) in dst.iter_mut().zip(src.chunks_exact($w)) {
-                *d = $f(c.try_into().expect("width"));
-            }
-            true
-        }};
-    }
-    match ty.name {
-        "f32" => each!(4, f32::from_le_bytes),
-        "f16" => each!(2, |b: [u8; 2]| half::f16::from_le_bytes(b).to_f32()),
-        "bf16" => each!(2, |b: [u8; 2]| half::bf16::from_le_bytes(b).to_f32()),
-        "f64" => each!(8, |b: [u8; 8]| f64::from_le_bytes(b) as f32),
-        "i8" => each!(1, |b: [u8; 1]| b[0] as i8 as f32),
-        "i16" => each!(2, |b: [u8; 2]| i16::from_le_bytes(b) as f32),
-        "i32" => each!(4, |b: [u8; 4]| i32::from_le_bytes(b) as f32),
-        "i64" => each!(8, |b: [u8; 8]| i64::from_le_bytes(b) as f32),
-        _ => false,
-    }
+    dequantize_row(ty, src, dst).map_err(|_| ty.upper_name())
 }

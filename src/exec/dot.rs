@@ -12,24 +12,14 @@
 use half::f16;
 use rayon::prelude::*;
 
-use crate::gguf::spec::ggml_type;
 use crate::gguf::GgmlType;
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::{dequantize_row, quantize_chunk};
 
+pub use super::traits::act_kind;
+use super::traits::{cpu_kernel, Tile};
 use super::ExecError;
-
-const F32: u32 = 0;
-const F16: u32 = 1;
-const Q4_0: u32 = 2;
-const Q5_0: u32 = 6;
-const Q8_0: u32 = 8;
-const Q4_K: u32 = 12;
-const Q5_K: u32 = 13;
-const Q6_K: u32 = 14;
-const Q8_K: u32 = 15;
-const IQ4_NL: u32 = 20;
-const IQ4_XS: u32 = 23;
+use crate::gguf::TypeId;
 
 /// The activation format a weight type's dot product takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +32,6 @@ pub enum ActKind {
     F16,
     /// Plain f32 (F32 weights, and the dequantize-a-row fallback).
     F32,
-}
-
-/// `type_traits_cpu[ty].vec_dot_type`, restricted to the dot products ported here.
-pub fn act_kind(ty: GgmlType) -> ActKind {
-    match ty.id {
-        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => ActKind::Q8_0,
-        Q4_K | Q5_K | Q6_K | IQ4_XS => ActKind::Q8K,
-        F16 => ActKind::F16,
-        _ => ActKind::F32,
-    }
 }
 
 /// Activation rows prepared for one weight type's dot product, in buffers that are reused from
@@ -89,8 +69,12 @@ impl Acts {
         self.cols = cols;
         match kind {
             ActKind::Q8_0 | ActKind::Q8K => {
-                let qt =
-                    ggml_type(if kind == ActKind::Q8_0 { Q8_0 } else { Q8_K }).expect("known type");
+                let qt = (if kind == ActKind::Q8_0 {
+                    TypeId::Q8_0
+                } else {
+                    TypeId::Q8_K
+                })
+                .ty();
                 let stride = qt.bytes_for(cols as u64).ok_or(ExecError::Shape {
                     tensor: "activation".into(),
                     message: format!("{cols} values are not whole {} blocks", qt.name),
@@ -111,7 +95,7 @@ impl Acts {
                         Ok(())
                     } else if kind == ActKind::Q8_0 && !REF_Q8_0 {
                         for (xb, yb) in xr.chunks_exact(32).zip(yr.chunks_exact_mut(34)) {
-                            quantize_q8_0_x86(xb, yb);
+                            quantize_q8_0_cpu(xb, yb);
                         }
                         Ok(())
                     } else if kind == ActKind::Q8K && vnni {
@@ -138,7 +122,8 @@ impl Acts {
                 }
                 #[cfg(target_arch = "x86_64")]
                 {
-                    self.packed_k_ok = vnni && n >= 2 && ty.id == Q6_K;
+                    self.packed_k_ok =
+                        vnni && n >= 2 && cpu_kernel(ty.id).and_then(|k| k.tile) == Some(Tile::Q6K);
                     if self.packed_k_ok {
                         // SAFETY: `kernels` found AVX-512 VNNI.
                         unsafe {
@@ -197,6 +182,41 @@ impl Acts {
 
 /// Use ggml's reference Q8_0 quantizer for activations instead of the x86 CPU backend's.
 const REF_Q8_0: bool = false;
+
+/// One block of `quantize_row_q8_0` as llama.cpp's CPU backend computes it for this target: the
+/// formulas differ between its x86 and ARM builds (81 of 2,000,000 random blocks differ by one step),
+/// and pocket follows the one llama.cpp runs on the same machine.
+#[inline]
+pub(crate) fn quantize_q8_0_cpu(x: &[f32], y: &mut [u8]) {
+    #[cfg(target_arch = "aarch64")]
+    quantize_q8_0_arm(x, y);
+    #[cfg(not(target_arch = "aarch64"))]
+    quantize_q8_0_x86(x, y);
+}
+
+/// One block of `quantize_row_q8_0` as ggml-cpu's ARM (NEON) code computes it
+/// (`ggml-cpu/arch/arm/quants.c`): `d = max / 127`, the multiplier `1 / d` (not x86's `127 / max`),
+/// values rounded half to even (`vcvtnq_s32_f32`) and stored as their low byte. `vmaxq_f32` makes the
+/// maximum NaN when any value is NaN; the quants are then 0, as `vcvtnq` gives for NaN.
+#[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn quantize_q8_0_arm(x: &[f32], y: &mut [u8]) {
+    let amax = x.iter().fold(0f32, |m, v| {
+        let a = v.abs();
+        if m.is_nan() || a.is_nan() {
+            f32::NAN
+        } else {
+            m.max(a)
+        }
+    });
+    let d = amax / 127.0;
+    // C's `d ? 1.0f/d : 0.0f`: NaN is true.
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    y[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+    for (q, v) in y[2..34].iter_mut().zip(x) {
+        // `as i32` saturates and maps NaN to 0, as `vcvtnq_s32_f32` does.
+        *q = (v * id).round_ties_even() as i32 as i8 as u8;
+    }
+}
 
 /// One block of `quantize_row_q8_0` as ggml-cpu's x86 (AVX/AVX2) code computes it, which is what
 /// llama.cpp runs on x86 machines: the multiplier is `127 / max` (not `1 / d`) and values are
@@ -499,7 +519,7 @@ pub fn kernels() -> Kernels {
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn simd_dots(
     k: Kernels,
-    ty: u32,
+    ty: TypeId,
     r8: bool,
     w: &[u8],
     q: &[u8],
@@ -524,27 +544,10 @@ fn simd_dots(
 
 /// The scalar reference dot of one weight row with one quantized activation row.
 #[inline]
-pub(crate) fn scalar_dot(ty: u32, w: &[u8], y: &[u8]) -> f32 {
-    match ty {
-        Q8_0 => dot_q8_0(w, y),
-        Q4_0 => dot_q4_0(w, y),
-        Q5_0 => dot_q5_0(w, y),
-        IQ4_NL => dot_iq4_nl(w, y),
-        Q4_K => dot_q45_k(w, y, false),
-        Q5_K => dot_q45_k(w, y, true),
-        Q6_K => dot_q6_k(w, y),
-        IQ4_XS => dot_iq4_xs(w, y),
-        _ => unreachable!("act_kind gives Q8 activations only to ported types"),
-    }
-}
-
-/// The batch kernels of `x86_gemm`.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[derive(Clone, Copy)]
-enum Tiles {
-    B32,
-    Q6K,
-    Q4K,
+pub(crate) fn scalar_dot(ty: TypeId, w: &[u8], y: &[u8]) -> f32 {
+    (cpu_kernel(ty)
+        .expect("act_kind gives Q8 activations only to kernel rows")
+        .dot)(w, y)
 }
 
 /// A weight matrix borrowed from the mapped file: `rows` rows of `cols` values of type `ty`.
@@ -569,7 +572,7 @@ impl Mat<'_> {
     /// (`ggml_repack_get_optimal_repack_type` with AVX2): its products then sum in the order of
     /// the repacked kernels, which the x86 kernels follow.
     pub fn repacked(&self) -> bool {
-        matches!(self.ty.id, Q4_0 | IQ4_NL | Q4_K) && self.rows.is_multiple_of(8)
+        cpu_kernel(self.ty.id).is_some_and(|k| k.repack_x86) && self.rows.is_multiple_of(8)
     }
 
     /// Row `r` as f32 (`get_rows`).
@@ -582,17 +585,18 @@ impl Mat<'_> {
     /// The batch tiles of `x86_gemm` this product runs on, if any: they write a task's rows
     /// token-major.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    fn batch_tiles(&self, k: Kernels, a: &Acts) -> Option<Tiles> {
+    fn batch_tiles(&self, k: Kernels, a: &Acts) -> Option<Tile> {
         #[cfg(target_arch = "x86_64")]
         if k == Kernels::X86(super::x86::Level::Avx512Vnni) && a.n >= 2 {
+            let tile = cpu_kernel(self.ty.id)?.tile?;
             let r8 = self.repacked();
-            return match (self.ty.id, a.kind) {
-                // The 32-value block types: tinyBLAS's order.
-                (Q8_0 | Q4_0 | Q5_0 | IQ4_NL, Some(ActKind::Q8_0)) if !r8 => Some(Tiles::B32),
-                // Q6_K: the vec_dot's order.
-                (Q6_K, Some(ActKind::Q8K)) if a.packed_k_ok => Some(Tiles::Q6K),
-                // Repacked Q4_K: llama.cpp's GEMM order (groups of 4 tokens).
-                (Q4_K, Some(ActKind::Q8K)) if r8 && a.n >= 4 => Some(Tiles::Q4K),
+            return match tile {
+                // The 32-value block types, unless repacked (tinyBLAS's order).
+                Tile::B32 if !r8 => Some(tile),
+                // Q6_K: its activations packed in pairs by `Acts::prepare`.
+                Tile::Q6K if a.packed_k_ok => Some(tile),
+                // Repacked Q4_K, four tokens or more (llama.cpp's GEMM order).
+                Tile::Q4K if r8 && a.n >= 4 => Some(tile),
                 _ => None,
             };
         }
@@ -615,11 +619,11 @@ impl Mat<'_> {
                 // SAFETY: `batch_tiles` is only Some when `detect` found AVX-512 VNNI.
                 unsafe {
                     match tile {
-                        Tiles::B32 => {
+                        Tile::B32 => {
                             super::x86_gemm::b32_rows(ty, w, rb, &a.packed, n, dst);
                         }
-                        Tiles::Q6K => super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst),
-                        Tiles::Q4K => super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst),
+                        Tile::Q6K => super::x86_gemm::q6k_rows(w, rb, &a.packed_k, n, dst),
+                        Tile::Q4K => super::x86_gemm::q4k_rows(w, rb, &a.q, a.stride, n, dst),
                     }
                 }
                 return Ok(());
@@ -658,7 +662,7 @@ impl Mat<'_> {
                 Some(ActKind::F32) => ROW.with(|tmp| -> Result<(), ExecError> {
                     let mut tmp = tmp.borrow_mut();
                     tmp.resize(self.cols, 0.0);
-                    if self.ty.id == F32 {
+                    if self.ty.id == TypeId::F32 {
                         for (o, c) in tmp.iter_mut().zip(w.chunks_exact(4)) {
                             *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                         }
@@ -782,7 +786,7 @@ pub(crate) fn quantize_one(ty: GgmlType, x: &[f32]) -> Vec<u8> {
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn simd_dots_for_test(
     k: Kernels,
-    ty: u32,
+    ty: TypeId,
     r8: bool,
     w: &[u8],
     a: &Acts,
@@ -808,9 +812,36 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) const PORTED: [&str; 8] = [
-        "q8_0", "q4_0", "q5_0", "iq4_nl", "q4_K", "q5_K", "q6_K", "iq4_xs",
-    ];
+    /// The x86 and ARM Q8_0 activation formulas on a block where they part: `127 / max` and
+    /// `1 / (max / 127)` are different floats for this maximum, and the second value lands on 1.5
+    /// with the x86 multiplier (rounded to 2) but just below it with the ARM one (rounded to 1), as
+    /// numpy's float32 arithmetic gives; and ties go to even in both.
+    #[test]
+    fn q8_0_activation_formulas_of_x86_and_arm() {
+        let mut x = [0f32; 32];
+        x[0] = 1.623_727_7;
+        x[1] = 0.019_177_886;
+        let (mut arm, mut x86) = ([0u8; 34], [0u8; 34]);
+        quantize_q8_0_arm(&x, &mut arm);
+        quantize_q8_0_x86(&x, &mut x86);
+        assert_eq!((arm[2], arm[3]), (127, 1));
+        assert_eq!((x86[2], x86[3]), (127, 2));
+        assert_eq!(arm[..2], x86[..2], "same scale");
+        let mut t = [0f32; 32];
+        t[..5].copy_from_slice(&[127.0, 2.5, 3.5, -2.5, -3.5]);
+        quantize_q8_0_arm(&t, &mut arm);
+        assert_eq!(arm[2..7], [127, 2, 4, (-2i8) as u8, (-4i8) as u8]);
+        t[5] = f32::NAN;
+        quantize_q8_0_arm(&t, &mut arm);
+        assert!(arm[2..].iter().all(|&q| q == 0), "NaN block: zero quants");
+    }
+
+    /// The names of the types with kernel rows.
+    pub(crate) fn ported() -> Vec<&'static str> {
+        crate::exec::traits::kernel_types()
+            .map(|t| t.ty().name)
+            .collect()
+    }
 
     /// Quantized weights (`rows` rows) and prepared activations (`n` rows) of `cols` values.
     pub(crate) fn case(
@@ -834,9 +865,13 @@ pub(crate) mod tests {
         let mut v = vec![0f32; a.cols];
         match a.kind.unwrap() {
             ActKind::Q8_0 | ActKind::Q8K => {
-                let at = if a.kind == Some(ActKind::Q8_0) { 8 } else { 15 };
+                let at = if a.kind == Some(ActKind::Q8_0) {
+                    TypeId::Q8_0
+                } else {
+                    TypeId::Q8_K
+                };
                 let row = &a.q[t * a.stride..(t + 1) * a.stride];
-                dequantize_row(ggml_type(at).unwrap(), row, &mut v).unwrap();
+                dequantize_row(at.ty(), row, &mut v).unwrap();
             }
             ActKind::F16 => {
                 for (o, h) in v.iter_mut().zip(&a.h[t * a.cols..]) {
@@ -853,7 +888,7 @@ pub(crate) mod tests {
     #[test]
     fn ported_dots_match_dequantized_dots() {
         let n = 512;
-        for name in PORTED.iter().chain(&["f16", "f32", "q3_K"]) {
+        for name in ported().iter().chain(&["f16", "f32", "q3_K"]) {
             let (wq, acts, ty) = case(name, n, 1, 1, 7);
             let mat = Mat {
                 name: "w",

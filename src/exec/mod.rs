@@ -16,6 +16,7 @@ pub mod model;
 mod neon;
 pub mod perplexity;
 pub mod sample;
+mod traits;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]

@@ -21,13 +21,7 @@ use std::arch::asm;
 use half::f16;
 
 use super::dot::{Acts, Mat};
-
-const Q4_0: u32 = 2;
-const Q5_0: u32 = 6;
-const Q8_0: u32 = 8;
-const Q4_K: u32 = 12;
-const Q5_K: u32 = 13;
-const Q6_K: u32 = 14;
+use crate::gguf::TypeId;
 
 /// Bytes of a Q8_0 block (f16 scale, 32 int8).
 const Q8_0_SIZE: usize = 34;
@@ -52,7 +46,7 @@ fn has_i8mm() -> bool {
 /// The fastest NEON dot product of weight type `ty_id` with its activation type (`vec_dot_type`) on
 /// this CPU: the `sdot` form with dotprod, else the plain NEON one. `None` for types without a NEON
 /// kernel, and when `POCKET_FORCE_SCALAR` asks for the scalar code.
-pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
+pub(crate) fn best_dot(ty_id: TypeId) -> Option<DotFn> {
     if !crate::isa::cpu().simd() {
         return None;
     }
@@ -62,34 +56,34 @@ pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
 /// The `smmla` two-by-two kernel of weight type `ty_id` when this CPU has i8mm (Q8_0, Q4_0, Q4_K,
 /// Q6_K), as ggml uses it when at least two activation rows are multiplied. `None` otherwise, and
 /// when `POCKET_FORCE_SCALAR` asks for the scalar code.
-pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
+pub(crate) fn best_dot_2x2(ty_id: TypeId) -> Option<Dot2x2Fn> {
     if !crate::isa::cpu().simd() || !has_i8mm() {
         return None;
     }
     match ty_id {
-        Q8_0 => Some(q8_0_2x2),
-        Q4_0 => Some(q4_0_2x2),
-        Q4_K => Some(q4_k_2x2),
-        Q6_K => Some(q6_k_2x2),
+        TypeId::Q8_0 => Some(q8_0_2x2),
+        TypeId::Q4_0 => Some(q4_0_2x2),
+        TypeId::Q4_K => Some(q4_k_2x2),
+        TypeId::Q6_K => Some(q6_k_2x2),
         _ => None,
     }
 }
 
 /// The kernel of `ty_id` in its `sdot` form (`dotprod`) or its plain NEON form.
-fn dot_for(ty_id: u32, dotprod: bool) -> Option<DotFn> {
+fn dot_for(ty_id: TypeId, dotprod: bool) -> Option<DotFn> {
     Some(match (ty_id, dotprod) {
-        (Q8_0, false) => q8_0::safe_neon,
-        (Q8_0, true) => q8_0::safe_dotprod,
-        (Q4_0, false) => q4_0::safe_neon,
-        (Q4_0, true) => q4_0::safe_dotprod,
-        (Q5_0, false) => q5_0::safe_neon,
-        (Q5_0, true) => q5_0::safe_dotprod,
-        (Q4_K, false) => q4_k::safe_neon,
-        (Q4_K, true) => q4_k::safe_dotprod,
-        (Q5_K, false) => q5_k::safe_neon,
-        (Q5_K, true) => q5_k::safe_dotprod,
-        (Q6_K, false) => q6_k::safe_neon,
-        (Q6_K, true) => q6_k::safe_dotprod,
+        (TypeId::Q8_0, false) => q8_0::safe_neon,
+        (TypeId::Q8_0, true) => q8_0::safe_dotprod,
+        (TypeId::Q4_0, false) => q4_0::safe_neon,
+        (TypeId::Q4_0, true) => q4_0::safe_dotprod,
+        (TypeId::Q5_0, false) => q5_0::safe_neon,
+        (TypeId::Q5_0, true) => q5_0::safe_dotprod,
+        (TypeId::Q4_K, false) => q4_k::safe_neon,
+        (TypeId::Q4_K, true) => q4_k::safe_dotprod,
+        (TypeId::Q5_K, false) => q5_k::safe_neon,
+        (TypeId::Q5_K, true) => q5_k::safe_dotprod,
+        (TypeId::Q6_K, false) => q6_k::safe_neon,
+        (TypeId::Q6_K, true) => q6_k::safe_dotprod,
         _ => return None,
     })
 }
@@ -809,7 +803,7 @@ fn q8_0_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
         // SAFETY: the CPU has i8mm (checked just above).
         unsafe { q8_0_2x2_i8mm(w0, w1, a0, a1) }
     } else {
-        let d = one_row(Q8_0);
+        let d = one_row(TypeId::Q8_0);
         [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
     }
 }
@@ -819,7 +813,7 @@ fn q4_0_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
         // SAFETY: the CPU has i8mm (checked just above).
         unsafe { q4_0_2x2_i8mm(w0, w1, a0, a1) }
     } else {
-        let d = one_row(Q4_0);
+        let d = one_row(TypeId::Q4_0);
         [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
     }
 }
@@ -829,7 +823,7 @@ fn q4_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
         // SAFETY: the CPU has i8mm (checked just above).
         unsafe { q4_k_2x2_i8mm(w0, w1, a0, a1) }
     } else {
-        let d = one_row(Q4_K);
+        let d = one_row(TypeId::Q4_K);
         [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
     }
 }
@@ -839,14 +833,14 @@ fn q6_k_2x2(w0: &[u8], w1: &[u8], a0: &[u8], a1: &[u8]) -> [[f32; 2]; 2] {
         // SAFETY: the CPU has i8mm (checked just above).
         unsafe { q6_k_2x2_i8mm(w0, w1, a0, a1) }
     } else {
-        let d = one_row(Q6_K);
+        let d = one_row(TypeId::Q6_K);
         [[d(w0, a0), d(w0, a1)], [d(w1, a0), d(w1, a1)]]
     }
 }
 
 /// The one-row kernel of `ty` (a type with a 2×2 kernel) for this CPU: the 2×2 wrappers' fallback,
 /// never taken through `best_dot_2x2`.
-fn one_row(ty: u32) -> DotFn {
+fn one_row(ty: TypeId) -> DotFn {
     dot_for(ty, has_dotprod()).expect("every type with a 2x2 kernel has one-row kernels")
 }
 
@@ -932,12 +926,12 @@ mod tests {
     }
 
     const CASES: [Case; 6] = [
-        ("q8_0", Q8_0, 34, 34, 32, dot::dot_q8_0),
-        ("q4_0", Q4_0, 18, 34, 32, dot::dot_q4_0),
-        ("q5_0", Q5_0, 22, 34, 32, dot::dot_q5_0),
-        ("q4_K", Q4_K, 144, 292, 256, q45_k_low),
-        ("q5_K", Q5_K, 176, 292, 256, q45_k_high),
-        ("q6_K", Q6_K, 210, 292, 256, dot::dot_q6_k),
+        ("q8_0", TypeId::Q8_0, 34, 34, 32, dot::dot_q8_0),
+        ("q4_0", TypeId::Q4_0, 18, 34, 32, dot::dot_q4_0),
+        ("q5_0", TypeId::Q5_0, 22, 34, 32, dot::dot_q5_0),
+        ("q4_K", TypeId::Q4_K, 144, 292, 256, q45_k_low),
+        ("q5_K", TypeId::Q5_K, 176, 292, 256, q45_k_high),
+        ("q6_K", TypeId::Q6_K, 210, 292, 256, dot::dot_q6_k),
     ];
 
     /// A weight row of `nb` blocks: every quant bit random (so every level, high bit and six-bit
@@ -956,14 +950,14 @@ mod tests {
         };
         for b in w.chunks_exact_mut(bs) {
             match id {
-                Q8_0 | Q4_0 | Q5_0 => b[..2].copy_from_slice(&scale(true)),
-                Q4_K | Q5_K => {
+                TypeId::Q8_0 | TypeId::Q4_0 | TypeId::Q5_0 => b[..2].copy_from_slice(&scale(true)),
+                TypeId::Q4_K | TypeId::Q5_K => {
                     b[..2].copy_from_slice(&scale(false));
                     b[2..4].copy_from_slice(&scale(false));
                 }
                 _ => b[208..210].copy_from_slice(&scale(false)),
             }
-            if extreme && id == Q8_0 {
+            if extreme && id == TypeId::Q8_0 {
                 // -128 in every quant: the largest products.
                 b[2..].fill(0x80);
             }
@@ -1009,7 +1003,7 @@ mod tests {
         let mut wd = vec![0f32; n];
         let mut ad = vec![0f32; n];
         dequantize_row(ggml_type(id).unwrap(), w, &mut wd).unwrap();
-        let at = if abs == 34 { Q8_0 } else { 15 };
+        let at = if abs == 34 { TypeId::Q8_0 } else { 15 };
         dequantize_row(ggml_type(at).unwrap(), a, &mut ad).unwrap();
         wd.iter()
             .zip(&ad)
@@ -1058,11 +1052,11 @@ mod tests {
                     let bound = abs_sum(case, &w, &a, nb * per);
                     type Form = unsafe fn(&[u8], &[u8]) -> f32;
                     let (plain, sdot): (Form, Form) = match id {
-                        Q8_0 => (q8_0::neon as _, q8_0::dotprod as _),
-                        Q4_0 => (q4_0::neon as _, q4_0::dotprod as _),
-                        Q5_0 => (q5_0::neon as _, q5_0::dotprod as _),
-                        Q4_K => (q4_k::neon as _, q4_k::dotprod as _),
-                        Q5_K => (q5_k::neon as _, q5_k::dotprod as _),
+                        TypeId::Q8_0 => (q8_0::neon as _, q8_0::dotprod as _),
+                        TypeId::Q4_0 => (q4_0::neon as _, q4_0::dotprod as _),
+                        TypeId::Q5_0 => (q5_0::neon as _, q5_0::dotprod as _),
+                        TypeId::Q4_K => (q4_k::neon as _, q4_k::dotprod as _),
+                        TypeId::Q5_K => (q5_k::neon as _, q5_k::dotprod as _),
                         _ => (q6_k::neon as _, q6_k::dotprod as _),
                     };
                     // SAFETY: NEON is part of every aarch64 target.
@@ -1122,9 +1116,9 @@ mod tests {
                         acts(case, nb, &mut rnd, false),
                     ];
                     let (wrapper, i8mm_form): (Dot2x2Fn, I8mmForm) = match id {
-                        Q8_0 => (q8_0_2x2, q8_0_2x2_i8mm),
-                        Q4_0 => (q4_0_2x2, q4_0_2x2_i8mm),
-                        Q4_K => (q4_k_2x2, q4_k_2x2_i8mm),
+                        TypeId::Q8_0 => (q8_0_2x2, q8_0_2x2_i8mm),
+                        TypeId::Q4_0 => (q4_0_2x2, q4_0_2x2_i8mm),
+                        TypeId::Q4_K => (q4_k_2x2, q4_k_2x2_i8mm),
                         _ => (q6_k_2x2, q6_k_2x2_i8mm),
                     };
                     let got_safe = wrapper(&w[0], &w[1], &a[0], &a[1]);

@@ -11,6 +11,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::gguf::TypeId;
 use crate::quant::iquants::KVALUES_IQ4NL;
 
 /// The instruction sets a kernel set is compiled for.
@@ -64,12 +65,23 @@ pub(crate) static SHUFFLE_Q6: [[u8; 16]; 8] = {
     t
 };
 
-/// Bytes of a 32-value block of the weight type `ty` (Q8_0, Q5_0; Q4_0 and IQ4_NL otherwise).
+/// Type ids in the form a const-generic kernel parameter takes (a `TypeId` cannot be one), from
+/// the type table.
+pub(crate) mod raw {
+    use crate::gguf::TypeId;
+
+    pub(crate) const Q8_0: u32 = TypeId::Q8_0.raw();
+    pub(crate) const Q4_0: u32 = TypeId::Q4_0.raw();
+    pub(crate) const Q5_0: u32 = TypeId::Q5_0.raw();
+    pub(crate) const IQ4_NL: u32 = TypeId::IQ4_NL.raw();
+}
+
+/// Bytes of a block of the weight type with raw id `ty`, from the type table (a kernel's
+/// const-generic type parameter; any other id is a bug and stops compilation or the program).
 pub(crate) const fn block_bytes(ty: u32) -> usize {
-    match ty {
-        8 => 34,
-        6 => 22,
-        _ => 18,
+    match TypeId::new(ty) {
+        Some(t) => t.ty().type_size as usize,
+        None => panic!("not a type id"),
     }
 }
 
@@ -80,17 +92,17 @@ const PREFETCH: usize = 2048;
 macro_rules! pick {
     ($ty:expr, $r8:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
         match $ty {
-            8 => b32::<$n, 8>($w, $y, $ys),
-            2 if $r8 => b32_r8::<$n, 2>($w, $y, $ys),
-            2 => b32::<$n, 2>($w, $y, $ys),
-            6 => b32::<$n, 6>($w, $y, $ys),
-            20 if $r8 => b32_r8::<$n, 20>($w, $y, $ys),
-            20 => iq4_nl::<$n>($w, $y, $ys),
-            12 if $r8 => q4_k_r8::<$n, { $n % 4 == 0 }>($w, $y),
-            12 => q45_k::<$n, false>($w, $y),
-            13 => q45_k::<$n, true>($w, $y),
-            14 => q6_k::<$n>($w, $y),
-            23 => iq4_xs::<$n>($w, $y),
+            TypeId::Q8_0 => b32::<$n, { raw::Q8_0 }>($w, $y, $ys),
+            TypeId::Q4_0 if $r8 => b32_r8::<$n, { raw::Q4_0 }>($w, $y, $ys),
+            TypeId::Q4_0 => b32::<$n, { raw::Q4_0 }>($w, $y, $ys),
+            TypeId::Q5_0 => b32::<$n, { raw::Q5_0 }>($w, $y, $ys),
+            TypeId::IQ4_NL if $r8 => b32_r8::<$n, { raw::IQ4_NL }>($w, $y, $ys),
+            TypeId::IQ4_NL => iq4_nl::<$n>($w, $y, $ys),
+            TypeId::Q4_K if $r8 => q4_k_r8::<$n, { $n % 4 == 0 }>($w, $y),
+            TypeId::Q4_K => q45_k::<$n, false>($w, $y),
+            TypeId::Q5_K => q45_k::<$n, true>($w, $y),
+            TypeId::Q6_K => q6_k::<$n>($w, $y),
+            TypeId::IQ4_XS => iq4_xs::<$n>($w, $y),
             _ => return false,
         }
     };
@@ -208,7 +220,7 @@ macro_rules! kernels {
             #[allow(clippy::too_many_arguments)]
             #[target_feature(enable = $feat)]
             pub(crate) fn dots_rows(
-                ty: u32,
+                ty: TypeId,
                 r8: bool,
                 w: &[u8],
                 row_bytes: usize,
@@ -220,11 +232,18 @@ macro_rules! kernels {
             ) -> bool {
                 // Decode of Q8_0 (the output matrix of most models): two weight rows per pass,
                 // each with its own accumulator as in `q8_0`, two streams of loads in flight.
-                if n == 1 && (ty == 8 || (!r8 && matches!(ty, 2 | 6))) && !ds.is_empty() {
+                if n == 1
+                    && (ty == TypeId::Q8_0 || (!r8 && matches!(ty, TypeId::Q4_0 | TypeId::Q5_0)))
+                    && !ds.is_empty()
+                {
                     match ty {
-                        8 => rows2_all::<8>(w, row_bytes, &q[..stride], ds, out),
-                        2 => rows2_all::<2>(w, row_bytes, &q[..stride], ds, out),
-                        _ => rows2_all::<6>(w, row_bytes, &q[..stride], ds, out),
+                        TypeId::Q8_0 => {
+                            rows2_all::<{ raw::Q8_0 }>(w, row_bytes, &q[..stride], ds, out)
+                        }
+                        TypeId::Q4_0 => {
+                            rows2_all::<{ raw::Q4_0 }>(w, row_bytes, &q[..stride], ds, out)
+                        }
+                        _ => rows2_all::<{ raw::Q5_0 }>(w, row_bytes, &q[..stride], ds, out),
                     }
                     return true;
                 }
@@ -243,7 +262,7 @@ macro_rules! kernels {
             #[inline]
             #[target_feature(enable = $feat)]
             pub(crate) fn dots(
-                ty: u32,
+                ty: TypeId,
                 r8: bool,
                 w: &[u8],
                 q: &[u8],
@@ -549,9 +568,11 @@ macro_rules! kernels {
             #[target_feature(enable = $feat)]
             fn unpack32<const TY: u32>(xb: &[u8]) -> __m256i {
                 match TY {
-                    8 => load256(&xb[2..]),
-                    2 => _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8)),
-                    6 => {
+                    raw::Q8_0 => load256(&xb[2..]),
+                    raw::Q4_0 => {
+                        _mm256_sub_epi8(bytes_from_nibbles_32(&xb[2..]), _mm256_set1_epi8(8))
+                    }
+                    raw::Q5_0 => {
                         let qx = bytes_from_nibbles_32(&xb[6..]);
                         let bxhi = bytes_from_bits_32(&xb[2..]);
                         let bxhi = _mm256_andnot_si256(bxhi, _mm256_set1_epi8(0xF0u8 as i8));
@@ -833,7 +854,7 @@ kernels!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::dot::tests::{case, PORTED};
+    use crate::exec::dot::tests::{case, ported};
     use crate::exec::dot::{scalar_dot, Kernels};
 
     /// Every kernel, at every level this CPU has, in both summation orders (vec_dot's and the
@@ -848,7 +869,7 @@ mod tests {
             Some(Level::Avx2) => vec![Level::Avx2],
             None => return eprintln!("no AVX2 on this CPU: nothing to compare"),
         };
-        for name in PORTED {
+        for name in ported() {
             for (cols, n) in [(256, 1), (512, 7), (2048, 5), (768, 4), (512, 13)] {
                 if name.ends_with('0') || name == "iq4_nl" || cols % 256 == 0 {
                     let (wq, acts, ty) = case(name, cols, 3, n, cols as u64);
@@ -938,7 +959,7 @@ mod tests {
         if detect() != Some(Level::Avx512Vnni) {
             return eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
         }
-        for name in PORTED {
+        for name in ported() {
             let (wq, acts, ty) = case(name, 1024, 2, 6, 99);
             let rb = wq.len() / 2;
             for r in 0..2 {

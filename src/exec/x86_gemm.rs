@@ -19,10 +19,11 @@
 
 use std::arch::x86_64::*;
 
-use super::x86::block_bytes;
 use super::x86::vnni::{
     bytes_from_bits_32, bytes_from_nibbles_32, h as h_at, hsum_float_8, load128, load256,
 };
+use super::x86::{block_bytes, raw};
+use crate::gguf::TypeId;
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::kquants::get_scale_min_k4;
 
@@ -68,10 +69,14 @@ fn hsum_halves(a: __m512) -> [f32; 2] {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn unpack_u<const TY: u32>(xb: &[u8]) -> __m256i {
     match TY {
-        8 => _mm256_xor_si256(load256(&xb[2..34]), _mm256_set1_epi8(-128)),
-        2 | 6 => {
-            let nib = bytes_from_nibbles_32(if TY == 2 { &xb[2..18] } else { &xb[6..22] });
-            if TY == 2 {
+        raw::Q8_0 => _mm256_xor_si256(load256(&xb[2..34]), _mm256_set1_epi8(-128)),
+        raw::Q4_0 | raw::Q5_0 => {
+            let nib = bytes_from_nibbles_32(if TY == raw::Q4_0 {
+                &xb[2..18]
+            } else {
+                &xb[6..22]
+            });
+            if TY == raw::Q4_0 {
                 // x = nibble - 8.
                 return _mm256_add_epi8(nib, _mm256_set1_epi8(120));
             }
@@ -229,7 +234,7 @@ thread_local! {
 /// [`pack_acts`], in tinyBLAS's order. False for other types.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn b32_rows(
-    ty: u32,
+    ty: TypeId,
     w: &[u8],
     row_bytes: usize,
     acts: &[Line],
@@ -237,10 +242,10 @@ pub(crate) fn b32_rows(
     dst: &mut [f32],
 ) -> bool {
     match ty {
-        8 => b32_rows_ty::<8>(w, row_bytes, acts, n, dst),
-        2 => b32_rows_ty::<2>(w, row_bytes, acts, n, dst),
-        6 => b32_rows_ty::<6>(w, row_bytes, acts, n, dst),
-        20 => b32_rows_ty::<20>(w, row_bytes, acts, n, dst),
+        TypeId::Q8_0 => b32_rows_ty::<{ raw::Q8_0 }>(w, row_bytes, acts, n, dst),
+        TypeId::Q4_0 => b32_rows_ty::<{ raw::Q4_0 }>(w, row_bytes, acts, n, dst),
+        TypeId::Q5_0 => b32_rows_ty::<{ raw::Q5_0 }>(w, row_bytes, acts, n, dst),
+        TypeId::IQ4_NL => b32_rows_ty::<{ raw::IQ4_NL }>(w, row_bytes, acts, n, dst),
         _ => return false,
     }
     true
@@ -949,10 +954,26 @@ mod tests {
                         // SAFETY: as above.
                         let want = unsafe {
                             match ty.id {
-                                8 => crate::exec::x86::vnni::b32::<1, 8>(w, [y], [&ds[t * nb..]]),
-                                2 => crate::exec::x86::vnni::b32::<1, 2>(w, [y], [&ds[t * nb..]]),
-                                6 => crate::exec::x86::vnni::b32::<1, 6>(w, [y], [&ds[t * nb..]]),
-                                _ => crate::exec::x86::vnni::b32::<1, 20>(w, [y], [&ds[t * nb..]]),
+                                TypeId::Q8_0 => crate::exec::x86::vnni::b32::<1, { raw::Q8_0 }>(
+                                    w,
+                                    [y],
+                                    [&ds[t * nb..]],
+                                ),
+                                TypeId::Q4_0 => crate::exec::x86::vnni::b32::<1, { raw::Q4_0 }>(
+                                    w,
+                                    [y],
+                                    [&ds[t * nb..]],
+                                ),
+                                TypeId::Q5_0 => crate::exec::x86::vnni::b32::<1, { raw::Q5_0 }>(
+                                    w,
+                                    [y],
+                                    [&ds[t * nb..]],
+                                ),
+                                _ => crate::exec::x86::vnni::b32::<1, { raw::IQ4_NL }>(
+                                    w,
+                                    [y],
+                                    [&ds[t * nb..]],
+                                ),
                             }
                         };
                         assert_eq!(

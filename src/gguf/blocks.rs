@@ -80,6 +80,8 @@ const fn f(name: &'static str, offset: usize, count: usize, kind: Kind) -> Field
 
 use Kind::*;
 
+use super::spec::TypeId;
+
 // QK_K = 256.
 static F32_: [Field; 1] = [f("value", 0, 1, F32)];
 static F16_: [Field; 1] = [f("value", 0, 1, F16)];
@@ -194,56 +196,52 @@ static NVFP4: [Field; 2] = [f("d", 0, 4, Ue4m3), f("qs", 4, 32, Bytes)];
 static Q1_0: [Field; 2] = [f("d", 0, 1, F16), f("qs", 2, 16, Bytes)];
 static Q2_0: [Field; 2] = [f("d", 0, 1, F16), f("qs", 2, 16, Bytes)];
 
-/// The fields of one block of type `id` (one element for plain types), or `None` for ids that are
-/// not types.
-pub fn layout(id: u32) -> Option<&'static [Field]> {
-    Some(match id {
-        0 => &F32_,
-        1 => &F16_,
-        2 => &Q4_0,
-        3 => &Q4_1,
-        6 => &Q5_0,
-        7 => &Q5_1,
-        8 => &Q8_0,
-        9 => &Q8_1,
-        10 => &Q2_K,
-        11 => &Q3_K,
-        12 => &Q4_K,
-        13 => &Q5_K,
-        14 => &Q6_K,
-        15 => &Q8_K,
-        16 => &IQ2_XXS,
-        17 => &IQ2_XS,
-        18 => &IQ3_XXS,
-        19 => &IQ1_S,
-        20 => &IQ4_NL,
-        21 => &IQ3_S,
-        22 => &IQ2_S,
-        23 => &IQ4_XS,
-        24 => &I8_,
-        25 => &I16_,
-        26 => &I32_,
-        27 => &I64_,
-        28 => &F64_,
-        29 => &IQ1_M,
-        30 => &BF16_,
-        34 => &TQ1_0,
-        35 => &TQ2_0,
-        39 => &MXFP4,
-        40 => &NVFP4,
-        41 => &Q1_0,
-        42 => &Q2_0,
-        _ => return None,
-    })
+/// The fields of one block of type `id` (one element for plain types).
+pub fn layout(id: TypeId) -> &'static [Field] {
+    match id {
+        TypeId::F32 => &F32_,
+        TypeId::F16 => &F16_,
+        TypeId::Q4_0 => &Q4_0,
+        TypeId::Q4_1 => &Q4_1,
+        TypeId::Q5_0 => &Q5_0,
+        TypeId::Q5_1 => &Q5_1,
+        TypeId::Q8_0 => &Q8_0,
+        TypeId::Q8_1 => &Q8_1,
+        TypeId::Q2_K => &Q2_K,
+        TypeId::Q3_K => &Q3_K,
+        TypeId::Q4_K => &Q4_K,
+        TypeId::Q5_K => &Q5_K,
+        TypeId::Q6_K => &Q6_K,
+        TypeId::Q8_K => &Q8_K,
+        TypeId::IQ2_XXS => &IQ2_XXS,
+        TypeId::IQ2_XS => &IQ2_XS,
+        TypeId::IQ3_XXS => &IQ3_XXS,
+        TypeId::IQ1_S => &IQ1_S,
+        TypeId::IQ4_NL => &IQ4_NL,
+        TypeId::IQ3_S => &IQ3_S,
+        TypeId::IQ2_S => &IQ2_S,
+        TypeId::IQ4_XS => &IQ4_XS,
+        TypeId::I8 => &I8_,
+        TypeId::I16 => &I16_,
+        TypeId::I32 => &I32_,
+        TypeId::I64 => &I64_,
+        TypeId::F64 => &F64_,
+        TypeId::IQ1_M => &IQ1_M,
+        TypeId::BF16 => &BF16_,
+        TypeId::TQ1_0 => &TQ1_0,
+        TypeId::TQ2_0 => &TQ2_0,
+        TypeId::MXFP4 => &MXFP4,
+        TypeId::NVFP4 => &NVFP4,
+        TypeId::Q1_0 => &Q1_0,
+        TypeId::Q2_0 => &Q2_0,
+        _ => unreachable!("every TypeId names a type with a layout"),
+    }
 }
 
 /// The floating-point fields of a block: the scales of a block format, or the value of a plain
 /// float type. Empty for integer types and IQ1_M (whose scale is packed into its `scales` words).
-pub fn float_fields(id: u32) -> impl Iterator<Item = &'static Field> {
-    layout(id)
-        .unwrap_or(&[])
-        .iter()
-        .filter(|f| f.kind.is_float())
+pub fn float_fields(id: TypeId) -> impl Iterator<Item = &'static Field> {
+    layout(id).iter().filter(|f| f.kind.is_float())
 }
 
 #[cfg(test)]
@@ -254,7 +252,7 @@ mod tests {
     #[test]
     fn every_type_has_a_layout_that_tiles_its_block() {
         for t in ggml_types() {
-            let fields = layout(t.id).unwrap_or_else(|| panic!("{} has no layout", t.name));
+            let fields = layout(t.id);
             let mut at = 0;
             for fl in fields {
                 assert_eq!(

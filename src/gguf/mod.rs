@@ -15,7 +15,7 @@ pub mod write;
 pub use error::GgufError;
 pub use file::{GgufFile, Model};
 pub use parse::KeyValue;
-pub use spec::{Endian, GgmlType, ValueType};
+pub use spec::{Endian, FtypeId, GgmlType, TypeId, ValueType};
 pub use validate::{Gguf, TensorInfo};
 pub use value::{Array, Value};
 pub use write::{GgufWriter, TensorSpec};

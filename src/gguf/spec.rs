@@ -149,10 +149,83 @@ impl ValueType {
     }
 }
 
+/// A ggml tensor type id (`enum ggml_type`) that names a known type: only the constants below and
+/// [`ggml_type`] (which checks a raw id from a file) make one, so a `TypeId` always has a row in the
+/// type table. Distinct from [`FtypeId`] (`llama_ftype`), a different id space with clashing
+/// numbers (type 8 is Q8_0, file type 8 is Q5_0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(u32);
+
+impl TypeId {
+    pub const F32: TypeId = TypeId(0);
+    pub const F16: TypeId = TypeId(1);
+    pub const Q4_0: TypeId = TypeId(2);
+    pub const Q4_1: TypeId = TypeId(3);
+    pub const Q5_0: TypeId = TypeId(6);
+    pub const Q5_1: TypeId = TypeId(7);
+    pub const Q8_0: TypeId = TypeId(8);
+    pub const Q8_1: TypeId = TypeId(9);
+    pub const Q2_K: TypeId = TypeId(10);
+    pub const Q3_K: TypeId = TypeId(11);
+    pub const Q4_K: TypeId = TypeId(12);
+    pub const Q5_K: TypeId = TypeId(13);
+    pub const Q6_K: TypeId = TypeId(14);
+    pub const Q8_K: TypeId = TypeId(15);
+    pub const IQ2_XXS: TypeId = TypeId(16);
+    pub const IQ2_XS: TypeId = TypeId(17);
+    pub const IQ3_XXS: TypeId = TypeId(18);
+    pub const IQ1_S: TypeId = TypeId(19);
+    pub const IQ4_NL: TypeId = TypeId(20);
+    pub const IQ3_S: TypeId = TypeId(21);
+    pub const IQ2_S: TypeId = TypeId(22);
+    pub const IQ4_XS: TypeId = TypeId(23);
+    pub const I8: TypeId = TypeId(24);
+    pub const I16: TypeId = TypeId(25);
+    pub const I32: TypeId = TypeId(26);
+    pub const I64: TypeId = TypeId(27);
+    pub const F64: TypeId = TypeId(28);
+    pub const IQ1_M: TypeId = TypeId(29);
+    pub const BF16: TypeId = TypeId(30);
+    pub const TQ1_0: TypeId = TypeId(34);
+    pub const TQ2_0: TypeId = TypeId(35);
+    pub const MXFP4: TypeId = TypeId(39);
+    pub const NVFP4: TypeId = TypeId(40);
+    pub const Q1_0: TypeId = TypeId(41);
+    pub const Q2_0: TypeId = TypeId(42);
+
+    /// The id `raw` if it names a known type.
+    pub const fn new(raw: u32) -> Option<TypeId> {
+        if (raw as usize) < TYPE_ROWS.len() && TYPE_ROWS[raw as usize].is_some() {
+            Some(TypeId(raw))
+        } else {
+            None
+        }
+    }
+
+    /// The number on disk.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// This type's row of the table.
+    pub const fn ty(self) -> GgmlType {
+        match TYPE_ROWS[self.0 as usize] {
+            Some(t) => t,
+            None => panic!("a TypeId always names a known type"),
+        }
+    }
+}
+
+impl fmt::Display for TypeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.ty().name)
+    }
+}
+
 /// One entry of ggml's type table: `ggml_type_name`, `ggml_blck_size`, `ggml_type_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GgmlType {
-    pub id: u32,
+    pub id: TypeId,
     pub name: &'static str,
     /// Elements per block (1 for plain types).
     pub block_size: u64,
@@ -197,7 +270,7 @@ pub enum TypeIdError {
 
 const fn t(id: u32, name: &'static str, block_size: u64, type_size: u64) -> GgmlType {
     GgmlType {
-        id,
+        id: TypeId(id),
         name,
         block_size,
         type_size,
@@ -209,7 +282,7 @@ const fn t(id: u32, name: &'static str, block_size: u64, type_size: u64) -> Ggml
 pub const GGML_TYPE_COUNT: u32 = 43;
 
 /// The table, indexed by id. Removed ids hold `None` and are named in [`REMOVED_TYPES`].
-static TYPES: [Option<GgmlType>; GGML_TYPE_COUNT as usize] = [
+const TYPE_ROWS: [Option<GgmlType>; GGML_TYPE_COUNT as usize] = [
     Some(t(0, "f32", 1, 4)),
     Some(t(1, "f16", 1, 2)),
     Some(t(2, "q4_0", 32, 18)),
@@ -254,6 +327,8 @@ static TYPES: [Option<GgmlType>; GGML_TYPE_COUNT as usize] = [
     Some(t(41, "q1_0", 128, 18)),
     Some(t(42, "q2_0", 64, 18)),
 ];
+
+static TYPES: [Option<GgmlType>; GGML_TYPE_COUNT as usize] = TYPE_ROWS;
 
 /// Ids that were ggml types once; the text is ggml's own `type_name` for them.
 pub static REMOVED_TYPES: [(u32, &str); 8] = [
@@ -302,81 +377,143 @@ pub fn ggml_type_by_name(name: &str) -> Option<GgmlType> {
     ggml_types().find(|t| t.name.eq_ignore_ascii_case(name))
 }
 
+/// A `llama_ftype` (`general.file_type`): what a file says its tensors mostly are. Any number may
+/// appear in a file, so any `u32` makes one; the constants are llama.h's (`LLAMA_FTYPE_MOSTLY_*`
+/// without the prefix). Distinct from [`TypeId`]: the two id spaces share names, not numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FtypeId(pub u32);
+
+impl FtypeId {
+    pub const ALL_F32: FtypeId = FtypeId(0);
+    pub const F16: FtypeId = FtypeId(1);
+    pub const Q4_0: FtypeId = FtypeId(2);
+    pub const Q4_1: FtypeId = FtypeId(3);
+    pub const Q8_0: FtypeId = FtypeId(7);
+    pub const Q5_0: FtypeId = FtypeId(8);
+    pub const Q5_1: FtypeId = FtypeId(9);
+    pub const Q2_K: FtypeId = FtypeId(10);
+    pub const Q3_K_S: FtypeId = FtypeId(11);
+    pub const Q3_K_M: FtypeId = FtypeId(12);
+    pub const Q3_K_L: FtypeId = FtypeId(13);
+    pub const Q4_K_S: FtypeId = FtypeId(14);
+    pub const Q4_K_M: FtypeId = FtypeId(15);
+    pub const Q5_K_S: FtypeId = FtypeId(16);
+    pub const Q5_K_M: FtypeId = FtypeId(17);
+    pub const Q6_K: FtypeId = FtypeId(18);
+    pub const IQ2_XXS: FtypeId = FtypeId(19);
+    pub const IQ2_XS: FtypeId = FtypeId(20);
+    pub const Q2_K_S: FtypeId = FtypeId(21);
+    pub const IQ3_XS: FtypeId = FtypeId(22);
+    pub const IQ3_XXS: FtypeId = FtypeId(23);
+    pub const IQ1_S: FtypeId = FtypeId(24);
+    pub const IQ4_NL: FtypeId = FtypeId(25);
+    pub const IQ3_S: FtypeId = FtypeId(26);
+    pub const IQ3_M: FtypeId = FtypeId(27);
+    pub const IQ2_S: FtypeId = FtypeId(28);
+    pub const IQ2_M: FtypeId = FtypeId(29);
+    pub const IQ4_XS: FtypeId = FtypeId(30);
+    pub const IQ1_M: FtypeId = FtypeId(31);
+    pub const BF16: FtypeId = FtypeId(32);
+    pub const TQ1_0: FtypeId = FtypeId(36);
+    pub const TQ2_0: FtypeId = FtypeId(37);
+    pub const MXFP4_MOE: FtypeId = FtypeId(38);
+    pub const NVFP4: FtypeId = FtypeId(39);
+    pub const Q1_0: FtypeId = FtypeId(40);
+    pub const Q2_0: FtypeId = FtypeId(41);
+    /// Flag llama.cpp adds to a file type it guessed from the tensor types (`LLAMA_FTYPE_GUESSED`).
+    pub const GUESSED: u32 = 1024;
+
+    /// The number in `general.file_type`.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// llama.cpp's name for it (`llama_ftype_name`), `None` for numbers llama.cpp does not name.
+    pub fn name(self) -> Option<&'static str> {
+        FTYPE_NAMES
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+    }
+}
+
+/// `llama_ftype_name`'s table.
+static FTYPE_NAMES: [(FtypeId, &str); 36] = [
+    (FtypeId::ALL_F32, "all F32"),
+    (FtypeId::F16, "F16"),
+    (FtypeId::Q4_0, "Q4_0"),
+    (FtypeId::Q4_1, "Q4_1"),
+    (FtypeId::Q8_0, "Q8_0"),
+    (FtypeId::Q5_0, "Q5_0"),
+    (FtypeId::Q5_1, "Q5_1"),
+    (FtypeId::Q2_K, "Q2_K - Medium"),
+    (FtypeId::Q3_K_S, "Q3_K - Small"),
+    (FtypeId::Q3_K_M, "Q3_K - Medium"),
+    (FtypeId::Q3_K_L, "Q3_K - Large"),
+    (FtypeId::Q4_K_S, "Q4_K - Small"),
+    (FtypeId::Q4_K_M, "Q4_K - Medium"),
+    (FtypeId::Q5_K_S, "Q5_K - Small"),
+    (FtypeId::Q5_K_M, "Q5_K - Medium"),
+    (FtypeId::Q6_K, "Q6_K"),
+    (FtypeId::IQ2_XXS, "IQ2_XXS - 2.0625 bpw"),
+    (FtypeId::IQ2_XS, "IQ2_XS - 2.3125 bpw"),
+    (FtypeId::Q2_K_S, "Q2_K - Small"),
+    (FtypeId::IQ3_XS, "IQ3_XS - 3.3 bpw"),
+    (FtypeId::IQ3_XXS, "IQ3_XXS - 3.0625 bpw"),
+    (FtypeId::IQ1_S, "IQ1_S - 1.5625 bpw"),
+    (FtypeId::IQ4_NL, "IQ4_NL - 4.5 bpw"),
+    (FtypeId::IQ3_S, "IQ3_S - 3.4375 bpw"),
+    (FtypeId::IQ3_M, "IQ3_S mix - 3.66 bpw"),
+    (FtypeId::IQ2_S, "IQ2_S - 2.5 bpw"),
+    (FtypeId::IQ2_M, "IQ2_M - 2.7 bpw"),
+    (FtypeId::IQ4_XS, "IQ4_XS - 4.25 bpw"),
+    (FtypeId::IQ1_M, "IQ1_M - 1.75 bpw"),
+    (FtypeId::BF16, "BF16"),
+    (FtypeId::TQ1_0, "TQ1_0 - 1.69 bpw ternary"),
+    (FtypeId::TQ2_0, "TQ2_0 - 2.06 bpw ternary"),
+    (FtypeId::MXFP4_MOE, "MXFP4 MoE"),
+    (FtypeId::NVFP4, "NVFP4"),
+    (FtypeId::Q1_0, "Q1_0"),
+    (FtypeId::Q2_0, "Q2_0"),
+];
+
 /// llama.cpp's name for a `general.file_type` value (`llama_ftype_name`).
 pub fn ftype_name(ftype: u32) -> Option<&'static str> {
-    Some(match ftype {
-        0 => "all F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K - Medium",
-        11 => "Q3_K - Small",
-        12 => "Q3_K - Medium",
-        13 => "Q3_K - Large",
-        14 => "Q4_K - Small",
-        15 => "Q4_K - Medium",
-        16 => "Q5_K - Small",
-        17 => "Q5_K - Medium",
-        18 => "Q6_K",
-        19 => "IQ2_XXS - 2.0625 bpw",
-        20 => "IQ2_XS - 2.3125 bpw",
-        21 => "Q2_K - Small",
-        22 => "IQ3_XS - 3.3 bpw",
-        23 => "IQ3_XXS - 3.0625 bpw",
-        24 => "IQ1_S - 1.5625 bpw",
-        25 => "IQ4_NL - 4.5 bpw",
-        26 => "IQ3_S - 3.4375 bpw",
-        27 => "IQ3_S mix - 3.66 bpw",
-        28 => "IQ2_S - 2.5 bpw",
-        29 => "IQ2_M - 2.7 bpw",
-        30 => "IQ4_XS - 4.25 bpw",
-        31 => "IQ1_M - 1.75 bpw",
-        32 => "BF16",
-        36 => "TQ1_0 - 1.69 bpw ternary",
-        37 => "TQ2_0 - 2.06 bpw ternary",
-        38 => "MXFP4 MoE",
-        39 => "NVFP4",
-        40 => "Q1_0",
-        41 => "Q2_0",
-        _ => return None,
-    })
+    FtypeId(ftype).name()
 }
 
 /// The file type llama.cpp guesses when `general.file_type` is absent: the type of the most common
 /// tensor type (ties go to the type first reaching the maximum in name order, as `weights_map` is
 /// a `std::map`), mapped as in `llama_model_loader`'s constructor.
-pub fn guess_ftype(type_id_of_most_common: u32) -> u32 {
-    match type_id_of_most_common {
-        0 => 0,
-        1 => 1,
-        30 => 32,
-        2 => 2,
-        3 => 3,
-        6 => 8,
-        7 => 9,
-        8 => 7,
-        10 => 10,
-        11 => 12,
-        12 => 15,
-        13 => 17,
-        14 => 18,
-        34 => 36,
-        35 => 37,
-        16 => 19,
-        17 => 20,
-        22 => 28,
-        18 => 23,
-        19 => 24,
-        29 => 31,
-        20 => 25,
-        23 => 30,
-        21 => 26,
-        40 => 39,
-        41 => 40,
-        42 => 41,
-        _ => 0,
+pub fn guess_ftype(most_common: TypeId) -> FtypeId {
+    match most_common {
+        TypeId::F32 => FtypeId::ALL_F32,
+        TypeId::F16 => FtypeId::F16,
+        TypeId::BF16 => FtypeId::BF16,
+        TypeId::Q4_0 => FtypeId::Q4_0,
+        TypeId::Q4_1 => FtypeId::Q4_1,
+        TypeId::Q5_0 => FtypeId::Q5_0,
+        TypeId::Q5_1 => FtypeId::Q5_1,
+        TypeId::Q8_0 => FtypeId::Q8_0,
+        TypeId::Q2_K => FtypeId::Q2_K,
+        TypeId::Q3_K => FtypeId::Q3_K_M,
+        TypeId::Q4_K => FtypeId::Q4_K_M,
+        TypeId::Q5_K => FtypeId::Q5_K_M,
+        TypeId::Q6_K => FtypeId::Q6_K,
+        TypeId::TQ1_0 => FtypeId::TQ1_0,
+        TypeId::TQ2_0 => FtypeId::TQ2_0,
+        TypeId::IQ2_XXS => FtypeId::IQ2_XXS,
+        TypeId::IQ2_XS => FtypeId::IQ2_XS,
+        TypeId::IQ2_S => FtypeId::IQ2_S,
+        TypeId::IQ3_XXS => FtypeId::IQ3_XXS,
+        TypeId::IQ1_S => FtypeId::IQ1_S,
+        TypeId::IQ1_M => FtypeId::IQ1_M,
+        TypeId::IQ4_NL => FtypeId::IQ4_NL,
+        TypeId::IQ4_XS => FtypeId::IQ4_XS,
+        TypeId::IQ3_S => FtypeId::IQ3_S,
+        TypeId::NVFP4 => FtypeId::NVFP4,
+        TypeId::Q1_0 => FtypeId::Q1_0,
+        TypeId::Q2_0 => FtypeId::Q2_0,
+        _ => FtypeId::ALL_F32,
     }
 }

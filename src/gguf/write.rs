@@ -164,7 +164,7 @@ impl<'a> GgufWriter<'a> {
             for &d in &t.dims {
                 put_uint(&mut out, d, lw, e);
             }
-            put_uint(&mut out, t.ty.id as u64, 4, e);
+            put_uint(&mut out, t.ty.id.raw() as u64, 4, e);
             put_uint(&mut out, offset, 8, e);
             offset = pad(n_bytes, align)
                 .and_then(|p| offset.checked_add(p))

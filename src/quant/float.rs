@@ -6,6 +6,7 @@
 //! reads them with `GGML_FP16_TO_FP32`, so the other families call [`get_f16`] / [`put_f16`].
 
 use super::Chunk;
+use crate::gguf::TypeId;
 
 #[cfg(target_arch = "x86_64")]
 mod f16c;
@@ -65,10 +66,6 @@ fn decode_f16_row_scalar(b: &[u8], y: &mut [f32]) {
         *o = fp16_to_fp32(u16::from_le_bytes([b[0], b[1]]));
     }
 }
-
-pub(crate) const F32: u32 = 0;
-pub(crate) const F16: u32 = 1;
-pub(crate) const BF16: u32 = 30;
 
 /// `ggml_compute_fp16_to_fp32`: exact for every finite value; NaNs keep their payload, made quiet.
 pub(crate) fn fp16_to_fp32(h: u16) -> f32 {
@@ -144,19 +141,38 @@ pub(crate) fn put_f16(b: &mut [u8], at: usize, v: f32) {
 }
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        F32 => {
+        TypeId::F32 => {
             for (y, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
                 *y = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
-        F16 => decode_f16_row(src, dst),
-        BF16 => {
+        TypeId::F16 => decode_f16_row(src, dst),
+        TypeId::BF16 => {
             for (y, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
                 *y = bf16_to_fp32(u16::from_le_bytes([b[0], b[1]]));
             }
         }
+        _ => return dequantize_plain(id, src, dst),
+    }
+    true
+}
+
+/// F64 and the integer types, little-endian, as f32 (ggml has no `to_float` for them; pocket's
+/// readers, `diff` among them, show their values).
+fn dequantize_plain(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
+    fn each<const W: usize>(src: &[u8], dst: &mut [f32], f: impl Fn([u8; W]) -> f32) {
+        for (d, c) in dst.iter_mut().zip(src.chunks_exact(W)) {
+            *d = f(c.try_into().expect("W bytes"));
+        }
+    }
+    match id {
+        TypeId::F64 => each(src, dst, |b: [u8; 8]| f64::from_le_bytes(b) as f32),
+        TypeId::I8 => each(src, dst, |b: [u8; 1]| b[0] as i8 as f32),
+        TypeId::I16 => each(src, dst, |b: [u8; 2]| i16::from_le_bytes(b) as f32),
+        TypeId::I32 => each(src, dst, |b: [u8; 4]| i32::from_le_bytes(b) as f32),
+        TypeId::I64 => each(src, dst, |b: [u8; 8]| i64::from_le_bytes(b) as f32),
         _ => return false,
     }
     true
@@ -164,15 +180,15 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise. The importance matrix
 /// is ignored, as in ggml.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     match id {
-        F32 => {
+        TypeId::F32 => {
             for (b, x) in c.dst.chunks_exact_mut(4).zip(c.src) {
                 b.copy_from_slice(&x.to_le_bytes());
             }
         }
-        F16 => encode_f16_row(c.src, c.dst),
-        BF16 => {
+        TypeId::F16 => encode_f16_row(c.src, c.dst),
+        TypeId::BF16 => {
             for (b, x) in c.dst.chunks_exact_mut(2).zip(c.src) {
                 b.copy_from_slice(&fp32_to_bf16(*x).to_le_bytes());
             }

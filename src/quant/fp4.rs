@@ -8,9 +8,8 @@
 
 use super::iquants::{c_f32_to_int, KVALUES_FP4};
 use super::Chunk;
+use crate::gguf::TypeId;
 
-const MXFP4: u32 = 39;
-const NVFP4: u32 = 40;
 const QK_MXFP4: usize = 32;
 const MXFP4_BYTES: usize = 17;
 const QK_NVFP4: usize = 64;
@@ -105,9 +104,9 @@ fn best_index_fp4(x: f32, e: f32) -> u8 {
 }
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        MXFP4 => {
+        TypeId::MXFP4 => {
             for (b, y) in src
                 .chunks_exact(MXFP4_BYTES)
                 .zip(dst.chunks_exact_mut(QK_MXFP4))
@@ -116,7 +115,7 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 unpack(&b[1..], d, y);
             }
         }
-        NVFP4 => {
+        TypeId::NVFP4 => {
             for (b, y) in src
                 .chunks_exact(NVFP4_BYTES)
                 .zip(dst.chunks_exact_mut(QK_NVFP4))
@@ -155,9 +154,9 @@ fn pack(x: &[f32], d: f32, qs: &mut [u8]) {
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     match id {
-        MXFP4 => {
+        TypeId::MXFP4 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK_MXFP4)
@@ -180,7 +179,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 pack(x, d, &mut b[1..]);
             }
         }
-        NVFP4 => {
+        TypeId::NVFP4 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK_NVFP4)

@@ -22,19 +22,10 @@ use tables::{
 pub(crate) use tables::{KVALUES_FP4, KVALUES_IQ4NL};
 
 use super::Chunk;
+use crate::gguf::TypeId;
 
 const QK_K: usize = 256;
 const QK4_NL: usize = 32;
-
-const IQ2_XXS: u32 = 16;
-const IQ2_XS: u32 = 17;
-const IQ3_XXS: u32 = 18;
-const IQ1_S: u32 = 19;
-pub(crate) const IQ4_NL: u32 = 20;
-const IQ3_S: u32 = 21;
-const IQ2_S: u32 = 22;
-const IQ4_XS: u32 = 23;
-const IQ1_M: u32 = 29;
 
 /// ggml's `IQ1S_DELTA` (also `IQ1M_DELTA`).
 const IQ1S_DELTA: f32 = 0.125;
@@ -183,9 +174,9 @@ fn sign(signs: u8, j: usize) -> f32 {
 type DeqFn = fn(&[u8], &mut [f32]);
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     #[cfg(target_arch = "aarch64")]
-    if id == IQ4_NL && super::has_neon() {
+    if id == TypeId::IQ4_NL && super::has_neon() {
         // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize_iq4_nl` requires.
         unsafe { neon::dequantize_iq4_nl(src, dst) };
         return true;
@@ -194,22 +185,22 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 }
 
 /// The scalar ports of ggml's `dequantize_row_iq*`: the oracle of the SIMD decoders.
-pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize_scalar(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     let (bs, f): (usize, DeqFn) = match id {
-        IQ2_XXS => (66, deq_iq2_xxs),
-        IQ2_XS => (74, deq_iq2_xs),
-        IQ2_S => (82, deq_iq2_s),
-        IQ3_XXS => (98, deq_iq3_xxs),
-        IQ3_S => (110, deq_iq3_s),
-        IQ1_S => (50, deq_iq1_s),
-        IQ1_M => (56, deq_iq1_m),
-        IQ4_NL => {
+        TypeId::IQ2_XXS => (66, deq_iq2_xxs),
+        TypeId::IQ2_XS => (74, deq_iq2_xs),
+        TypeId::IQ2_S => (82, deq_iq2_s),
+        TypeId::IQ3_XXS => (98, deq_iq3_xxs),
+        TypeId::IQ3_S => (110, deq_iq3_s),
+        TypeId::IQ1_S => (50, deq_iq1_s),
+        TypeId::IQ1_M => (56, deq_iq1_m),
+        TypeId::IQ4_NL => {
             for (b, y) in src.chunks_exact(18).zip(dst.chunks_exact_mut(QK4_NL)) {
                 deq_iq4_nl(b, y);
             }
             return true;
         }
-        IQ4_XS => (136, deq_iq4_xs),
+        TypeId::IQ4_XS => (136, deq_iq4_xs),
         _ => return false,
     };
     for (b, y) in src.chunks_exact(bs).zip(dst.chunks_exact_mut(QK_K)) {
@@ -423,17 +414,17 @@ fn deq_iq4_xs(b: &[u8], y: &mut [f32]) {
 // ---- quantization --------------------------------------------------------------------------------
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     match id {
-        IQ4_NL => quantize_iq4(c, QK4_NL, 18),
-        IQ4_XS => quantize_iq4(c, QK_K, 136),
-        IQ3_XXS => by_row(c, 98, iq3::quantize_row_iq3_xxs),
-        IQ3_S => by_row(c, 110, iq3::quantize_row_iq3_s),
-        IQ2_S => by_row(c, 82, iq2::quantize_row_iq2_s),
-        IQ2_XXS => by_row(c, 66, iq2::quantize_row_iq2_xxs),
-        IQ2_XS => by_row(c, 74, iq2::quantize_row_iq2_xs),
-        IQ1_S => by_row(c, 50, iq1::quantize_row_iq1_s),
-        IQ1_M => by_row(c, 56, iq1::quantize_row_iq1_m),
+        TypeId::IQ4_NL => quantize_iq4(c, QK4_NL, 18),
+        TypeId::IQ4_XS => quantize_iq4(c, QK_K, 136),
+        TypeId::IQ3_XXS => by_row(c, 98, iq3::quantize_row_iq3_xxs),
+        TypeId::IQ3_S => by_row(c, 110, iq3::quantize_row_iq3_s),
+        TypeId::IQ2_S => by_row(c, 82, iq2::quantize_row_iq2_s),
+        TypeId::IQ2_XXS => by_row(c, 66, iq2::quantize_row_iq2_xxs),
+        TypeId::IQ2_XS => by_row(c, 74, iq2::quantize_row_iq2_xs),
+        TypeId::IQ1_S => by_row(c, 50, iq1::quantize_row_iq1_s),
+        TypeId::IQ1_M => by_row(c, 56, iq1::quantize_row_iq1_m),
         _ => return false,
     }
     true

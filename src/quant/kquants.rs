@@ -11,6 +11,7 @@
 
 use super::float::{get_f16, put_f16};
 use super::Chunk;
+use crate::gguf::TypeId;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -18,13 +19,6 @@ mod lanes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub(crate) use lanes::LANES;
-
-pub(crate) const Q2_K: u32 = 10;
-pub(crate) const Q3_K: u32 = 11;
-pub(crate) const Q4_K: u32 = 12;
-pub(crate) const Q5_K: u32 = 13;
-pub(crate) const Q6_K: u32 = 14;
-pub(crate) const Q8_K: u32 = 15;
 
 pub(crate) const QK_K: usize = 256;
 const GROUP_MAX_EPS: f32 = 1e-15;
@@ -1339,7 +1333,7 @@ fn dequantize_q8_k(x: &[u8; Q8_K_SIZE], y: &mut [f32; QK_K]) {
 // ---------------------------------------------------------------------------------------- dispatch
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     #[cfg(target_arch = "aarch64")]
     if super::has_neon() {
         // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize` requires.
@@ -1351,14 +1345,14 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 }
 
 /// The scalar port of ggml's `dequantize_row_*`: the oracle of the SIMD decoders.
-pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize_scalar(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        Q2_K => each_block::<Q2_K_SIZE>(src, dst, dequantize_q2_k),
-        Q3_K => each_block::<Q3_K_SIZE>(src, dst, dequantize_q3_k),
-        Q4_K => each_block::<Q4_K_SIZE>(src, dst, dequantize_q4_k),
-        Q5_K => each_block::<Q5_K_SIZE>(src, dst, dequantize_q5_k),
-        Q6_K => each_block::<Q6_K_SIZE>(src, dst, dequantize_q6_k),
-        Q8_K => each_block::<Q8_K_SIZE>(src, dst, dequantize_q8_k),
+        TypeId::Q2_K => each_block::<Q2_K_SIZE>(src, dst, dequantize_q2_k),
+        TypeId::Q3_K => each_block::<Q3_K_SIZE>(src, dst, dequantize_q3_k),
+        TypeId::Q4_K => each_block::<Q4_K_SIZE>(src, dst, dequantize_q4_k),
+        TypeId::Q5_K => each_block::<Q5_K_SIZE>(src, dst, dequantize_q5_k),
+        TypeId::Q6_K => each_block::<Q6_K_SIZE>(src, dst, dequantize_q6_k),
+        TypeId::Q8_K => each_block::<Q8_K_SIZE>(src, dst, dequantize_q8_k),
         _ => return false,
     }
     true
@@ -1384,16 +1378,16 @@ fn each_block<const SIZE: usize>(
 /// As in ggml's `quantize_qN_K`: without an importance matrix every super-block goes through the
 /// `_ref` function; with one, each row through the `_impl` function, super-block `i` of the row
 /// weighted by `imatrix[256 * i..]`. Q8_K has no imatrix path and ignores it.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     // The lane versions of the scale searches; the scalar port (`false`) is their oracle.
     const FAST: bool = true;
     let size = match id {
-        Q2_K => Q2_K_SIZE,
-        Q3_K => Q3_K_SIZE,
-        Q4_K => Q4_K_SIZE,
-        Q5_K => Q5_K_SIZE,
-        Q6_K => Q6_K_SIZE,
-        Q8_K => Q8_K_SIZE,
+        TypeId::Q2_K => Q2_K_SIZE,
+        TypeId::Q3_K => Q3_K_SIZE,
+        TypeId::Q4_K => Q4_K_SIZE,
+        TypeId::Q5_K => Q5_K_SIZE,
+        TypeId::Q6_K => Q6_K_SIZE,
+        TypeId::Q8_K => Q8_K_SIZE,
         _ => return false,
     };
     let npr = c.n_per_row;
@@ -1403,15 +1397,15 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
         let at = (n * QK_K) % npr;
         let qw = c.imatrix.map(|q| &q[at..at + QK_K]);
         match (id, qw) {
-            (Q2_K, None) => q2_k_ref(x, y, FAST),
-            (Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
-            (Q3_K, None) => q3_k_ref(x, y, FAST),
-            (Q3_K, q) => q3_k_impl(x, y, q, FAST),
-            (Q4_K, None) => q45_k_ref(x, y, 15, FAST),
-            (Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
-            (Q5_K, None) => q45_k_ref(x, y, 31, FAST),
-            (Q5_K, q) => q45_k_impl(x, y, q, 31, FAST),
-            (Q6_K, q) => q6_k(x, y, q, FAST),
+            (TypeId::Q2_K, None) => q2_k_ref(x, y, FAST),
+            (TypeId::Q2_K, Some(q)) => q2_k_impl(x, y, q, FAST),
+            (TypeId::Q3_K, None) => q3_k_ref(x, y, FAST),
+            (TypeId::Q3_K, q) => q3_k_impl(x, y, q, FAST),
+            (TypeId::Q4_K, None) => q45_k_ref(x, y, 15, FAST),
+            (TypeId::Q4_K, q) => q45_k_impl(x, y, q, 15, FAST),
+            (TypeId::Q5_K, None) => q45_k_ref(x, y, 31, FAST),
+            (TypeId::Q5_K, q) => q45_k_impl(x, y, q, 31, FAST),
+            (TypeId::Q6_K, q) => q6_k(x, y, q, FAST),
             _ => q8_k_ref(x, y),
         }
     }

@@ -11,18 +11,12 @@
 use super::float::{get_f16, put_f16};
 use super::kquants::{make_qkx3_quants, make_qx_quants, qkx_groups, qx_groups, LANES};
 use super::Chunk;
+use crate::gguf::TypeId;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-
-pub(crate) const Q4_0: u32 = 2;
-pub(crate) const Q4_1: u32 = 3;
-pub(crate) const Q5_0: u32 = 6;
-pub(crate) const Q5_1: u32 = 7;
-pub(crate) const Q8_0: u32 = 8;
-pub(crate) const Q8_1: u32 = 9;
 
 const QK: usize = 32;
 
@@ -37,16 +31,13 @@ fn c_trunc(f: f32) -> i32 {
     }
 }
 
-fn block_size(id: u32) -> Option<usize> {
-    Some(match id {
-        Q4_0 => 18,
-        Q4_1 => 20,
-        Q5_0 => 22,
-        Q5_1 => 24,
-        Q8_0 => 34,
-        Q8_1 => 36,
-        _ => return None,
-    })
+/// Bytes of a block of `id`, if it is one of this family's types.
+fn block_size(id: TypeId) -> Option<usize> {
+    matches!(
+        id,
+        TypeId::Q4_0 | TypeId::Q4_1 | TypeId::Q5_0 | TypeId::Q5_1 | TypeId::Q8_0 | TypeId::Q8_1
+    )
+    .then_some(id.ty().type_size as usize)
 }
 
 /// `amax` and the signed value that has it (the first one, as ggml's strict `<` keeps it).
@@ -284,7 +275,7 @@ fn q8_1_ref(x: &[f32], y: &mut [u8]) {
 
 /// The `_impl` paths: one row of blocks, `qw` the row's importance matrix. With `fast`, the scale
 /// searches of eight blocks at a time run in lanes (same results; the scalar port is the oracle).
-fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, fast: bool) {
+fn quantize_row_impl(id: TypeId, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, fast: bool) {
     let mut sum_x2 = 0f32;
     for &v in x {
         sum_x2 += v * v;
@@ -302,11 +293,11 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
     let mut l = vec![0i8; x.len()];
     let mut lu = vec![0u8; x.len()];
     let mut laux = [0u8; QK];
-    let symmetric = matches!(id, Q4_0 | Q5_0);
+    let symmetric = matches!(id, TypeId::Q4_0 | TypeId::Q5_0);
     let nmax = match id {
-        Q4_0 => 8,
-        Q5_0 => 16,
-        Q4_1 => 15,
+        TypeId::Q4_0 => 8,
+        TypeId::Q5_0 => 16,
+        TypeId::Q4_1 => 15,
         _ => 31,
     };
     let n = nlanes * QK;
@@ -356,13 +347,13 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
         let lu = &lu[QK * ib..QK * ib + QK];
         put_f16(yb, 0, scales[ib]);
         match id {
-            Q4_0 => {
+            TypeId::Q4_0 => {
                 for j in 0..16 {
                     yb[2 + j] = (l[j] | (l[j + 16] << 4)) as u8;
                 }
             }
-            Q5_0 => put_q5(yb, 2, |j| l[j] as u8),
-            Q4_1 => {
+            TypeId::Q5_0 => put_q5(yb, 2, |j| l[j] as u8),
+            TypeId::Q4_1 => {
                 put_f16(yb, 2, -mins[ib]);
                 for j in 0..16 {
                     yb[4 + j] = lu[j] | (lu[j + 16] << 4);
@@ -377,7 +368,7 @@ fn quantize_row_impl(id: u32, x: &[f32], y: &mut [u8], qw: &[f32], size: usize, 
 }
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     #[cfg(target_arch = "aarch64")]
     if super::has_neon() {
         // SAFETY: the CPU has NEON (checked just above), all `neon::dequantize` requires.
@@ -389,9 +380,9 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 }
 
 /// The scalar port of ggml's `dequantize_row_*`: the oracle of the SIMD decoders.
-pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize_scalar(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        Q4_0 => each_block::<18>(src, dst, |x, y| {
+        TypeId::Q4_0 => each_block::<18>(src, dst, |x, y| {
             let d = get_f16(x, 0);
             for j in 0..QK / 2 {
                 let x0 = (x[2 + j] & 0x0F) as i32 - 8;
@@ -400,14 +391,14 @@ pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 y[j + QK / 2] = x1 as f32 * d;
             }
         }),
-        Q4_1 => each_block::<20>(src, dst, |x, y| {
+        TypeId::Q4_1 => each_block::<20>(src, dst, |x, y| {
             let (d, m) = (get_f16(x, 0), get_f16(x, 2));
             for j in 0..QK / 2 {
                 y[j] = (x[4 + j] & 0x0F) as f32 * d + m;
                 y[j + QK / 2] = (x[4 + j] >> 4) as f32 * d + m;
             }
         }),
-        Q5_0 => each_block::<22>(src, dst, |x, y| {
+        TypeId::Q5_0 => each_block::<22>(src, dst, |x, y| {
             let d = get_f16(x, 0);
             let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
             for j in 0..QK / 2 {
@@ -419,7 +410,7 @@ pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 y[j + QK / 2] = x1 as f32 * d;
             }
         }),
-        Q5_1 => each_block::<24>(src, dst, |x, y| {
+        TypeId::Q5_1 => each_block::<24>(src, dst, |x, y| {
             let (d, m) = (get_f16(x, 0), get_f16(x, 2));
             let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
             for j in 0..QK / 2 {
@@ -431,14 +422,14 @@ pub(crate) fn dequantize_scalar(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 y[j + QK / 2] = x1 as f32 * d + m;
             }
         }),
-        Q8_0 => each_block::<34>(src, dst, |x, y| {
+        TypeId::Q8_0 => each_block::<34>(src, dst, |x, y| {
             let d = get_f16(x, 0);
             for (o, q) in y.iter_mut().zip(&x[2..]) {
                 *o = (*q as i8) as f32 * d;
             }
         }),
         // ggml has no Q8_1 `to_float`; it decodes as `qs[j] * d` like Q8_0 (`s` is a cached sum).
-        Q8_1 => each_block::<36>(src, dst, |x, y| {
+        TypeId::Q8_1 => each_block::<36>(src, dst, |x, y| {
             let d = get_f16(x, 0);
             for (o, q) in y.iter_mut().zip(&x[4..]) {
                 *o = (*q as i8) as f32 * d;
@@ -465,12 +456,12 @@ fn each_block<const SIZE: usize>(
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     let Some(size) = block_size(id) else {
         return false;
     };
     match (id, c.imatrix) {
-        (Q4_0 | Q4_1 | Q5_0 | Q5_1, Some(qw)) => {
+        (TypeId::Q4_0 | TypeId::Q4_1 | TypeId::Q5_0 | TypeId::Q5_1, Some(qw)) => {
             let row = c.n_per_row / QK * size;
             for (x, y) in c
                 .src
@@ -484,11 +475,11 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
             let fast = has_simd();
             for (x, y) in c.src.chunks_exact(QK).zip(c.dst.chunks_exact_mut(size)) {
                 match id {
-                    Q4_0 => q4_0_ref(x, y, fast),
-                    Q4_1 => q4_1_ref(x, y, fast),
-                    Q5_0 => q5_0_ref(x, y, fast),
-                    Q5_1 => q5_1_ref(x, y, fast),
-                    Q8_0 => q8_0_ref(x, y),
+                    TypeId::Q4_0 => q4_0_ref(x, y, fast),
+                    TypeId::Q4_1 => q4_1_ref(x, y, fast),
+                    TypeId::Q5_0 => q5_0_ref(x, y, fast),
+                    TypeId::Q5_1 => q5_1_ref(x, y, fast),
+                    TypeId::Q8_0 => q8_0_ref(x, y),
                     _ => q8_1_ref(x, y),
                 }
             }
@@ -645,7 +636,7 @@ mod tests {
                 })
                 .collect();
             let qw: Vec<f32> = (0..npr).map(|_| (0.05 + uni() * 3.0) as f32).collect();
-            for id in [Q4_0, Q4_1, Q5_0, Q5_1] {
+            for id in [TypeId::Q4_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1] {
                 let size = block_size(id).unwrap();
                 let mut slow = vec![0u8; npr / QK * size];
                 let mut fast = slow.clone();

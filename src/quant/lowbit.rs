@@ -5,18 +5,17 @@
 
 use super::iquants::{c_roundf_to_int, f16_at, f16_bytes};
 use super::Chunk;
+use crate::gguf::TypeId;
 
-const Q1_0: u32 = 41;
-const Q2_0: u32 = 42;
 const QK1_0: usize = 128;
 const Q1_0_BYTES: usize = 18;
 const QK2_0: usize = 64;
 const Q2_0_BYTES: usize = 18;
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        Q1_0 => {
+        TypeId::Q1_0 => {
             for (b, y) in src
                 .chunks_exact(Q1_0_BYTES)
                 .zip(dst.chunks_exact_mut(QK1_0))
@@ -29,7 +28,7 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 }
             }
         }
-        Q2_0 => {
+        TypeId::Q2_0 => {
             for (b, y) in src
                 .chunks_exact(Q2_0_BYTES)
                 .zip(dst.chunks_exact_mut(QK2_0))
@@ -48,9 +47,9 @@ pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     match id {
-        Q1_0 => {
+        TypeId::Q1_0 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK1_0)
@@ -72,7 +71,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 }
             }
         }
-        Q2_0 => {
+        TypeId::Q2_0 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK2_0)

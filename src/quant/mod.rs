@@ -9,6 +9,7 @@
 //! independent, so the bytes do not depend on the number of threads.
 
 pub mod float;
+pub mod format;
 pub mod fp4;
 pub mod iquants;
 pub mod kquants;
@@ -52,9 +53,11 @@ pub enum QuantError {
     },
 }
 
+pub use format::{format, Format, Imatrix};
+
 /// `ggml_quantize_requires_imatrix`.
 pub fn requires_imatrix(ty: GgmlType) -> bool {
-    matches!(ty.name, "iq2_xxs" | "iq2_xs" | "iq1_s")
+    format(ty.id).imatrix == Imatrix::Required
 }
 
 fn byte_len(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
@@ -91,16 +94,9 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
     }
 }
 
-/// One family call on checked whole blocks.
+/// The type's decoder on checked whole blocks.
 fn dequantize_blocks(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
-    let done = float::dequantize(ty.id, src, dst)
-        || legacy::dequantize(ty.id, src, dst)
-        || kquants::dequantize(ty.id, src, dst)
-        || iquants::dequantize(ty.id, src, dst)
-        || ternary::dequantize(ty.id, src, dst)
-        || fp4::dequantize(ty.id, src, dst)
-        || lowbit::dequantize(ty.id, src, dst);
-    if done {
+    if format(ty.id).to_float.is_some_and(|f| f(src, dst)) {
         Ok(())
     } else {
         Err(QuantError::Unsupported {
@@ -181,7 +177,7 @@ pub(crate) fn has_neon() -> bool {
 /// Chunks at least this large (in values) are split across rayon's threads.
 const PAR_MIN_VALUES: usize = 1 << 16;
 
-/// One family call on checked whole rows.
+/// The type's encoder on checked whole rows.
 fn quantize_rows(
     ty: GgmlType,
     src: &[f32],
@@ -195,14 +191,7 @@ fn quantize_rows(
         n_per_row,
         imatrix,
     };
-    let done = float::quantize(ty.id, &mut args)
-        || legacy::quantize(ty.id, &mut args)
-        || kquants::quantize(ty.id, &mut args)
-        || iquants::quantize(ty.id, &mut args)
-        || ternary::quantize(ty.id, &mut args)
-        || fp4::quantize(ty.id, &mut args)
-        || lowbit::quantize(ty.id, &mut args);
-    if done {
+    if format(ty.id).from_float.is_some_and(|f| f(&mut args)) {
         Ok(())
     } else {
         Err(QuantError::Unsupported {

@@ -4,16 +4,25 @@
 //! of ggml's bytes in testdata/quant/.
 
 use super::{float, iquants, kquants, legacy};
+use crate::gguf::TypeId;
 
-type Deq = fn(u32, &[u8], &mut [f32]) -> bool;
+type Deq = fn(TypeId, &[u8], &mut [f32]) -> bool;
 
 /// (name, type id, block bytes, block values, offsets of the block's f16 scales, dispatched, scalar)
-type Format = (&'static str, u32, usize, usize, &'static [usize], Deq, Deq);
+type Format = (
+    &'static str,
+    TypeId,
+    usize,
+    usize,
+    &'static [usize],
+    Deq,
+    Deq,
+);
 
 const FORMATS: [Format; 6] = [
     (
         "q4_0",
-        legacy::Q4_0,
+        TypeId::Q4_0,
         18,
         32,
         &[0],
@@ -22,7 +31,7 @@ const FORMATS: [Format; 6] = [
     ),
     (
         "q8_0",
-        legacy::Q8_0,
+        TypeId::Q8_0,
         34,
         32,
         &[0],
@@ -31,7 +40,7 @@ const FORMATS: [Format; 6] = [
     ),
     (
         "q4_K",
-        kquants::Q4_K,
+        TypeId::Q4_K,
         144,
         256,
         &[0, 2],
@@ -40,7 +49,7 @@ const FORMATS: [Format; 6] = [
     ),
     (
         "q5_K",
-        kquants::Q5_K,
+        TypeId::Q5_K,
         176,
         256,
         &[0, 2],
@@ -49,7 +58,7 @@ const FORMATS: [Format; 6] = [
     ),
     (
         "q6_K",
-        kquants::Q6_K,
+        TypeId::Q6_K,
         210,
         256,
         &[208],
@@ -58,7 +67,7 @@ const FORMATS: [Format; 6] = [
     ),
     (
         "iq4_nl",
-        iquants::IQ4_NL,
+        TypeId::IQ4_NL,
         18,
         32,
         &[0],
@@ -83,7 +92,7 @@ fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn check(name: &str, what: &str, id: u32, bytes: &[u8], n: usize, fast: Deq, slow: Deq) {
+fn check(name: &str, what: &str, id: TypeId, bytes: &[u8], n: usize, fast: Deq, slow: Deq) {
     let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
     assert!(fast(id, bytes, &mut a), "{name}: not decoded");
     assert!(
@@ -186,7 +195,7 @@ fn f16_rows_with_tails_equal_scalar() {
             imatrix: None,
         };
         if n > 0 {
-            assert!(float::quantize(float::F16, &mut c));
+            assert!(float::quantize(TypeId::F16, &mut c));
         }
         let enc = c.dst.to_vec();
         let want: Vec<u8> = x
@@ -195,7 +204,7 @@ fn f16_rows_with_tails_equal_scalar() {
             .collect();
         assert_eq!(enc, want, "encode {n}");
         let mut y = vec![0f32; n];
-        assert!(float::dequantize(float::F16, &enc, &mut y));
+        assert!(float::dequantize(TypeId::F16, &enc, &mut y));
         for (i, v) in y.iter().enumerate() {
             let h = u16::from_le_bytes([enc[2 * i], enc[2 * i + 1]]);
             assert_eq!(

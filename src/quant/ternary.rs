@@ -7,10 +7,9 @@
 
 use super::iquants::{c_lroundf, f16_at, f16_bytes};
 use super::Chunk;
+use crate::gguf::TypeId;
 
 const QK_K: usize = 256;
-const TQ1_0: u32 = 34;
-const TQ2_0: u32 = 35;
 /// `block_tq1_0`: qs[48] (5 trits each), qh[4] (4 trits each), d.
 const TQ1_BYTES: usize = 54;
 /// `block_tq2_0`: qs[64] (4 values of 2 bits each), d.
@@ -19,14 +18,14 @@ const TQ1_QS: usize = 48;
 const TQ1_QH: usize = 4;
 
 /// Decodes `dst.len()` values of type `id` if this family owns it; false otherwise. Lengths are checked.
-pub(crate) fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(crate) fn dequantize(id: TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     match id {
-        TQ1_0 => {
+        TypeId::TQ1_0 => {
             for (b, y) in src.chunks_exact(TQ1_BYTES).zip(dst.chunks_exact_mut(QK_K)) {
                 deq_tq1_0(b, y);
             }
         }
-        TQ2_0 => {
+        TypeId::TQ2_0 => {
             for (b, y) in src.chunks_exact(TQ2_BYTES).zip(dst.chunks_exact_mut(QK_K)) {
                 deq_tq2_0(b, y);
             }
@@ -87,10 +86,10 @@ fn deq_tq2_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Quantizes a checked chunk if this family owns type `id`; false otherwise.
-pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
+pub(crate) fn quantize(id: TypeId, c: &mut Chunk<'_>) -> bool {
     // Rows are whole super-blocks (checked by the caller), so the chunk is one long run of blocks.
     match id {
-        TQ1_0 => {
+        TypeId::TQ1_0 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK_K)
@@ -99,7 +98,7 @@ pub(crate) fn quantize(id: u32, c: &mut Chunk<'_>) -> bool {
                 q_tq1_0(x, b);
             }
         }
-        TQ2_0 => {
+        TypeId::TQ2_0 => {
             for (x, b) in c
                 .src
                 .chunks_exact(QK_K)

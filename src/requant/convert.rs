@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::ftype::GUESSED;
 use super::imatrix::Imatrix;
 use super::meta::{self, KvOverride, KvOverrideValue};
 use super::plan::{self, weight_order, ModelInfo, Params, Plan, Planned, TensorDesc};
 use super::RequantError;
 use crate::fsio::AtomicFile;
-use crate::gguf::spec::{self, Endian, GgmlType};
+use crate::gguf::spec::{self, Endian, FtypeId, GgmlType, TypeId};
 use crate::gguf::validate::pad;
 use crate::gguf::write::{GgufWriter, TensorSpec};
 use crate::gguf::{Gguf, GgufFile, TensorInfo};
@@ -111,10 +110,10 @@ pub fn prepare<'a>(
     let file_type = if opts.params.ftype.is_copy() {
         match first.get(spec::KEY_FILE_TYPE).and_then(|v| v.as_u64()) {
             Some(f) => f as u32,
-            None => guessed_ftype(&order) | GUESSED,
+            None => guessed_ftype(&order).raw() | FtypeId::GUESSED,
         }
     } else {
-        opts.params.ftype.id
+        opts.params.ftype.id.raw()
     };
     let n_split = if opts.keep_split {
         order.iter().map(|(s, _)| s + 1).max().unwrap_or(1)
@@ -154,13 +153,13 @@ pub fn prepare<'a>(
 }
 
 /// The file type llama.cpp guesses when `general.file_type` is absent (for COPY).
-fn guessed_ftype(order: &[(usize, &TensorInfo<'_>)]) -> u32 {
+fn guessed_ftype(order: &[(usize, &TensorInfo<'_>)]) -> FtypeId {
     let mut by_name: Vec<&TensorInfo<'_>> = order.iter().map(|(_, t)| *t).collect();
     by_name.sort_by(|a, b| weight_order(a.name, b.name));
     let mut counts = [0usize; spec::GGML_TYPE_COUNT as usize];
-    let (mut best, mut best_n) = (0u32, 0usize);
+    let (mut best, mut best_n) = (TypeId::F32, 0usize);
     for t in by_name {
-        let c = &mut counts[t.ty.id as usize];
+        let c = &mut counts[t.ty.id.raw() as usize];
         *c += 1;
         if best_n < *c {
             best_n = *c;
@@ -256,7 +255,8 @@ impl Prepared<'_> {
                     block: p.to.block_size,
                 });
             }
-            if !(p.from.quantized || matches!(p.from.name, "f32" | "f16" | "bf16")) {
+            if !(p.from.quantized || matches!(p.from.id, TypeId::F32 | TypeId::F16 | TypeId::BF16))
+            {
                 return Err(RequantError::CannotConvert {
                     tensor: p.name.clone(),
                     ty: p.from.name,
@@ -541,7 +541,7 @@ fn convert_tensor(
                         // Each task decodes its own rows: they stay in cache between the two steps.
                         let bytes = &src[a * row_src..b * row_src];
                         let mut x = vec![0f32; (b - a) * ne0];
-                        if p.from.name == "f32" {
+                        if p.from.id == TypeId::F32 {
                             for (v, c) in x.iter_mut().zip(bytes.chunks_exact(4)) {
                                 *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                             }

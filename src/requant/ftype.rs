@@ -2,7 +2,7 @@
 //! their `llama_ftype` ids (`general.file_type`) and default tensor type
 //! (`llama_ftype_get_default_type` in `src/llama-quant.cpp`).
 
-use crate::gguf::spec::{ggml_type_by_name, GgmlType};
+use crate::gguf::spec::{FtypeId, GgmlType, TypeId};
 
 /// One of llama-quantize's type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,101 +10,66 @@ pub struct Ftype {
     /// The name as llama-quantize lists it (`Q4_K_M`, `COPY`).
     pub name: &'static str,
     /// `llama_ftype`, written as `general.file_type`.
-    pub id: u32,
-    /// ggml's name of the default tensor type (`q4_K`).
-    default: &'static str,
+    pub id: FtypeId,
+    /// The default tensor type.
+    default: TypeId,
 }
 
-pub const Q1_0: u32 = 40;
-pub const Q2_0: u32 = 41;
-pub const Q4_0: u32 = 2;
-pub const Q4_1: u32 = 3;
-pub const MXFP4_MOE: u32 = 38;
-pub const Q5_0: u32 = 8;
-pub const Q5_1: u32 = 9;
-pub const IQ2_XXS: u32 = 19;
-pub const IQ2_XS: u32 = 20;
-pub const IQ2_S: u32 = 28;
-pub const IQ2_M: u32 = 29;
-pub const IQ1_S: u32 = 24;
-pub const IQ1_M: u32 = 31;
-pub const TQ1_0: u32 = 36;
-pub const TQ2_0: u32 = 37;
-pub const Q2_K: u32 = 10;
-pub const Q2_K_S: u32 = 21;
-pub const IQ3_XXS: u32 = 23;
-pub const IQ3_S: u32 = 26;
-pub const IQ3_M: u32 = 27;
-pub const IQ3_XS: u32 = 22;
-pub const Q3_K_S: u32 = 11;
-pub const Q3_K_M: u32 = 12;
-pub const Q3_K_L: u32 = 13;
-pub const IQ4_NL: u32 = 25;
-pub const IQ4_XS: u32 = 30;
-pub const Q4_K_S: u32 = 14;
-pub const Q4_K_M: u32 = 15;
-pub const Q5_K_S: u32 = 16;
-pub const Q5_K_M: u32 = 17;
-pub const Q6_K: u32 = 18;
-pub const Q8_0: u32 = 7;
-pub const F16: u32 = 1;
-pub const BF16: u32 = 32;
-pub const ALL_F32: u32 = 0;
-/// Flag llama.cpp adds to a file type it guessed from the tensor types.
-pub const GUESSED: u32 = 1024;
-
-const fn f(name: &'static str, id: u32, default: &'static str) -> Ftype {
+const fn f(name: &'static str, id: FtypeId, default: TypeId) -> Ftype {
     Ftype { name, id, default }
 }
 
+use FtypeId as F;
+use TypeId as T;
+
 /// `QUANT_OPTIONS`, in llama-quantize's order (which decides what a number names: the first match).
 pub static FTYPES: [Ftype; 39] = [
-    f("Q1_0", Q1_0, "q1_0"),
-    f("Q2_0", Q2_0, "q2_0"),
-    f("Q4_0", Q4_0, "q4_0"),
-    f("Q4_1", Q4_1, "q4_1"),
-    f("MXFP4_MOE", MXFP4_MOE, "mxfp4"),
-    f("Q5_0", Q5_0, "q5_0"),
-    f("Q5_1", Q5_1, "q5_1"),
-    f("IQ2_XXS", IQ2_XXS, "iq2_xxs"),
-    f("IQ2_XS", IQ2_XS, "iq2_xs"),
-    f("IQ2_S", IQ2_S, "iq2_xs"),
-    f("IQ2_M", IQ2_M, "iq2_s"),
-    f("IQ1_S", IQ1_S, "iq1_s"),
-    f("IQ1_M", IQ1_M, "iq1_m"),
-    f("TQ1_0", TQ1_0, "tq1_0"),
-    f("TQ2_0", TQ2_0, "tq2_0"),
-    f("Q2_K", Q2_K, "q2_K"),
-    f("Q2_K_S", Q2_K_S, "q2_K"),
-    f("IQ3_XXS", IQ3_XXS, "iq3_xxs"),
-    f("IQ3_S", IQ3_S, "iq3_s"),
-    f("IQ3_M", IQ3_M, "iq3_s"),
-    f("Q3_K", Q3_K_M, "q3_K"),
-    f("IQ3_XS", IQ3_XS, "iq3_s"),
-    f("Q3_K_S", Q3_K_S, "q3_K"),
-    f("Q3_K_M", Q3_K_M, "q3_K"),
-    f("Q3_K_L", Q3_K_L, "q3_K"),
-    f("IQ4_NL", IQ4_NL, "iq4_nl"),
-    f("IQ4_XS", IQ4_XS, "iq4_xs"),
-    f("Q4_K", Q4_K_M, "q4_K"),
-    f("Q4_K_S", Q4_K_S, "q4_K"),
-    f("Q4_K_M", Q4_K_M, "q4_K"),
-    f("Q5_K", Q5_K_M, "q5_K"),
-    f("Q5_K_S", Q5_K_S, "q5_K"),
-    f("Q5_K_M", Q5_K_M, "q5_K"),
-    f("Q6_K", Q6_K, "q6_K"),
-    f("Q8_0", Q8_0, "q8_0"),
-    f("F16", F16, "f16"),
-    f("BF16", BF16, "bf16"),
-    f("F32", ALL_F32, "f32"),
+    f("Q1_0", F::Q1_0, T::Q1_0),
+    f("Q2_0", F::Q2_0, T::Q2_0),
+    f("Q4_0", F::Q4_0, T::Q4_0),
+    f("Q4_1", F::Q4_1, T::Q4_1),
+    f("MXFP4_MOE", F::MXFP4_MOE, T::MXFP4),
+    f("Q5_0", F::Q5_0, T::Q5_0),
+    f("Q5_1", F::Q5_1, T::Q5_1),
+    f("IQ2_XXS", F::IQ2_XXS, T::IQ2_XXS),
+    f("IQ2_XS", F::IQ2_XS, T::IQ2_XS),
+    f("IQ2_S", F::IQ2_S, T::IQ2_XS),
+    f("IQ2_M", F::IQ2_M, T::IQ2_S),
+    f("IQ1_S", F::IQ1_S, T::IQ1_S),
+    f("IQ1_M", F::IQ1_M, T::IQ1_M),
+    f("TQ1_0", F::TQ1_0, T::TQ1_0),
+    f("TQ2_0", F::TQ2_0, T::TQ2_0),
+    f("Q2_K", F::Q2_K, T::Q2_K),
+    f("Q2_K_S", F::Q2_K_S, T::Q2_K),
+    f("IQ3_XXS", F::IQ3_XXS, T::IQ3_XXS),
+    f("IQ3_S", F::IQ3_S, T::IQ3_S),
+    f("IQ3_M", F::IQ3_M, T::IQ3_S),
+    f("Q3_K", F::Q3_K_M, T::Q3_K),
+    f("IQ3_XS", F::IQ3_XS, T::IQ3_S),
+    f("Q3_K_S", F::Q3_K_S, T::Q3_K),
+    f("Q3_K_M", F::Q3_K_M, T::Q3_K),
+    f("Q3_K_L", F::Q3_K_L, T::Q3_K),
+    f("IQ4_NL", F::IQ4_NL, T::IQ4_NL),
+    f("IQ4_XS", F::IQ4_XS, T::IQ4_XS),
+    f("Q4_K", F::Q4_K_M, T::Q4_K),
+    f("Q4_K_S", F::Q4_K_S, T::Q4_K),
+    f("Q4_K_M", F::Q4_K_M, T::Q4_K),
+    f("Q5_K", F::Q5_K_M, T::Q5_K),
+    f("Q5_K_S", F::Q5_K_S, T::Q5_K),
+    f("Q5_K_M", F::Q5_K_M, T::Q5_K),
+    f("Q6_K", F::Q6_K, T::Q6_K),
+    f("Q8_0", F::Q8_0, T::Q8_0),
+    f("F16", F::F16, T::F16),
+    f("BF16", F::BF16, T::BF16),
+    f("F32", F::ALL_F32, T::F32),
     // After F32, so that the number 0 names F32.
-    f("COPY", ALL_F32, "f32"),
+    f("COPY", F::ALL_F32, T::F32),
 ];
 
 impl Ftype {
     /// `llama_ftype_get_default_type`.
     pub fn default_type(&self) -> GgmlType {
-        ggml_type_by_name(self.default).expect("every default type is in the type table")
+        self.default.ty()
     }
 
     /// `COPY`: every tensor copied as it is.
@@ -129,6 +94,6 @@ impl Ftype {
             return None;
         }
         let n: u32 = digits.parse().ok()?;
-        FTYPES.iter().find(|f| f.id == n).copied()
+        FTYPES.iter().find(|f| f.id == FtypeId(n)).copied()
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::RequantError;
-use crate::gguf::spec::ValueType;
+use crate::gguf::spec::{TypeId, ValueType};
 use crate::gguf::{GgufFile, Value};
 
 /// A loaded importance matrix.
@@ -79,7 +79,7 @@ impl Imatrix {
             let (Some(s), Some(c)) = (sums.get(name), counts.get(name)) else {
                 return Err(err(format!("mismatched sums and counts for {name}")));
             };
-            if s.ty.name != "f32" || c.ty.name != "f32" {
+            if s.ty.id != TypeId::F32 || c.ty.id != TypeId::F32 {
                 return Err(err(format!("sums and counts for {name} must be F32")));
             }
             let sums = f32s(g.tensor_data(s).unwrap_or(&[]));

@@ -11,11 +11,14 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::ftype::{self, Ftype};
+use super::ftype::Ftype;
 use super::RequantError;
+use crate::arch::HParams;
 use crate::gguf::parse::KeyValue;
-use crate::gguf::spec::{ggml_type_by_name, GgmlType};
+use crate::gguf::spec::{FtypeId, GgmlType, TypeId};
+
 use crate::gguf::Value;
+use TypeId as T;
 
 /// What llama-quantize reads of the model's hyperparameters (`llama_hparams`, `llm_type`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +36,6 @@ pub struct ModelInfo {
     pub is_70b: bool,
 }
 
-fn first_u32(v: &Value<'_>) -> Option<u32> {
-    match v {
-        Value::Array(a) => a.iter().next().and_then(|x| x.as_u64()),
-        x => x.as_u64(),
-    }
-    .and_then(|x| u32::try_from(x).ok())
-}
-
 impl ModelInfo {
     /// Reads the hyperparameters from the metadata; `ints` are `--override-kv KEY=int:N` overrides,
     /// which llama.cpp's loader applies before reading them.
@@ -54,45 +49,24 @@ impl ModelInfo {
             }
             kvs.iter().find(|kv| kv.key == k).map(|kv| kv.value)
         };
-        let arch = get("general.architecture")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .ok_or_else(|| RequantError::Model("general.architecture is missing".into()))?;
-        let key = |s: &str| format!("{arch}.{s}");
-        let n_layer = get(&key("block_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                RequantError::Model(format!(
-                    "{} is missing or not a positive integer",
-                    key("block_count")
-                ))
-            })?;
-        let n_head = get(&key("attention.head_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(0);
-        let n_head_kv = get(&key("attention.head_count_kv"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(n_head);
-        let n_expert = get(&key("expert_count"))
-            .as_ref()
-            .and_then(first_u32)
-            .unwrap_or(0);
-        let is_70b = match arch.as_str() {
-            "llama" => n_layer == 80 && n_head != n_head_kv,
-            "qwen2" | "deci" | "olmo" => n_layer == 80,
-            "jais2" => n_layer == 68,
-            _ => false,
-        };
+        let h = HParams::read(&get).map_err(|e| RequantError::Model(e.to_string()))?;
+        let u32_of = |v: u64| u32::try_from(v).ok();
+        let n_layer = u32_of(h.n_layer).filter(|&n| n > 0).ok_or_else(|| {
+            RequantError::Model(format!(
+                "{} is missing or not a positive integer",
+                h.key("block_count")
+            ))
+        })?;
+        let layer0 = |v: &[u64]| v.first().copied().and_then(u32_of);
+        let n_head = h.n_head.as_deref().and_then(layer0).unwrap_or(0);
+        let n_head_kv = layer0(&h.n_head_kv).unwrap_or(n_head);
         Ok(ModelInfo {
-            arch,
+            is_70b: h.is_70b(),
             n_layer,
             n_head,
             n_head_kv,
-            n_expert,
-            is_70b,
+            n_expert: u32_of(h.n_expert).unwrap_or(0),
+            arch: h.arch,
         })
     }
 
@@ -317,13 +291,13 @@ pub fn why_not_quantized(
 }
 
 /// `tensor_requires_imatrix`.
-pub fn tensor_requires_imatrix(name: &str, dst: GgmlType, ftype_id: u32) -> bool {
+pub fn tensor_requires_imatrix(name: &str, dst: GgmlType, ftype_id: FtypeId) -> bool {
     if is_token_embd(name) || name == "output.weight" {
         return false;
     }
-    match dst.name {
-        "iq3_xxs" | "iq2_xxs" | "iq2_xs" | "iq2_s" | "iq1_m" | "iq1_s" => true,
-        "q2_K" => ftype_id == ftype::Q2_K_S,
+    match dst.id {
+        T::IQ3_XXS | T::IQ2_XXS | T::IQ2_XS | T::IQ2_S | T::IQ1_M | T::IQ1_S => true,
+        T::Q2_K => ftype_id == FtypeId::Q2_K_S,
         _ => false,
     }
 }
@@ -424,10 +398,6 @@ pub struct Plan {
     pub tensors: Vec<Planned>,
     /// `qs.n_fallback`: tensors whose rows did not divide into the chosen type's blocks.
     pub n_fallback: usize,
-}
-
-fn ty(name: &str) -> GgmlType {
-    ggml_type_by_name(name).expect("known ggml type")
 }
 
 struct State {
@@ -573,14 +543,19 @@ fn fallback(
         return Ok(target);
     }
     qs.n_fallback += 1;
-    let mut ret = match target.name {
-        "iq1_s" | "iq1_m" | "iq2_xxs" | "iq2_xs" | "iq2_s" | "iq3_xxs" | "iq3_s" | "iq4_xs" => {
-            ty("iq4_nl")
-        }
-        "q2_0" | "q2_K" | "q3_K" | "tq1_0" | "tq2_0" => ty("q4_0"),
-        "q4_K" => ty("q5_0"),
-        "q5_K" => ty("q5_1"),
-        "q6_K" => ty("q8_0"),
+    let mut ret = match target.id {
+        T::IQ1_S
+        | T::IQ1_M
+        | T::IQ2_XXS
+        | T::IQ2_XS
+        | T::IQ2_S
+        | T::IQ3_XXS
+        | T::IQ3_S
+        | T::IQ4_XS => T::IQ4_NL.ty(),
+        T::Q2_0 | T::Q2_K | T::Q3_K | T::TQ1_0 | T::TQ2_0 => T::Q4_0.ty(),
+        T::Q4_K => T::Q5_0.ty(),
+        T::Q5_K => T::Q5_1.ty(),
+        T::Q6_K => T::Q8_0.ty(),
         _ if qk <= 32 => target,
         _ => {
             return Err(RequantError::NoFallback {
@@ -591,7 +566,7 @@ fn fallback(
         }
     };
     if !ncols.is_multiple_of(ret.block_size) {
-        ret = ty("f16");
+        ret = T::F16.ty();
     }
     Ok(ret)
 }
@@ -613,8 +588,8 @@ fn get_type_impl(
     t: &TensorDesc<'_>,
     cat: Category,
 ) -> Result<GgmlType, RequantError> {
-    use ftype as F;
     use Category as C;
+    use FtypeId as F;
     let f = params.ftype.id;
     let arch = model.arch.as_str();
     let falcon = arch == "falcon";
@@ -640,9 +615,9 @@ fn get_type_impl(
         && (name.contains("attn_q_a")
             || name.contains("attn_q_b")
             || name.contains("nextn.eh_proj"))
-        && !matches!(new_type.name, "f32" | "bf16" | "f16")
+        && !matches!(new_type.id, T::F32 | T::BF16 | T::F16)
     {
-        return Ok(ty("q8_0"));
+        return Ok(T::Q8_0.ty());
     }
 
     let low_iq = [
@@ -660,7 +635,7 @@ fn get_type_impl(
             let nx = t.ne(0);
             let qk = new_type.block_size;
             if f == F::MXFP4_MOE || falcon || !nx.is_multiple_of(qk) {
-                new_type = ty("q8_0");
+                new_type = T::Q8_0.ty();
             } else if [
                 F::IQ2_XXS,
                 F::IQ2_XS,
@@ -672,159 +647,167 @@ fn get_type_impl(
             ]
             .contains(&f)
             {
-                new_type = ty("q5_K");
-            } else if new_type.name != "q8_0" {
-                new_type = ty("q6_K");
+                new_type = T::Q5_K.ty();
+            } else if new_type.id != T::Q8_0 {
+                new_type = T::Q6_K.ty();
             }
         }
     } else if f == F::MXFP4_MOE {
         let bailing_expert =
             arch == "bailingmoe3" && matches!(cat, C::FfnUp | C::FfnGate | C::FfnDown);
         new_type = if t.ne(2) > 1 && (arch != "bailingmoe3" || bailing_expert) {
-            ty("mxfp4")
+            T::MXFP4.ty()
         } else {
-            ty("q8_0")
+            T::Q8_0.ty()
         };
     } else if cat == C::TokenEmbd {
         if let Some(tet) = params.token_embedding_type {
             new_type = tet;
         } else if [F::IQ2_XXS, F::IQ2_XS, F::IQ1_S, F::IQ1_M].contains(&f) {
-            new_type = ty("q2_K");
+            new_type = T::Q2_K.ty();
         } else if f == F::IQ2_S || f == F::IQ2_M || f == F::IQ3_XXS {
-            new_type = ty("iq3_s");
+            new_type = T::IQ3_S.ty();
         } else if f == F::TQ1_0 || f == F::TQ2_0 || f == F::Q2_0 {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         }
     } else if low_iq.contains(&f) {
         let s_or_m = f == F::IQ2_S || f == F::IQ2_M;
         if is_attn_v(cat) {
             new_type = if n_gqa >= 4 || n_expert >= 4 {
-                ty("q4_K")
+                T::Q4_K.ty()
             } else if s_or_m {
-                ty("iq3_s")
+                T::IQ3_S.ty()
             } else {
-                ty("q2_K")
+                T::Q2_K.ty()
             };
             qs.i_attention_wv += 1;
         } else if n_expert == 8 && cat == C::AttentionK {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if cat == C::FfnDown {
             if qs.i_ffn_down < qs.n_ffn / 8 {
-                new_type = if s_or_m { ty("iq3_s") } else { ty("q2_K") };
+                new_type = if s_or_m { T::IQ3_S.ty() } else { T::Q2_K.ty() };
             }
             qs.i_ffn_down += 1;
         } else if cat == C::AttentionOutput {
             if n_expert == 8 {
-                new_type = ty("q5_K");
+                new_type = T::Q5_K.ty();
             } else if f == F::IQ1_S || f == F::IQ1_M {
-                new_type = ty("iq2_xxs");
+                new_type = T::IQ2_XXS.ty();
             } else if s_or_m {
-                new_type = ty("iq3_s");
+                new_type = T::IQ3_S.ty();
             }
         }
     } else if is_attn_v(cat) {
         if f == F::Q2_K {
-            new_type = if n_gqa >= 4 { ty("q4_K") } else { ty("q3_K") };
+            new_type = if n_gqa >= 4 {
+                T::Q4_K.ty()
+            } else {
+                T::Q3_K.ty()
+            };
         } else if f == F::Q2_K_S && n_gqa >= 4 {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if f == F::IQ3_XXS {
             new_type = if n_gqa >= 4 {
-                ty("q4_K")
+                T::Q4_K.ty()
             } else if !has_imatrix {
-                ty("iq3_s")
+                T::IQ3_S.ty()
             } else {
-                ty("iq3_xxs")
+                T::IQ3_XXS.ty()
             };
         } else if (f == F::IQ3_XS || f == F::IQ3_S) && n_gqa >= 4 {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if f == F::IQ3_M {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if f == F::Q3_K_M {
             new_type = if qs.i_attention_wv < 2 {
-                ty("q5_K")
+                T::Q5_K.ty()
             } else {
-                ty("q4_K")
+                T::Q4_K.ty()
             };
         } else if f == F::Q3_K_L {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         } else if (f == F::IQ4_NL || f == F::IQ4_XS) && n_gqa >= 4 {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         } else if (f == F::Q4_K_M || f == F::Q5_K_M)
             && use_more_bits(qs.i_attention_wv, qs.n_attention_wv)
         {
-            new_type = ty("q6_K");
+            new_type = T::Q6_K.ty();
         } else if f == F::Q4_K_S && qs.i_attention_wv < 4 {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         }
-        if model.is_70b && (new_type.name == "q3_K" || new_type.name == "q4_K") {
-            new_type = ty("q5_K");
+        if model.is_70b && (new_type.id == T::Q3_K || new_type.id == T::Q4_K) {
+            new_type = T::Q5_K.ty();
         }
         if n_expert == 8 {
-            new_type = ty("q8_0");
+            new_type = T::Q8_0.ty();
         }
         qs.i_attention_wv += 1;
     } else if cat == C::AttentionK {
         if n_expert == 8 {
-            new_type = ty("q8_0");
+            new_type = T::Q8_0.ty();
         } else if f == F::IQ3_XS {
-            new_type = ty("iq3_xxs");
+            new_type = T::IQ3_XXS.ty();
         } else if f == F::IQ3_XXS {
-            new_type = ty("iq2_s");
+            new_type = T::IQ2_S.ty();
         }
     } else if cat == C::AttentionQ {
         if f == F::IQ3_XS {
-            new_type = ty("iq3_xxs");
+            new_type = T::IQ3_XXS.ty();
         } else if f == F::IQ3_XXS {
-            new_type = ty("iq2_s");
+            new_type = T::IQ2_S.ty();
         }
     } else if cat == C::FfnDown {
         let (i_layer, n_layer) = layer_info(qs.i_ffn_down, qs.n_ffn)?;
         if f == F::Q2_K {
-            new_type = ty("q3_K");
+            new_type = T::Q3_K.ty();
         } else if f == F::Q2_K_S {
             if i_layer < n_layer / 8 {
-                new_type = ty("q4_K");
+                new_type = T::Q4_K.ty();
             }
         } else if f == F::IQ3_XXS && !has_imatrix {
             new_type = if i_layer < n_layer / 8 {
-                ty("q4_K")
+                T::Q4_K.ty()
             } else {
-                ty("q3_K")
+                T::Q3_K.ty()
             };
         } else if f == F::Q3_K_M {
             new_type = if i_layer < n_layer / 16 {
-                ty("q5_K")
+                T::Q5_K.ty()
             } else if !falcon || use_more_bits(i_layer, n_layer) {
-                ty("q4_K")
+                T::Q4_K.ty()
             } else {
-                ty("q3_K")
+                T::Q3_K.ty()
             };
         } else if f == F::IQ3_M
             && (i_layer < n_layer / 8 || (n_expert == 8 && use_more_bits(i_layer, n_layer)))
         {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if f == F::Q3_K_L {
-            new_type = if falcon { ty("q4_K") } else { ty("q5_K") };
+            new_type = if falcon { T::Q4_K.ty() } else { T::Q5_K.ty() };
         } else if f == F::Q4_K_M {
             if falcon {
                 new_type = if i_layer < n_layer / 16 {
-                    ty("q6_K")
+                    T::Q6_K.ty()
                 } else if use_more_bits(i_layer, n_layer) {
-                    ty("q5_K")
+                    T::Q5_K.ty()
                 } else {
-                    ty("q4_K")
+                    T::Q4_K.ty()
                 };
             } else if use_more_bits(i_layer, n_layer) {
-                new_type = ty("q6_K");
+                new_type = T::Q6_K.ty();
             }
         } else if i_layer < n_layer / 8 && (f == F::IQ4_NL || f == F::IQ4_XS) && !has_imatrix {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         } else if f == F::Q5_K_M && use_more_bits(i_layer, n_layer) {
-            new_type = ty("q6_K");
+            new_type = T::Q6_K.ty();
         } else if f == F::Q4_K_S && !falcon && i_layer < n_layer / 8 {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         } else if (f == F::Q4_0 || f == F::Q5_0) && has_imatrix && i_layer < n_layer / 8 {
-            new_type = if f == F::Q4_0 { ty("q4_1") } else { ty("q5_1") };
+            new_type = if f == F::Q4_0 {
+                T::Q4_1.ty()
+            } else {
+                T::Q5_1.ty()
+            };
         }
         qs.i_ffn_down += 1;
     } else if cat == C::AttentionOutput {
@@ -845,27 +828,27 @@ fn get_type_impl(
                 ]
                 .contains(&f)
                 {
-                    new_type = ty("q5_K");
+                    new_type = T::Q5_K.ty();
                 }
             } else if f == F::Q2_K {
-                new_type = ty("q3_K");
+                new_type = T::Q3_K.ty();
             } else if f == F::IQ3_XXS {
-                new_type = ty("iq3_s");
+                new_type = T::IQ3_S.ty();
             } else if f == F::Q3_K_M || f == F::IQ3_M {
-                new_type = ty("q4_K");
+                new_type = T::Q4_K.ty();
             } else if f == F::Q3_K_L {
-                new_type = ty("q5_K");
+                new_type = T::Q5_K.ty();
             }
         } else if f == F::Q3_K_L {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         }
     } else if cat == C::AttentionQkv {
         if f == F::Q3_K_M || f == F::Q3_K_L || f == F::IQ3_M {
-            new_type = ty("q4_K");
+            new_type = T::Q4_K.ty();
         } else if f == F::Q4_K_M {
-            new_type = ty("q5_K");
+            new_type = T::Q5_K.ty();
         } else if f == F::Q5_K_M {
-            new_type = ty("q6_K");
+            new_type = T::Q6_K.ty();
         }
     } else if cat == C::FfnGate || cat == C::FfnUp {
         let counter = if cat == C::FfnGate {
@@ -875,7 +858,7 @@ fn get_type_impl(
         };
         let (i_layer, n_layer) = layer_info(counter, qs.n_ffn)?;
         if f == F::IQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8 {
-            new_type = ty("iq3_xxs");
+            new_type = T::IQ3_XXS.ty();
         }
         if cat == C::FfnGate {
             qs.i_ffn_gate += 1;

@@ -11,7 +11,7 @@ use std::io;
 use sha2::{Digest, Sha256};
 
 use crate::gguf::blocks::{float_fields, Field, Kind};
-use crate::gguf::{Endian, TensorInfo};
+use crate::gguf::{Endian, TensorInfo, TypeId};
 
 use super::read::read_exact_at;
 
@@ -187,7 +187,8 @@ pub fn scan_tensor(
     // Big-endian files disagree on block fields: llama.cpp's gguf_convert_endian.py swaps the scales
     // inside quantized blocks, gguf-py's writer leaves them (and BF16, which it stores as bytes) in
     // little-endian order. For those a value counts as NaN/Inf only in the reading with fewer of them.
-    let orders: &[Endian] = if endian == Endian::Big && (t.ty.quantized || t.ty.name == "bf16") {
+    let orders: &[Endian] = if endian == Endian::Big && (t.ty.quantized || t.ty.id == TypeId::BF16)
+    {
         &[Endian::Big, Endian::Little]
     } else {
         std::slice::from_ref(&endian)

@@ -164,7 +164,7 @@ fn to_json(
     for (i, g) in shards.iter().enumerate() {
         for t in g.tensors.iter().filter(|t| keep(t.name)) {
             tensors.push(json!({
-                "name": t.name, "type": t.ty.name, "type_id": t.ty.id, "shape": t.dims,
+                "name": t.name, "type": t.ty.name, "type_id": t.ty.id.raw(), "shape": t.dims,
                 "offset": t.offset, "file_offset": t.file_offset, "n_bytes": t.n_bytes,
                 "n_elements": t.n_elements, "shard": i,
             }));

@@ -326,14 +326,15 @@ pub(super) unsafe fn qx<const N: usize>(
 /// # Safety
 /// The CPU must support NEON.
 #[target_feature(enable = "neon")]
-pub(super) unsafe fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
-    use super::{get_scale_min_k4, Q4_K, Q4_K_SIZE, Q5_K, Q5_K_SIZE, Q6_K, Q6_K_SIZE, QK_K};
+pub(super) unsafe fn dequantize(id: crate::gguf::TypeId, src: &[u8], dst: &mut [f32]) -> bool {
+    use super::{get_scale_min_k4, Q4_K_SIZE, Q5_K_SIZE, Q6_K_SIZE, QK_K};
+    use crate::gguf::TypeId;
     use crate::quant::float::get_f16;
     use crate::quant::neon::{store_scaled, store_scaled_min, widen_s8};
     let low = vdupq_n_u8(0x0F);
     let s8 = |v: uint8x16_t| vreinterpretq_s8_u8(v);
     match id {
-        Q4_K => {
+        TypeId::Q4_K => {
             for (x, y) in src.chunks_exact(Q4_K_SIZE).zip(dst.chunks_exact_mut(QK_K)) {
                 let d = get_f16(x, 0);
                 let min = get_f16(x, 2);
@@ -354,7 +355,7 @@ pub(super) unsafe fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 }
             }
         }
-        Q5_K => {
+        TypeId::Q5_K => {
             let sixteen = vdupq_n_u8(16);
             for (x, y) in src.chunks_exact(Q5_K_SIZE).zip(dst.chunks_exact_mut(QK_K)) {
                 let d = get_f16(x, 0);
@@ -382,7 +383,7 @@ pub(super) unsafe fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 }
             }
         }
-        Q6_K => {
+        TypeId::Q6_K => {
             let three = vdupq_n_u8(3);
             let off = vdupq_n_s8(32);
             for (x, y) in src.chunks_exact(Q6_K_SIZE).zip(dst.chunks_exact_mut(QK_K)) {

@@ -143,10 +143,10 @@ pub(super) unsafe fn levels(x: &[f32], sub: f32, id: f32, add: f32) -> Option<[i
 /// # Safety
 /// The CPU must support NEON.
 #[target_feature(enable = "neon")]
-pub(super) unsafe fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
+pub(super) unsafe fn dequantize(id: crate::gguf::TypeId, src: &[u8], dst: &mut [f32]) -> bool {
     use crate::quant::neon::{store_scaled, widen_s8};
     match id {
-        super::Q4_0 => {
+        crate::gguf::TypeId::Q4_0 => {
             let eight = vdupq_n_s8(8);
             for (x, y) in src.chunks_exact(18).zip(dst.chunks_exact_mut(32)) {
                 let d = get_f16(x, 0);
@@ -157,7 +157,7 @@ pub(super) unsafe fn dequantize(id: u32, src: &[u8], dst: &mut [f32]) -> bool {
                 store_scaled(&mut y[16..], widen_s8(hi), d);
             }
         }
-        super::Q8_0 => {
+        crate::gguf::TypeId::Q8_0 => {
             for (x, y) in src.chunks_exact(34).zip(dst.chunks_exact_mut(32)) {
                 let d = get_f16(x, 0);
                 let a = vld1q_s8(x[2..18].as_ptr().cast());
