@@ -67,6 +67,29 @@ enum Command {
     Kld(kld::Args),
 }
 
+/// Refuses, before any work, an output a command that writes new files must not write: one that is
+/// not a regular file (directory, device node, FIFO, socket: always), one that exists (without
+/// `--force`, as llama-gguf-split), and one that is an input — the model or an auxiliary input
+/// (`--imatrix`, `--from-json`, `--manifest`) — given as `(what, path)`, e.g. `("the input of
+/// --imatrix", p)`.
+pub fn check_output(
+    output: &std::path::Path,
+    force: bool,
+    aux: &[(&str, &std::path::Path)],
+) -> Result<(), Failure> {
+    for (flag, p) in aux {
+        if *p == output || pocket::fsio::same_file(p, output) {
+            return Err(anyhow::anyhow!(
+                "{}: refusing to overwrite {flag} (the same file); write elsewhere",
+                output.display()
+            )
+            .into());
+        }
+    }
+    pocket::fsio::check_new_output(output, force)?;
+    Ok(())
+}
+
 /// An error that has already been reported in the right form, with the exit code to use.
 pub struct Failure {
     pub code: u8,
@@ -108,10 +131,16 @@ fn main() -> ExitCode {
         }
     };
     pocket::gguf::file::install_sigbus_handler();
-    // Ctrl-C: remove any half-written output before going, so no partial file is left behind.
-    let _ = ctrlc::set_handler(|| {
-        pocket::fsio::remove_pending_temps();
-        std::process::exit(130);
+    // SIGINT, SIGTERM, SIGHUP: exit at once when nothing is being written; otherwise the writer is
+    // asked to stop at a safe point, removes its temporary file and leaves the target as it was (an
+    // in-place header write finishes first). See pocket::fsio::on_signal.
+    let _ = ctrlc::set_handler(|| pocket::fsio::on_signal(130));
+    pocket::gguf::file::set_wait_notice(|p, exclusive| {
+        eprintln!(
+            "pocket: waiting for {}: another pocket process is {} it",
+            p.display(),
+            if exclusive { "using" } else { "writing" }
+        )
     });
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -143,6 +172,10 @@ fn main() -> ExitCode {
         Err(f) => {
             if is_broken_pipe(&f.error) {
                 return ExitCode::from(0);
+            }
+            if pocket::fsio::stop_requested() {
+                eprintln!("pocket: interrupted: nothing was written (the output is as it was)");
+                return ExitCode::from(130);
             }
             eprintln!("pocket: {:#}", f.error);
             ExitCode::from(f.code)

@@ -66,6 +66,9 @@ pub struct Args {
     /// After writing, measure each converted tensor's error against its source, worst first.
     #[arg(long)]
     report: bool,
+    /// Replace outputs that exist already (a symlink is replaced itself, not the file it points to).
+    #[arg(long)]
+    force: bool,
     /// One JSON document on stdout (the plan with --dry-run, else the result and report).
     #[arg(long)]
     json: bool,
@@ -365,6 +368,15 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         return Err(usage("missing OUT".into()));
     };
     let outputs = output_paths(output, &prep, opts.keep_split);
+    let aux: Vec<(&str, &Path)> = a
+        .imatrix
+        .iter()
+        .map(|p| ("the input of --imatrix", p.as_path()))
+        .chain(model.files.iter().map(|f| ("the input", f.path())))
+        .collect();
+    for o in &outputs {
+        crate::check_output(o, a.force, &aux)?;
+    }
     let total: u64 = prep.order.iter().map(|(_, t)| t.n_bytes).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
