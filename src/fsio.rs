@@ -45,9 +45,10 @@ fn io_err(path: &Path, source: io::Error) -> OutputError {
     }
 }
 
-/// What is written while a signal asked the process to stop.
+/// The error of a write made after a signal asked the process to stop. Not `ErrorKind::Interrupted`:
+/// `write_all` and friends retry those forever.
 pub fn interrupted() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal")
+    io::Error::other("interrupted by a signal")
 }
 
 /// The temporary files not yet committed, and the in-place writes under way. The signal handler holds

@@ -10,6 +10,7 @@
 //! locked instead. The protocol is described in the README ("Concurrent readers and writers").
 
 use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -43,14 +44,14 @@ pub fn set_wait_notice(f: fn(&Path, bool)) {
     let _ = WAIT_NOTICE.set(f);
 }
 
-/// The kind of a path's file if it is not a regular file ("FIFO", "directory"...), checked before
-/// opening it: opening a FIFO blocks until a writer comes, and opening a device can have effects.
-fn refuse_odd(path: &Path, m: &std::fs::Metadata) -> Result<()> {
+/// Refuses a file that is not a regular file ("is a FIFO, not a regular file"...). Checked before
+/// opening: opening a FIFO blocks until a writer comes, and opening a device can have effects.
+fn refuse_odd(m: &std::fs::Metadata) -> io::Result<()> {
     if m.is_file() {
         return Ok(());
     }
     let kind = crate::fsio::odd_kind(m).unwrap_or("special file");
-    Err(io_err(path, format!("is a {kind}, not a regular file")))
+    Err(io::Error::other(format!("is a {kind}, not a regular file")))
 }
 
 #[cfg(unix)]
@@ -66,7 +67,7 @@ fn same_inode(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
 
 /// Takes the lock on `f` (waiting for it), or gives up quietly where the file system has no locks
 /// (then nothing can be promised, as before locking existed).
-fn lock(path: &Path, f: &File, exclusive: bool) -> Result<()> {
+fn lock(path: &Path, f: &File, exclusive: bool) -> io::Result<()> {
     use std::fs::TryLockError;
     let r = if exclusive {
         f.try_lock()
@@ -80,17 +81,46 @@ fn lock(path: &Path, f: &File, exclusive: bool) -> Result<()> {
                 n(path, exclusive);
             }
             let r = if exclusive { f.lock() } else { f.lock_shared() };
-            r.or_else(|e| unsupported_ok(path, e))
+            r.or_else(unsupported_ok)
         }
-        Err(TryLockError::Error(e)) => unsupported_ok(path, e),
+        Err(TryLockError::Error(e)) => unsupported_ok(e),
     }
 }
 
-fn unsupported_ok(path: &Path, e: std::io::Error) -> Result<()> {
-    if e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::ENOLCK) {
+fn unsupported_ok(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::ENOLCK) {
         return Ok(());
     }
-    Err(io_err(path, format!("locking: {e}")))
+    Err(io::Error::new(e.kind(), format!("locking: {e}")))
+}
+
+/// Opens `path` read-only under the locking protocol: refused unless a regular file, locked shared
+/// (readers) or exclusive (writers), waiting for the lock; if a rewrite renamed a new file over the
+/// path while we waited, that one is opened and locked instead. The lock lasts as long as the file.
+/// Errors do not repeat the path.
+pub fn open_locked(path: &Path, exclusive: bool) -> io::Result<File> {
+    // A rewrite renames a new file over the path while we wait for the old one's lock; a few
+    // rounds of that in a row are possible, endless ones are not.
+    for _ in 0..1000 {
+        refuse_odd(&std::fs::metadata(path)?)?;
+        let mut oo = std::fs::OpenOptions::new();
+        oo.read(true);
+        // Never block in open(2) should the path have become a FIFO since the check above.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut oo, libc::O_NONBLOCK);
+        let file = oo.open(path)?;
+        let meta = file.metadata()?;
+        refuse_odd(&meta)?;
+        lock(path, &file, exclusive)?;
+        match std::fs::metadata(path) {
+            Ok(now) if same_inode(&now, &meta) => return Ok(file),
+            // Replaced (or removed) while we waited: open what the path names now.
+            _ => continue,
+        }
+    }
+    Err(io::Error::other(
+        "replaced over and over while waiting for its lock",
+    ))
 }
 
 impl GgufFile {
@@ -107,48 +137,25 @@ impl GgufFile {
     }
 
     fn open_locked(path: &Path, exclusive: bool) -> Result<GgufFile> {
-        // A rewrite renames a new file over the path while we wait for the old one's lock; a few
-        // rounds of that in a row are possible, endless ones are not.
-        for _ in 0..1000 {
-            let m = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
-            refuse_odd(path, &m)?;
-            let mut oo = std::fs::OpenOptions::new();
-            oo.read(true);
-            // Never block in open(2) should the path have become a FIFO since the check above.
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut oo, libc::O_NONBLOCK);
-            let file = oo.open(path).map_err(|e| io_err(path, e))?;
-            let meta = file.metadata().map_err(|e| io_err(path, e))?;
-            refuse_odd(path, &meta)?;
-            lock(path, &file, exclusive)?;
-            match std::fs::metadata(path) {
-                Ok(now) if same_inode(&now, &meta) => {}
-                // Replaced (or removed) while we waited: open what the path names now.
-                _ => continue,
-            }
-            // The size under the lock: a writer may have changed it while we waited.
-            let len = file.metadata().map_err(|e| io_err(path, e))?.len();
-            // An empty file cannot be mapped on every platform; it has no header either.
-            let map = if len == 0 {
-                None
-            } else {
-                // SAFETY: the map is read-only and private to this process, and the file is locked
-                // (shared or exclusive) for as long as the map lives, so no pocket process writes it
-                // meanwhile. A process that ignores the lock could still change or truncate it: reads
-                // past a new end raise SIGBUS (see `install_sigbus_handler`); commands that read
-                // untrusted files check sizes first (see verify).
-                Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?)
-            };
-            return Ok(GgufFile {
-                path: path.to_path_buf(),
-                map,
-                file,
-            });
-        }
-        Err(io_err(
-            path,
-            "replaced over and over while waiting for its lock",
-        ))
+        let file = open_locked(path, exclusive).map_err(|e| io_err(path, e))?;
+        // The size under the lock: a writer may have changed it while we waited.
+        let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+        // An empty file cannot be mapped on every platform; it has no header either.
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the map is read-only and private to this process, and the file is locked
+            // (shared or exclusive) for as long as the map lives, so no pocket process writes it
+            // meanwhile. A process that ignores the lock could still change or truncate it: reads
+            // past a new end raise SIGBUS (see `install_sigbus_handler`); commands that read
+            // untrusted files check sizes first (see verify).
+            Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?)
+        };
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            map,
+            file,
+        })
     }
 
     /// The same file opened again for writing, for an in-place edit by the holder of the exclusive

@@ -350,6 +350,9 @@ fn print_report(
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let cmd = positionals(a)?;
+    if let (Some(o), Some(im), false) = (&cmd.output, &a.imatrix, a.dry_run) {
+        crate::check_output(o, true, &[("the input of --imatrix", im)])?;
+    }
     let mut opts = options(a, cmd.ftype)?;
     opts.n_threads = cmd.threads;
     let model = Model::open(&cmd.input).with_context(|| format!("{}", cmd.input.display()))?;
