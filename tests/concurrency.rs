@@ -102,6 +102,14 @@ fn two_writers(second_rewrites: bool) {
         );
     }
     assert_eq!(lost, 0, "edits lost without an error");
+    eprintln!(
+        "{}: {trials} trials, every edit landed, the file verified after each",
+        if second_rewrites {
+            "in-place edit beside a rewrite"
+        } else {
+            "two in-place edits"
+        }
+    );
 }
 
 #[test]
@@ -163,4 +171,7 @@ fn readers_during_in_place_edits_see_a_consistent_header_or_wait() {
         }
     }
     assert_valid(&p, "after the trials");
+    eprintln!(
+        "readers during in-place edits: {trials} trials x {readers} readers, all exited 0 with a consistent header"
+    );
 }

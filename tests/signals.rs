@@ -220,5 +220,10 @@ fn signals_at_random_points_leave_the_old_or_the_new_file_and_no_temp() {
             }
         }
     }
-    eprintln!("old {} new {}", outcomes[0], outcomes[1]);
+    eprintln!(
+        "signals: {} runs ({trials} per operation and signal): old file {}, new file {}, no temp left",
+        outcomes[0] + outcomes[1],
+        outcomes[0],
+        outcomes[1]
+    );
 }
