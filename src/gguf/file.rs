@@ -348,6 +348,16 @@ impl Model {
         if gs.len() > 1 {
             let count = gs.len() as u64;
             for (i, g) in gs.iter().enumerate() {
+                if g.endian != gs[0].endian {
+                    return Err(GgufError::Split {
+                        message: format!(
+                            "{} is {}-endian but the first shard is {}-endian: a set must be one byte order",
+                            self.files[i].path.display(),
+                            g.endian.name(),
+                            gs[0].endian.name()
+                        ),
+                    });
+                }
                 let (no, c) = (g.get_u64(KEY_SPLIT_NO), g.get_u64(KEY_SPLIT_COUNT));
                 if no != Some(i as u64) || c != Some(count) {
                     return Err(GgufError::Split {

@@ -15,6 +15,7 @@ mod perplexity;
 mod progress;
 mod requantize;
 mod run;
+mod sanitize;
 mod split;
 mod tokenize;
 mod verify;
@@ -66,6 +67,9 @@ enum Command {
     /// KL-divergence of a model from a base model on a text, as llama-perplexity --kl-divergence.
     Kld(kld::Args),
 }
+
+/// The most threads a command starts (`-t`, `--threads`, NTHREADS): more is a typo, not a machine.
+pub const MAX_THREADS: usize = 1024;
 
 /// Refuses, before any work, an output a command that writes new files must not write: one that is
 /// not a regular file (directory, device node, FIFO, socket: always), one that exists (without
@@ -143,7 +147,17 @@ fn main() -> ExitCode {
         )
     });
     let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let buffered = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Human output never carries a file's control characters to the terminal (sanitize.rs); JSON and
+    // `meta get` into a pipe (a value for a script) are passed exactly.
+    let raw = std::env::args_os().any(|a| a == "--json")
+        || (matches!(&cli.command, Command::Meta(m) if m.is_get())
+            && !std::io::IsTerminal::is_terminal(&io::stdout()));
+    let mut out: Box<dyn Write> = if raw {
+        Box::new(buffered)
+    } else {
+        Box::new(sanitize::Clean::new(buffered))
+    };
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
         Command::Meta(a) => meta::run(a, &mut out),
@@ -177,7 +191,7 @@ fn main() -> ExitCode {
                 eprintln!("pocket: interrupted: nothing was written (the output is as it was)");
                 return ExitCode::from(130);
             }
-            eprintln!("pocket: {:#}", f.error);
+            eprintln!("pocket: {}", sanitize::clean(&format!("{:#}", f.error)));
             ExitCode::from(f.code)
         }
     }

@@ -86,6 +86,13 @@ struct WriteArgs {
     json: bool,
 }
 
+impl Args {
+    /// `meta get`: its output is a value, passed to a pipe exactly.
+    pub fn is_get(&self) -> bool {
+        matches!(self.op, Op::Get { .. })
+    }
+}
+
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     match &a.op {
         Op::Get { file, key, json } => get(file, key, *json, out),

@@ -124,7 +124,14 @@ fn positionals(a: &Args) -> Result<Cmd, Failure> {
         None => 0,
         Some(n) => n
             .parse::<usize>()
-            .map_err(|_| usage(format!("NTHREADS '{n}' is not a number")))?,
+            .ok()
+            .filter(|&t| t <= crate::MAX_THREADS)
+            .ok_or_else(|| {
+                usage(format!(
+                    "NTHREADS '{n}' is not a number from 0 to {}",
+                    crate::MAX_THREADS
+                ))
+            })?,
     };
     if rest.len() > 2 {
         return Err(usage(format!("unexpected argument '{}'", rest[2])));

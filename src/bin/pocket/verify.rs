@@ -51,8 +51,8 @@ pub struct Args {
     /// Replace the --write-manifest file if it exists.
     #[arg(long)]
     force: bool,
-    /// Threads for the data pass (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads for the data pass (default: all cores; at most 1024).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: usize,
 }
 
