@@ -12,6 +12,13 @@ seeds="$here/fuzz/corpus/$target"
 mkdir -p "$seeds"
 case "$target" in
   header) cp -n "$here"/testdata/*.gguf "$here"/testdata/hostile/*.gguf "$seeds"/ 2>/dev/null || true ;;
+  # The first byte picks the key and the edit; the rest is a model.
+  meta_edit_plan)
+    for f in "$here"/testdata/tiny-llama-q8_0.gguf "$here"/testdata/values-*.gguf "$here"/testdata/metadata-only.gguf; do
+      for pick in 0 65 130 200; do
+        { printf "\\$(printf %03o $pick)"; cat "$f"; } > "$seeds/$(basename "$f").$pick"
+      done
+    done ;;
   tokenize) cp -n "$here"/testdata/vocab/*.inp "$seeds"/ 2>/dev/null || true ;;
   # The first byte picks the ftype (and --allow-requantize): one seed per small model and a few picks.
   requantize_plan)

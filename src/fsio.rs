@@ -1,16 +1,23 @@
 //! Safe output files. Every command that writes goes through [`AtomicFile`]: the data goes to a
 //! temporary file in the target's folder, is fsynced, then renamed over the target and the folder
 //! fsynced, so the target is either the old file or the complete new one — never a partial write,
-//! whatever happens (disk full, permission denied, a crash, Ctrl-C). An output that is one of the
+//! whatever happens (disk full, permission denied, a crash, a signal). An output that is one of the
 //! inputs (the same path, a symlink to it or a hard link) is refused unless the caller asks for an
-//! in-place write explicitly, and free space is checked before writing.
+//! in-place write explicitly, and free space is checked before writing. Only regular files are ever
+//! replaced: a target that is a directory, device node, FIFO or socket is refused before anything is
+//! written (and again just before the rename). A replaced file keeps its permission bits.
 //!
-//! Temporary files still open are listed in a process-wide registry so that a Ctrl-C handler (the
-//! CLI installs one) can remove them with [`remove_pending_temps`] before exiting.
+//! Signals: the CLI's SIGINT/SIGTERM/SIGHUP handler calls [`on_signal`], which exits at once when no
+//! write is under way and otherwise only asks the writer to stop: the next write to an [`AtomicFile`]
+//! (or its commit) fails with [`interrupted`], the temporary file is removed on the way out and the
+//! target is left as it was; an in-place header write ([`InPlaceGuard`]) finishes its `pwrite` and
+//! fsync first. Temporary files still open are listed in a process-wide registry so that a second
+//! signal can remove them with [`remove_pending_temps`] before exiting.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +30,10 @@ pub enum OutputError {
         needed: u64,
         available: u64,
     },
+    #[error("{path}: is a {kind}, not a regular file: refusing to replace it")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("{path}: already exists{link}; give --force to replace it, or choose another name")]
+    Exists { path: String, link: String },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
 }
@@ -34,26 +45,92 @@ fn io_err(path: &Path, source: io::Error) -> OutputError {
     }
 }
 
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The error of a write made after a signal asked the process to stop. Not `ErrorKind::Interrupted`:
+/// `write_all` and friends retry those forever.
+pub fn interrupted() -> io::Error {
+    io::Error::other("interrupted by a signal")
+}
 
-fn register(p: &Path) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.push(p.to_path_buf());
+/// The temporary files not yet committed, and the in-place writes under way. The signal handler holds
+/// this lock while it decides to exit, so no write starts between its check and the exit.
+struct Pending {
+    temps: Vec<PathBuf>,
+    in_place: usize,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    temps: Vec::new(),
+    in_place: 0,
+});
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True once a signal asked the process to stop.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// For a SIGINT/SIGTERM/SIGHUP handler (run on its own thread, as `ctrlc` does). With no write under
+/// way the process exits with `code` at once. Otherwise the writer is asked to stop at its next safe
+/// point (it removes its temporary file and fails with [`interrupted`]); a second signal removes the
+/// temporary files and exits — unless an in-place header write is between its `pwrite` and fsync,
+/// which is always let finish.
+pub fn on_signal(code: i32) {
+    let again = STOP.swap(true, Ordering::SeqCst);
+    let p = pending();
+    if p.in_place > 0 {
+        return;
     }
+    if p.temps.is_empty() || again {
+        for t in &p.temps {
+            let _ = fs::remove_file(t);
+        }
+        // Exits with the lock held: no writer can start meanwhile.
+        std::process::exit(code);
+    }
+}
+
+fn register(p: &Path) -> io::Result<()> {
+    let mut v = pending();
+    if stop_requested() {
+        return Err(interrupted());
+    }
+    v.temps.push(p.to_path_buf());
+    Ok(())
 }
 
 fn unregister(p: &Path) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.retain(|x| x != p);
+    pending().temps.retain(|x| x != p);
+}
+
+/// Removes every temporary output file not yet committed.
+pub fn remove_pending_temps() {
+    for p in pending().temps.iter() {
+        let _ = fs::remove_file(p);
     }
 }
 
-/// Removes every temporary output file not yet committed (for a Ctrl-C handler).
-pub fn remove_pending_temps() {
-    if let Ok(v) = PENDING.lock() {
-        for p in v.iter() {
-            let _ = fs::remove_file(p);
+/// Held while an in-place write (`pwrite` + fsync of a header) is under way: a signal arriving then
+/// does not exit the process until it is dropped. Refused once a signal asked to stop.
+pub struct InPlaceGuard(());
+
+impl InPlaceGuard {
+    pub fn begin() -> io::Result<InPlaceGuard> {
+        let mut p = pending();
+        if stop_requested() {
+            return Err(interrupted());
         }
+        p.in_place += 1;
+        Ok(InPlaceGuard(()))
+    }
+}
+
+impl Drop for InPlaceGuard {
+    fn drop(&mut self) {
+        pending().in_place -= 1;
     }
 }
 
@@ -90,6 +167,75 @@ pub fn refuse_same(output: &Path, inputs: &[&Path]) -> Result<(), OutputError> {
     Ok(())
 }
 
+/// The kind of a file that is not a regular file or a symlink ("directory", "FIFO"...), if it is one.
+pub fn odd_kind(m: &fs::Metadata) -> Option<&'static str> {
+    let t = m.file_type();
+    if t.is_file() || t.is_symlink() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("FIFO");
+        }
+        if t.is_socket() {
+            return Some("socket");
+        }
+        if t.is_block_device() {
+            return Some("block device");
+        }
+        if t.is_char_device() {
+            return Some("character device");
+        }
+    }
+    Some("special file")
+}
+
+/// Refuses a target that exists and is not a regular file (a directory, device node, FIFO or
+/// socket); returns the target's metadata (not following a symlink) when it exists.
+pub fn refuse_odd_target(target: &Path) -> Result<Option<fs::Metadata>, OutputError> {
+    match fs::symlink_metadata(target) {
+        Ok(m) => match odd_kind(&m) {
+            Some(kind) => Err(OutputError::NotRegular {
+                path: target.display().to_string(),
+                kind,
+            }),
+            None => Ok(Some(m)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(target, e)),
+    }
+}
+
+/// The policy of the commands that write new files (convert, requantize, merge, split, `meta -o`,
+/// `verify --write-manifest`), as llama-gguf-split's: an output that exists is refused unless `force`;
+/// one that is not a regular file (or a symlink) is refused always. With `force`, a symlink is
+/// replaced itself: the file it points to is never written.
+pub fn check_new_output(target: &Path, force: bool) -> Result<(), OutputError> {
+    match refuse_odd_target(target)? {
+        None => Ok(()),
+        Some(_) if force => Ok(()),
+        Some(m) => Err(OutputError::Exists {
+            path: target.display().to_string(),
+            link: if m.file_type().is_symlink() {
+                match fs::read_link(target) {
+                    Ok(t) => format!(
+                        " (a symlink to {}; --force replaces the link, not that file)",
+                        t.display()
+                    ),
+                    Err(_) => " (a symlink)".into(),
+                }
+            } else {
+                String::new()
+            },
+        }),
+    }
+}
+
 /// Free bytes on the file system holding `dir`.
 pub fn available_space(dir: &Path) -> io::Result<u64> {
     fs4::available_space(dir)
@@ -104,8 +250,8 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts writing `target`, refusing it if it is one of `inputs`, and checking that `expected_len`
-    /// bytes (if known) fit in the free space of its folder.
+    /// Starts writing `target`, refusing it if it is one of `inputs` or not a regular file, and
+    /// checking that `expected_len` bytes (if known) fit in the free space of its folder.
     pub fn create(
         target: &Path,
         inputs: &[&Path],
@@ -121,6 +267,7 @@ impl AtomicFile {
         target: &Path,
         expected_len: Option<u64>,
     ) -> Result<AtomicFile, OutputError> {
+        let old = refuse_odd_target(target)?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -148,17 +295,41 @@ impl AtomicFile {
             ));
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
-                    register(&tmp);
-                    return Ok(AtomicFile {
+                    if let Err(e) = register(&tmp) {
+                        drop(f);
+                        let _ = fs::remove_file(&tmp);
+                        return Err(io_err(&tmp, e));
+                    }
+                    let out = AtomicFile {
                         target: target.to_path_buf(),
                         tmp,
                         out: Some(BufWriter::with_capacity(1 << 20, f)),
-                    });
+                    };
+                    out.set_mode(old.as_ref())?;
+                    return Ok(out);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
                 Err(e) => return Err(io_err(&tmp, e)),
             }
         }
+    }
+
+    /// A replaced regular file's permission bits go to its replacement (before any data is written);
+    /// a new file keeps what it was created with (0666 less the umask).
+    #[cfg(unix)]
+    fn set_mode(&self, old: Option<&fs::Metadata>) -> Result<(), OutputError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(m) = old.filter(|m| m.file_type().is_file()) else {
+            return Ok(());
+        };
+        let f = self.out.as_ref().expect("open").get_ref();
+        f.set_permissions(fs::Permissions::from_mode(m.permissions().mode() & 0o7777))
+            .map_err(|e| io_err(&self.tmp, e))
+    }
+
+    #[cfg(not(unix))]
+    fn set_mode(&self, _: Option<&fs::Metadata>) -> Result<(), OutputError> {
+        Ok(())
     }
 
     pub fn target(&self) -> &Path {
@@ -169,35 +340,97 @@ impl AtomicFile {
         &self.tmp
     }
 
-    /// Flushes, fsyncs, renames over the target and fsyncs the folder.
-    pub fn commit(mut self) -> Result<(), OutputError> {
-        let out = self.out.take().expect("not committed twice");
-        let file = out
-            .into_inner()
-            .map_err(|e| io_err(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| io_err(&self.tmp, e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.target).map_err(|e| io_err(&self.target, e))?;
-        unregister(&self.tmp);
-        #[cfg(unix)]
-        if let Some(dir) = self.target.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+    /// Flushes and fsyncs the temporary file (the first half of a commit). Refused once a signal
+    /// asked to stop.
+    fn finish(&mut self) -> Result<(), OutputError> {
+        if stop_requested() {
+            return Err(io_err(&self.target, interrupted()));
         }
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io_err(&self.tmp, io::Error::other("already committed")))?;
+        out.flush().map_err(|e| io_err(&self.tmp, e))?;
+        out.get_ref().sync_all().map_err(|e| io_err(&self.tmp, e))?;
+        // The target may have been replaced by something else since `create`.
+        refuse_odd_target(&self.target)?;
+        Ok(())
+    }
+
+    /// Renames the synced temporary file over the target. On failure the temporary file is removed
+    /// (by drop).
+    fn rename(&mut self) -> Result<(), OutputError> {
+        fs::rename(&self.tmp, &self.target).map_err(|e| io_err(&self.target, e))?;
+        self.out = None;
+        unregister(&self.tmp);
+        Ok(())
+    }
+
+    /// Flushes, fsyncs, renames over the target and fsyncs the folder. On any failure the temporary
+    /// file is removed and the target left as it was.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        self.finish()?;
+        self.rename()?;
+        sync_dir(&self.target);
         Ok(())
     }
 
     fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        if stop_requested() {
+            return Err(interrupted());
+        }
         self.out
             .as_mut()
             .ok_or_else(|| io::Error::other("output already committed"))
     }
+}
+
+fn sync_dir(target: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = target.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = target;
+}
+
+/// Commits several outputs that belong together (the shards of a split model) all or nothing:
+/// every file is flushed and fsynced first, and a failure there removes them all with no target
+/// touched; then they are renamed one after another. A rename failing half-way (it should not: the
+/// temporary files are in the targets' folders) removes the outputs already renamed that did not
+/// exist before, so no partial set is left where there was none.
+pub fn commit_all(files: Vec<AtomicFile>) -> Result<(), OutputError> {
+    let mut files = files;
+    for f in files.iter_mut() {
+        f.finish()?;
+    }
+    let existed: Vec<bool> = files
+        .iter()
+        .map(|f| fs::symlink_metadata(&f.target).is_ok())
+        .collect();
+    let mut done: Vec<PathBuf> = Vec::new();
+    for (i, f) in files.iter_mut().enumerate() {
+        if let Err(e) = f.rename() {
+            for p in &done {
+                let _ = fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        if !existed[i] {
+            done.push(f.target.clone());
+        }
+    }
+    for f in &files {
+        sync_dir(&f.target);
+    }
+    Ok(())
 }
 
 impl Write for AtomicFile {

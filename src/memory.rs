@@ -65,7 +65,26 @@ impl fmt::Display for MemoryError {
 impl std::error::Error for MemoryError {}
 
 fn pad(x: u64, to: u64) -> u64 {
-    x.div_ceil(to) * to
+    x.div_ceil(to).saturating_mul(to)
+}
+
+/// The machine's physical memory in bytes, where the platform says (the budget a KV cache is held
+/// to before it is allocated).
+pub fn physical_memory() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && size > 0 {
+            return (pages as u64).checked_mul(size as u64);
+        }
+    }
+    None
 }
 
 /// Estimates the memory to run the model whose first shard is `g` at context `n_ctx`, with
@@ -130,9 +149,14 @@ pub fn estimate(
     let n_layer_kv_from_start = n_layer.saturating_sub(shared);
 
     let swa_cells = if is_swa.iter().any(|&s| s) {
-        pad(n_ctx_padded.min(n_swa + N_UBATCH), KV_PAD)
+        pad(n_ctx_padded.min(n_swa.saturating_add(N_UBATCH)), KV_PAD)
     } else {
         0
+    };
+    // Checked all the way: a size that does not fit in u64 is an error, never a wrap to "fits".
+    let overflow = || MemoryError::BadKey {
+        key: k("attention.head_count_kv"),
+        why: format!("the KV cache at a context of {n_ctx} overflows a 64-bit size"),
     };
     let (mut full, mut swa, mut n_kv, mut n_swa_layers) = (0u64, 0u64, 0u64, 0u64);
     for il in 0..n_layer as usize {
@@ -140,15 +164,26 @@ pub fn estimate(
             continue;
         }
         n_kv += 1;
-        let per_cell = 2 * n_head_kv[il] * (head_k + head_v);
+        let per_cell = head_k
+            .checked_add(head_v)
+            .and_then(|h| h.checked_mul(n_head_kv[il]))
+            .and_then(|h| h.checked_mul(2))
+            .ok_or_else(overflow)?;
         if is_swa[il] {
             n_swa_layers += 1;
-            swa += per_cell * swa_cells;
+            swa = per_cell
+                .checked_mul(swa_cells)
+                .and_then(|b| b.checked_add(swa))
+                .ok_or_else(overflow)?;
         } else {
-            full += per_cell * n_ctx_padded;
+            full = per_cell
+                .checked_mul(n_ctx_padded)
+                .and_then(|b| b.checked_add(full))
+                .ok_or_else(overflow)?;
         }
     }
-    let kv = full + swa;
+    let kv = full.checked_add(swa).ok_or_else(overflow)?;
+    let total = weights_bytes.checked_add(kv).ok_or_else(overflow)?;
     Ok(MemoryEstimate {
         n_ctx,
         n_ctx_padded,
@@ -161,7 +196,7 @@ pub fn estimate(
         n_layers_swa: n_swa_layers,
         n_layers_kv: n_kv,
         swa_cache_cells: if n_swa_layers > 0 { swa_cells } else { 0 },
-        total_bytes: weights_bytes + kv,
+        total_bytes: total,
         notes,
     })
 }

@@ -3,7 +3,6 @@
 //! bytes are written, in place: no tensor byte is read or rewritten, so a 5 GB model is edited in
 //! milliseconds. Otherwise the whole file is rewritten atomically through [`AtomicFile`].
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as J;
@@ -84,6 +83,10 @@ pub struct Options {
     /// Write the edited file here instead of editing the input (never in place; refused if it is
     /// the input).
     pub output: Option<PathBuf>,
+    /// Edit the file itself even when it is shared: through a symlink (the file it points to is
+    /// edited) or under several hard links (every name sees the edit). Without it such edits are
+    /// refused.
+    pub follow: bool,
 }
 
 /// Applies `edits` to the file at `path` (or writes the edited file to `opts.output`).
@@ -91,20 +94,84 @@ pub fn edit(path: &Path, edits: &[Edit], opts: &Options) -> Result<MetaPlan> {
     edit_with_progress(path, edits, opts, &mut |_| {})
 }
 
+/// The file an edit of `path` itself changes — `path`, or the file a symlink points to — and, for a
+/// symlink or a file with several hard links when not `follow`, why the edit is refused: it would
+/// change a file other names share (a Hugging Face cache snapshot is a symlink to a shared blob).
+/// The refusal is returned rather than raised so that a bad edit is reported as such first.
+fn edit_target(path: &Path, follow: bool) -> Result<(PathBuf, Option<String>)> {
+    let m = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
+    if m.file_type().is_symlink() {
+        let real = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
+        let refusal = (!follow).then(|| {
+            format!(
+                "{} is a symlink to {}: editing it would change that file for every name that \
+                 points to it; give --follow to edit {} itself, or -o NEW to write a new file",
+                path.display(),
+                real.display(),
+                real.display()
+            )
+        });
+        return Ok((real, refusal));
+    }
+    let links = nlink(path)?;
+    let refusal = (links > 1 && !follow).then(|| {
+        format!(
+            "{} has {links} hard links: editing it would change the file under every one of its \
+             names; give --follow to edit the shared file anyway, or -o NEW to write a new file",
+            path.display()
+        )
+    });
+    Ok((path.to_path_buf(), refusal))
+}
+
+#[cfg(unix)]
+fn nlink(p: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(p).map_err(|e| io_err(p, e))?.nlink())
+}
+
+#[cfg(not(unix))]
+fn nlink(_: &Path) -> Result<u64> {
+    Ok(1)
+}
+
 /// [`edit`], calling `progress` with the bytes of each tensor copied by a rewrite.
+///
+/// Locking: an edit of the file itself holds an exclusive lock on it from before its header is read
+/// until the edit is synced (in place) or renamed over it (rewrite), so that two edits never both start
+/// from the same old header, and readers never see a header half written. The header is copied out of
+/// the map under that lock and the edit planned from the copy. Writing to another file (`-o`) or a
+/// dry run only reads the input, under a shared lock.
 pub fn edit_with_progress(
     path: &Path,
     edits: &[Edit],
     opts: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<MetaPlan> {
-    let file = GgufFile::open(path)?;
-    let g = file.gguf()?;
+    let writes_itself = opts.output.is_none();
+    let (target, refusal) = if writes_itself {
+        edit_target(path, opts.follow)?
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let file = if writes_itself && !opts.dry_run {
+        GgufFile::open_exclusive(&target)?
+    } else {
+        GgufFile::open(&target)?
+    };
+    let full = file.gguf()?;
+    // The header, copied under the lock: the edit is planned from memory this process owns.
+    let owned_header: Vec<u8> = full
+        .bytes
+        .get(..full.data_offset as usize)
+        .unwrap_or(full.bytes)
+        .to_vec();
+    let g = Gguf::parse_header_only(&owned_header, full.file_size)?;
     let enc = encode_all(edits, &g);
     let w = edited_writer(&g, edits, &enc)?;
     // The padded header only when it could replace the old one in place (same length, inside the
     // file); otherwise its records suffice to plan a rewrite, and no padding is allocated.
-    let header = if w.header_len()? == g.data_offset && g.data_offset <= g.bytes.len() as u64 {
+    let header = if w.header_len()? == g.data_offset && g.data_offset <= full.bytes.len() as u64 {
         w.header_bytes()?
     } else {
         w.header_records()?
@@ -122,36 +189,37 @@ pub fn edit_with_progress(
     if plan.mode == Mode::Rewrite {
         plan.write_offset = 0;
         plan.bytes_written = rewritten_size(&w)?;
+        if writes_itself && !opts.dry_run && nlink(&target)? > 1 {
+            return Err(EditError::Shared(format!(
+                "{} has {} hard links and this edit needs a rewrite, which would give this name a \
+                 new file and leave the other names with the old one; write a new file with -o NEW",
+                target.display(),
+                nlink(&target)?
+            )));
+        }
     }
-    if opts.dry_run {
+    if opts.dry_run || plan.mode == Mode::Unchanged {
         return Ok(plan);
+    }
+    if let Some(why) = refusal {
+        return Err(EditError::Shared(why));
     }
     match plan.mode {
         Mode::Unchanged => Ok(plan),
         Mode::InPlace => {
-            // In place only when the planned header fits inside the file (plan_edit checks it).
-            let old_header = g
-                .bytes
-                .get(..g.data_offset as usize)
-                .unwrap_or(g.bytes)
-                .to_vec();
-            let size = file.len();
-            drop(w);
-            drop(g);
-            drop(file);
-            write_header_in_place(path, &old_header, &header, size, &plan)?;
+            write_header_in_place(&file, &owned_header, &header, full.file_size, &plan)?;
             Ok(plan)
         }
         Mode::Rewrite => {
             let mut out = match &opts.output {
                 Some(o) => AtomicFile::create(o, &[path], Some(plan.bytes_written))?,
-                // Editing the file itself: the input stays intact until the rename.
-                None => AtomicFile::create_in_place(path, Some(plan.bytes_written))?,
+                // Editing the file itself: the input stays intact (and locked) until the rename.
+                None => AtomicFile::create_in_place(&target, Some(plan.bytes_written))?,
             };
             let n = w
                 .write(&mut out, |i, dst| {
-                    let t = &g.tensors[i];
-                    let data = g.tensor_data(t).ok_or_else(|| {
+                    let t = &full.tensors[i];
+                    let data = full.tensor_data(t).ok_or_else(|| {
                         std::io::Error::other(format!("tensor '{}': data not in the file", t.name))
                     })?;
                     dst.write_all(data)?;
@@ -160,6 +228,10 @@ pub fn edit_with_progress(
                 })
                 .map_err(|e| io_err(out.temp_path(), e))?;
             out.commit()?;
+            // The lock on the old file is released only now, after the rename: a waiting writer
+            // then finds the path names a new file and edits that one.
+            drop(full);
+            drop(file);
             plan.bytes_written = n;
             Ok(plan)
         }
@@ -364,9 +436,10 @@ fn changed_range(a: &[u8], b: &[u8]) -> (u64, u64) {
 /// [`AtomicFile`]. It exists because rewriting gigabytes of tensor data to change one string is the
 /// chore this command removes. It is allowed only when the new header has already been validated
 /// as a reader would (by [`plan_edit`]) and provably describes the same tensors at the same offsets,
-/// so the tensor data — all of the file past `old_header.len()` — is never touched. Under an
-/// exclusive lock, the file is checked to still hold the header it was planned against (same size,
-/// same bytes), then the changed bytes go out in a single `pwrite` and are fsynced before returning.
+/// so the tensor data — all of the file past `old_header.len()` — is never touched. The caller holds
+/// the exclusive lock on `file` and planned from a copy of its header read under that lock; the file
+/// is checked once more to hold that header (same size, same bytes), then the changed bytes go out in
+/// a single `pwrite` and are fsynced before returning. A signal meanwhile waits for both.
 ///
 /// On a crash (power loss) between the `pwrite` and the fsync, the header may be torn: part old, part
 /// new, at page granularity. The tensor data is intact either way; a torn header usually fails
@@ -375,40 +448,35 @@ fn changed_range(a: &[u8], b: &[u8]) -> (u64, u64) {
 /// accept that window use `--no-in-place`, which rewrites atomically (the old file stays whole
 /// until the rename).
 fn write_header_in_place(
-    path: &Path,
+    file: &GgufFile,
     old_header: &[u8],
     header: &[u8],
     size: u64,
     plan: &MetaPlan,
 ) -> Result<()> {
-    use fs4::fs_std::FileExt;
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io_err(path, e))?;
-    if !f.try_lock_exclusive().map_err(|e| io_err(path, e))? {
-        return Err(io_err(
-            path,
-            std::io::Error::other("file is locked by another process"),
-        ));
-    }
-    let now = f.metadata().map_err(|e| io_err(path, e))?.len();
+    let path = file.path();
+    let f = file.reopen_for_write()?;
+    // The header was read under the exclusive lock still held; only a process that ignores the lock
+    // could have changed the file since. Check what is cheap to check all the same.
+    let now = file.current_len()?;
     let mut current = vec![0u8; old_header.len()];
-    read_exact_at(&f, &mut current, 0).map_err(|e| io_err(path, e))?;
+    read_exact_at(file.locked_file(), &mut current, 0).map_err(|e| io_err(path, e))?;
     if now != size || current != old_header {
         return Err(io_err(
             path,
-            std::io::Error::other("file changed while being edited; nothing written"),
+            std::io::Error::other(
+                "file changed while being edited (by a program that does not take locks); nothing written",
+            ),
         ));
     }
     let (lo, hi) = (
         plan.write_offset as usize,
         plan.write_offset as usize + plan.bytes_written as usize,
     );
+    // A signal arriving from here on waits for the write and its fsync.
+    let _guard = crate::fsio::InPlaceGuard::begin().map_err(|e| io_err(path, e))?;
     write_all_at(&f, &header[lo..hi], lo as u64).map_err(|e| io_err(path, e))?;
     f.sync_all().map_err(|e| io_err(path, e))?;
-    let _ = FileExt::unlock(&f);
     Ok(())
 }
 

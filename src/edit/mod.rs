@@ -29,6 +29,9 @@ pub enum EditError {
     NoSuchKey { key: String },
     #[error("{0}")]
     Usage(String),
+    /// An edit of a file other names share (symlink, hard links), refused without `--follow`.
+    #[error("{0}")]
+    Shared(String),
     #[error("split: {0}")]
     Split(String),
     #[error("tensor '{name}': {message}")]

@@ -202,8 +202,9 @@ pub fn plan_split(g: &Gguf<'_>, prefix: &str, opts: &SplitOptions) -> Result<Vec
         .collect()
 }
 
-/// Writes the shards of `plan` (from [`plan_split`] of the same `g`, read from `input`). Each shard
-/// is written atomically; none may be the input.
+/// Writes the shards of `plan` (from [`plan_split`] of the same `g`, read from `input`), all or
+/// nothing: every shard goes to a temporary file first, and only when all are written and synced are
+/// they renamed into place ([`crate::fsio::commit_all`]); none may be the input.
 /// `progress` is called with the bytes of each tensor as it is written.
 pub fn write_split(
     g: &Gguf<'_>,
@@ -212,6 +213,11 @@ pub fn write_split(
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let count = plan.len();
+    for s in plan {
+        crate::fsio::refuse_same(&s.path, &[input])?;
+        crate::fsio::refuse_odd_target(&s.path)?;
+    }
+    let mut pending = Vec::with_capacity(count);
     for (no, s) in plan.iter().enumerate() {
         let w = shard_writer(g, &s.tensors, no, count)?;
         let mut out = AtomicFile::create(&s.path, &[input], Some(s.file_size))?;
@@ -222,8 +228,9 @@ pub fn write_split(
             Ok(())
         })
         .map_err(|e| io_err(&s.path, e))?;
-        out.commit()?;
+        pending.push(out);
     }
+    crate::fsio::commit_all(pending)?;
     Ok(())
 }
 

@@ -50,7 +50,7 @@ fn tokens(n: usize, n_vocab: usize, bos: u32, seed: &mut u64) -> Vec<u32> {
 
 /// Prompt processing: `reps` timed runs of one `n_prompt`-token batch (plus one warm-up).
 pub fn prompt(w: &Weights, n_prompt: usize, reps: usize, bos: u32) -> Result<Timings, ExecError> {
-    let mut s = Session::new(w, n_prompt);
+    let mut s = Session::try_new(w, n_prompt)?;
     let mut seed = 1;
     let mut secs = Vec::with_capacity(reps);
     for rep in 0..=reps {
@@ -71,7 +71,7 @@ pub fn prompt(w: &Weights, n_prompt: usize, reps: usize, bos: u32) -> Result<Tim
 /// Generation: `reps` timed runs of `n_gen` single-token steps from an empty context (plus one
 /// warm-up of a single step, as llama-bench warms up).
 pub fn generate(w: &Weights, n_gen: usize, reps: usize, bos: u32) -> Result<Timings, ExecError> {
-    let mut s = Session::new(w, n_gen.max(1));
+    let mut s = Session::try_new(w, n_gen.max(1))?;
     let mut seed = 2;
     s.eval(&[bos], 1)?;
     let mut secs = Vec::with_capacity(reps);

@@ -138,7 +138,34 @@ fn swiglu(x: f32, g: f32) -> f32 {
     x / (1.0 + (-x).exp()) * g
 }
 
+/// The bytes of the KV cache of `n_ctx` positions (f16 K and V for every layer), or None when that
+/// overflows.
+pub fn kv_cache_bytes(hp: &super::model::HParams, n_ctx: usize) -> Option<u64> {
+    (hp.n_head_kv as u64)
+        .checked_mul(hp.head_dim as u64)?
+        .checked_mul(n_ctx as u64)?
+        .checked_mul(hp.n_layer as u64)?
+        .checked_mul(2 * 2)
+}
+
 impl<'w, 'a> Session<'w, 'a> {
+    /// [`Session::new`] after checking what its KV cache would take ([`kv_cache_bytes`]): a context
+    /// whose cache overflows or is larger than the machine's memory is refused, not allocated
+    /// (`run -n 1000000000` must be an error, not an abort).
+    pub fn try_new(w: &'w Weights<'a>, n_ctx: usize) -> Result<Session<'w, 'a>, ExecError> {
+        let need = kv_cache_bytes(&w.hp, n_ctx);
+        let have = crate::memory::physical_memory();
+        match (need, have) {
+            (None, _) => Err(ExecError::Input(format!(
+                "a context of {n_ctx} tokens: its KV cache size overflows"
+            ))),
+            (Some(n), Some(h)) if n > h => Err(ExecError::Input(format!(
+                "a context of {n_ctx} tokens needs a {n}-byte KV cache, more than this machine's {h} bytes of memory"
+            ))),
+            _ => Ok(Session::new(w, n_ctx)),
+        }
+    }
+
     pub fn new(w: &'w Weights<'a>, n_ctx: usize) -> Session<'w, 'a> {
         let hp = &w.hp;
         let row = hp.n_head_kv * hp.head_dim;

@@ -529,7 +529,7 @@ pub fn kl_divergence(
     }
     let n_chunk = check_chunks(tokens, n_ctx, n_vocab, max_chunks)?;
     let first = n_ctx / 2;
-    let mut s_base = Session::new(base, n_ctx);
+    let mut s_base = Session::try_new(base, n_ctx)?;
     compare_chunks(
         other,
         tokens,
@@ -621,7 +621,7 @@ fn compare_chunks(
     let n_vocab = other.hp.n_vocab;
     let first = n_ctx / 2;
     let n_scored = n_ctx - 1 - first;
-    let mut s_other = Session::new(other, n_ctx);
+    let mut s_other = Session::try_new(other, n_ctx)?;
     let mut log_probs = BaseLogProbs::new(n_vocab);
     let mut stats = KldStats::new();
     let mut chunks = Vec::with_capacity(n_chunk);

@@ -236,6 +236,15 @@ impl<'a> Weights<'a> {
                 message: "zero".into(),
             });
         }
+        // Every layer has tensors of its own: a block count above the file's tensor count is a lie, and
+        // is refused before anything is sized by it (2^32-1 layers would allocate gigabytes).
+        let n_tensors: usize = gs.iter().map(|g| g.tensors.len()).sum();
+        if n_layer > n_tensors {
+            return Err(ExecError::BadKey {
+                key: l.key("block_count"),
+                message: format!("{n_layer} layers but the file holds only {n_tensors} tensors"),
+            });
+        }
         if n_head % n_head_kv != 0 {
             return Err(ExecError::BadKey {
                 key: l.key("attention.head_count_kv"),
@@ -268,7 +277,7 @@ impl<'a> Weights<'a> {
             });
         }
         let n_rot = l.u_opt("rope.dimension_count")?.unwrap_or(head_dim);
-        if n_rot > head_dim || n_rot % 2 != 0 {
+        if n_rot == 0 || n_rot > head_dim || n_rot % 2 != 0 {
             return Err(ExecError::BadKey {
                 key: l.key("rope.dimension_count"),
                 message: format!("{n_rot} for heads of {head_dim}"),

@@ -76,7 +76,7 @@ pub fn perplexity(
     let n_chunk = chunk_count(tokens.len(), n_ctx, max_chunks)?;
     let first = n_ctx / 2;
     let n_vocab = w.hp.n_vocab;
-    let mut sess = Session::new(w, n_ctx);
+    let mut sess = Session::try_new(w, n_ctx)?;
     let (mut nll, mut nll2, mut count) = (0f64, 0f64, 0usize);
     let mut chunks = Vec::with_capacity(n_chunk);
     for i in 0..n_chunk {

@@ -40,6 +40,8 @@ pub enum GgufError {
         offset: u64,
         max: u64,
     },
+    #[error("key '{key}' at byte {offset}: bool byte {value} is neither 0 nor 1 (a writer would turn it into 1, changing the file)")]
+    BadBool { key: String, value: u8, offset: u64 },
     #[error("key '{key}' at byte {offset} has invalid value type {type_id}")]
     BadValueType {
         key: String,
@@ -202,6 +204,7 @@ impl GgufError {
             TensorPastEnd { .. } => "tensor_past_end",
             Overlap { .. } => "overlap",
             UnexpectedOffset { .. } => "unexpected_offset",
+            BadBool { .. } => "bad_bool",
             Io { .. } => "io",
             Split { .. } => "split",
         }
@@ -234,6 +237,7 @@ impl GgufError {
             UnsupportedVersion { .. } => Some(4),
             DataSectionPastEnd { data_offset, .. } => Some(*data_offset),
             Misaligned { info_offset, .. } => Some(*info_offset),
+            BadBool { offset, .. } => Some(*offset),
             TensorPastEnd { start, .. } | Overlap { start, .. } => Some(*start),
             UnexpectedOffset { .. } | Io { .. } | Split { .. } => None,
         }

@@ -1,9 +1,18 @@
 //! GGUF files on disk: memory-mapped read-only, so tensor data is read straight from the page cache
 //! and never copied, plus split models (`name-00001-of-00003.gguf`), found from their first shard the
 //! way llama.cpp names them (`llama_split_path`).
+//!
+//! Locking: a map is only immutable while nobody writes the file, so every [`GgufFile`] holds an
+//! advisory lock (`flock`) for as long as it lives, and everything parsed from it borrows it: readers
+//! a shared lock ([`GgufFile::open`]), writers that edit or replace the file an exclusive one
+//! ([`GgufFile::open_exclusive`]). After locking, the path is checked to still name the file locked
+//! (a rewrite renames a new file over it while a reader waits); if not, the new file is opened and
+//! locked instead. The protocol is described in the README ("Concurrent readers and writers").
 
 use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 
@@ -11,10 +20,12 @@ use super::error::{GgufError, Result};
 use super::spec::{KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT};
 use super::validate::Gguf;
 
-/// A mapped GGUF file. Parse it with [`GgufFile::gguf`].
+/// A mapped GGUF file, locked for as long as it lives. Parse it with [`GgufFile::gguf`].
 pub struct GgufFile {
     path: PathBuf,
     map: Option<Mmap>,
+    /// Holds the lock (released when the file is closed).
+    file: File,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> GgufError {
@@ -24,27 +35,159 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> GgufError {
     }
 }
 
-impl GgufFile {
-    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
-        let path = path.as_ref();
-        let file = File::open(path).map_err(|e| io_err(path, e))?;
-        let meta = file.metadata().map_err(|e| io_err(path, e))?;
-        if !meta.is_file() {
-            return Err(io_err(path, "not a regular file"));
+/// What a caller is told when a lock is not free at once (the CLI prints a line to stderr).
+static WAIT_NOTICE: OnceLock<fn(&Path, bool)> = OnceLock::new();
+
+/// Sets what is called (with the path and whether an exclusive lock is wanted) before waiting for a
+/// lock another process holds.
+pub fn set_wait_notice(f: fn(&Path, bool)) {
+    let _ = WAIT_NOTICE.set(f);
+}
+
+/// Refuses a file that is not a regular file ("is a FIFO, not a regular file"...). Checked before
+/// opening: opening a FIFO blocks until a writer comes, and opening a device can have effects.
+fn refuse_odd(m: &std::fs::Metadata) -> io::Result<()> {
+    if m.is_file() {
+        return Ok(());
+    }
+    let kind = crate::fsio::odd_kind(m).unwrap_or("special file");
+    Err(io::Error::other(format!("is a {kind}, not a regular file")))
+}
+
+#[cfg(unix)]
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_inode(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// Takes the lock on `f` (waiting for it), or gives up quietly where the file system has no locks
+/// (then nothing can be promised, as before locking existed).
+fn lock(path: &Path, f: &File, exclusive: bool) -> io::Result<()> {
+    use std::fs::TryLockError;
+    let r = if exclusive {
+        f.try_lock()
+    } else {
+        f.try_lock_shared()
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => {
+            if let Some(n) = WAIT_NOTICE.get() {
+                n(path, exclusive);
+            }
+            let r = if exclusive { f.lock() } else { f.lock_shared() };
+            r.or_else(unsupported_ok)
         }
+        Err(TryLockError::Error(e)) => unsupported_ok(e),
+    }
+}
+
+fn unsupported_ok(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::ENOLCK) {
+        return Ok(());
+    }
+    Err(io::Error::new(e.kind(), format!("locking: {e}")))
+}
+
+/// Opens `path` read-only under the locking protocol: refused unless a regular file, locked shared
+/// (readers) or exclusive (writers), waiting for the lock; if a rewrite renamed a new file over the
+/// path while we waited, that one is opened and locked instead. The lock lasts as long as the file.
+/// Errors do not repeat the path.
+pub fn open_locked(path: &Path, exclusive: bool) -> io::Result<File> {
+    // A rewrite renames a new file over the path while we wait for the old one's lock; a few
+    // rounds of that in a row are possible, endless ones are not.
+    for _ in 0..1000 {
+        refuse_odd(&std::fs::metadata(path)?)?;
+        let mut oo = std::fs::OpenOptions::new();
+        oo.read(true);
+        // Never block in open(2) should the path have become a FIFO since the check above.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut oo, libc::O_NONBLOCK);
+        let file = oo.open(path)?;
+        let meta = file.metadata()?;
+        refuse_odd(&meta)?;
+        lock(path, &file, exclusive)?;
+        match std::fs::metadata(path) {
+            Ok(now) if same_inode(&now, &meta) => return Ok(file),
+            // Replaced (or removed) while we waited: open what the path names now.
+            _ => continue,
+        }
+    }
+    Err(io::Error::other(
+        "replaced over and over while waiting for its lock",
+    ))
+}
+
+impl GgufFile {
+    /// Opens and maps `path` for reading, under a shared lock.
+    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
+        Self::open_locked(path.as_ref(), false)
+    }
+
+    /// Opens and maps `path` under an exclusive lock: for a writer that edits the file in place or
+    /// replaces it, so that no other pocket process reads or writes it meanwhile. The file is opened
+    /// read-only; an in-place writer opens it again for writing ([`GgufFile::reopen_for_write`]).
+    pub fn open_exclusive(path: impl AsRef<Path>) -> Result<GgufFile> {
+        Self::open_locked(path.as_ref(), true)
+    }
+
+    fn open_locked(path: &Path, exclusive: bool) -> Result<GgufFile> {
+        let file = open_locked(path, exclusive).map_err(|e| io_err(path, e))?;
+        // The size under the lock: a writer may have changed it while we waited.
+        let len = file.metadata().map_err(|e| io_err(path, e))?.len();
         // An empty file cannot be mapped on every platform; it has no header either.
-        let map = if meta.len() == 0 {
+        let map = if len == 0 {
             None
         } else {
-            // SAFETY: the map is read-only and private to this process. If another process truncates
-            // the file while it is mapped, reads past the new end raise SIGBUS; commands that read
-            // untrusted files while others may write them must check the size first (see verify).
+            // SAFETY: the map is read-only and private to this process, and the file is locked
+            // (shared or exclusive) for as long as the map lives, so no pocket process writes it
+            // meanwhile. A process that ignores the lock could still change or truncate it: reads
+            // past a new end raise SIGBUS (see `install_sigbus_handler`); commands that read
+            // untrusted files check sizes first (see verify).
             Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?)
         };
         Ok(GgufFile {
             path: path.to_path_buf(),
             map,
+            file,
         })
+    }
+
+    /// The same file opened again for writing, for an in-place edit by the holder of the exclusive
+    /// lock. Refused if the path no longer names the locked file.
+    pub fn reopen_for_write(&self) -> Result<File> {
+        let path = &self.path;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        let (a, b) = (
+            f.metadata().map_err(|e| io_err(path, e))?,
+            self.file.metadata().map_err(|e| io_err(path, e))?,
+        );
+        if !same_inode(&a, &b) {
+            return Err(io_err(path, "replaced while locked"));
+        }
+        Ok(f)
+    }
+
+    /// The open, locked file (read-only).
+    pub fn locked_file(&self) -> &File {
+        &self.file
+    }
+
+    /// The size of the file now (the map's length is the size when it was opened).
+    pub fn current_len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| io_err(&self.path, e))?
+            .len())
     }
 
     pub fn path(&self) -> &Path {
@@ -205,6 +348,16 @@ impl Model {
         if gs.len() > 1 {
             let count = gs.len() as u64;
             for (i, g) in gs.iter().enumerate() {
+                if g.endian != gs[0].endian {
+                    return Err(GgufError::Split {
+                        message: format!(
+                            "{} is {}-endian but the first shard is {}-endian: a set must be one byte order",
+                            self.files[i].path.display(),
+                            g.endian.name(),
+                            gs[0].endian.name()
+                        ),
+                    });
+                }
                 let (no, c) = (g.get_u64(KEY_SPLIT_NO), g.get_u64(KEY_SPLIT_COUNT));
                 if no != Some(i as u64) || c != Some(count) {
                     return Err(GgufError::Split {

@@ -296,6 +296,13 @@ fn parse_value<'a>(c: &mut Cursor<'a>, key: &str) -> Result<Value<'a>> {
     if let Some(size) = ty.fixed_size() {
         let b = c.bytes(&format!("value of '{key}'"), size as u64)?;
         let bits = read_uint(b, size, c.endian).expect("took exactly `size` bytes");
+        if ty == ValueType::Bool && bits > 1 {
+            return Err(GgufError::BadBool {
+                key: key.to_string(),
+                value: bits as u8,
+                offset: at + 4,
+            });
+        }
         return Ok(scalar_from_bits(ty, bits));
     }
     if ty == ValueType::String {

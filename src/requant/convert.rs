@@ -383,6 +383,7 @@ pub fn requantize(
     // Check every output before writing any.
     for o in outputs {
         crate::fsio::refuse_same(o, &inputs)?;
+        crate::fsio::refuse_odd_target(o)?;
     }
     let bytes_total: u64 = prep.order.iter().map(|(_, t)| t.n_bytes).sum();
     let mut bytes_done = 0u64;
@@ -448,9 +449,8 @@ pub fn requantize(
         written.map_err(|e| io_err(&outputs[s], e))?;
         pending.push(file);
     }
-    for f in pending {
-        f.commit()?;
-    }
+    // The shards of a --keep-split output are committed together, all or nothing.
+    crate::fsio::commit_all(pending)?;
     reports.sort_by(|a, b| b.rel.total_cmp(&a.rel));
     Ok(reports)
 }

@@ -40,14 +40,21 @@ pub fn hex(h: &[u8]) -> String {
     s
 }
 
-/// Reads a manifest the way llama-gguf-hash does: each line's first three whitespace-separated
-/// words, lines with fewer ignored.
+/// Reads a manifest the way llama-gguf-hash does: each line's type and value (the first two
+/// whitespace-separated words), then the name — the rest of the line, so that a file name with spaces
+/// in it (which [`Entry::line`] writes as it is) reads back whole; lines with fewer fields ignored.
 pub fn parse(text: &str) -> Vec<Entry> {
+    fn word(s: &str) -> Option<(&str, &str)> {
+        let s = s.trim_start();
+        let end = s.find(char::is_whitespace)?;
+        Some((&s[..end], &s[end..]))
+    }
     text.lines()
         .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let (k, v, n) = (w.next()?, w.next()?, w.next()?);
-            if k.starts_with('#') {
+            let (k, rest) = word(l)?;
+            let (v, rest) = word(rest)?;
+            let n = rest.trim();
+            if k.starts_with('#') || n.is_empty() {
                 return None;
             }
             Some(Entry::new(k, v, n))

@@ -334,6 +334,18 @@ fn split_checks(shards: &[Shard], gs: &[Option<(Gguf<'_>, bool)>], out: &mut Out
     let mut by_no: HashMap<u64, &Path> = HashMap::new();
     for (s, g) in shards.iter().zip(gs) {
         let Some((g, _)) = g else { continue };
+        if g.endian != first.endian {
+            ok = false;
+            out.fail(
+                "split",
+                format!(
+                    "this shard is {}-endian but the first is {}-endian: a set must be one byte order",
+                    g.endian.name(),
+                    first.endian.name()
+                ),
+                Some(s.path.display().to_string()),
+            );
+        }
         let (no, c) = (g.get_u64(KEY_SPLIT_NO), g.get_u64(KEY_SPLIT_COUNT));
         if c != Some(count) {
             ok = false;
@@ -369,8 +381,15 @@ fn split_checks(shards: &[Shard], gs: &[Option<(Gguf<'_>, bool)>], out: &mut Out
             }
         }
     }
-    for n in 0..count {
-        if !by_no.contains_key(&n) && shards.len() as u64 == count {
+    // Only when as many files as split.count were found (bounded by the files, whatever the count
+    // says: a 200-byte file claiming 2^64 shards must not loop for hours).
+    let found = if shards.len() as u64 == count {
+        count
+    } else {
+        0
+    };
+    for n in 0..found {
+        if !by_no.contains_key(&n) {
             ok = false;
             out.fail(
                 "split",

@@ -47,13 +47,11 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Opens `path` under a shared lock held as long as the shard lives (see
+    /// [`crate::gguf::file::open_locked`]): no pocket writer changes it while it is checked.
     pub fn open(path: &Path) -> io::Result<Shard> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::other("not a regular file"));
-        }
-        let size = meta.len();
+        let file = crate::gguf::file::open_locked(path, false)?;
+        let size = file.metadata()?.len();
         let mut want = size.min(FIRST_READ);
         let head = loop {
             let mut buf = vec![0u8; want as usize];

@@ -175,6 +175,11 @@ g.str("k").u32(9).u32(8).len(2).str("fine")
 at = g.pos()
 g.str(b"\xed\xa0\x80")  # a UTF-16 surrogate, not valid UTF-8
 case("invalid-utf8-in-string-array", g.b, "invalid_utf8", at + 8, "string in array 'k'")
+# A bool byte other than 0 or 1: a round trip would change it to 1 (#27), so it is refused.
+g = G(n_tensors=0, n_kv=1)
+at = g.pos()
+g.str("k").u32(7).raw(b"\x02")
+case("bool-byte-2", g.b, "bad_bool", at + 8 + 1 + 4, "neither 0 nor 1")
 g = G(n_tensors=1)
 at = g.pos()
 g.tensor(b"t\x80", [8], 0, 0)
@@ -313,14 +318,15 @@ def write_split(prefix, shards):
             f.write(bytes(g.b))
 
 
-def shard(no, count, tensors, names, n_tensors_total=None):
-    g = G(n_tensors=len(names), n_kv=3)
+def shard(no, count, tensors, names, n_tensors_total=None, big=False):
+    g = G(n_tensors=len(names), n_kv=3, big=big)
     g.b[0:0] = b""
     g.raw(b"")
+    e = ">" if big else "<"
     # split.no u16, split.count u16, split.tensors.count i32, as llama-gguf-split writes them.
-    g.str("split.no").u32(2).raw(struct.pack("<H", no))
-    g.str("split.count").u32(2).raw(struct.pack("<H", count))
-    g.str("split.tensors.count").u32(5).raw(struct.pack("<i", n_tensors_total or tensors))
+    g.str("split.no").u32(2).raw(struct.pack(e + "H", no))
+    g.str("split.count").u32(2).raw(struct.pack(e + "H", count))
+    g.str("split.tensors.count").u32(5).raw(struct.pack(e + "i", n_tensors_total or tensors))
     off = 0
     for n in names:
         g.tensor(n, [8], 0, off)
@@ -346,6 +352,9 @@ def main():
     lines.append("split-tensor-twice-00001-of-00002.gguf\tsplit\t-\tin shard 1 and shard 2")
     write_split("split-tensors-count-wrong", [shard(0, 2, 5, ["a"]), shard(1, 2, 5, ["b"])])
     lines.append("split-tensors-count-wrong-00001-of-00002.gguf\tsplit\t-\tsplit.tensors.count is 5")
+    # One shard of the set in the other byte order (#27): refused, not merged into a corrupt model.
+    write_split("split-one-big-endian", [shard(0, 2, 2, ["a"]), shard(1, 2, 2, ["b"], big=True)])
+    lines.append("split-one-big-endian-00001-of-00002.gguf\tsplit\t-\tbig-endian but the first shard is little-endian")
     g = shard(0, 3, 3, ["a"])
     with open(os.path.join(HERE, "split-missing-shard-00001-of-00003.gguf"), "wb") as f:
         f.write(bytes(g.b))

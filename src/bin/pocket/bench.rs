@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     n_gen: usize,
     /// Threads (default: all cores).
-    #[arg(short = 't', long = "threads")]
+    #[arg(short = 't', long = "threads", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: Option<usize>,
     /// Repetitions of each test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]

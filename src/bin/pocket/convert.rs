@@ -25,6 +25,9 @@ pub struct Args {
     /// The byte order to write.
     #[arg(long, value_enum)]
     endian: Order,
+    /// Replace OUTPUT if it exists (a symlink is replaced itself, not the file it points to).
+    #[arg(long)]
+    force: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -32,6 +35,7 @@ pub struct Args {
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let name = a.input.display().to_string();
+    crate::check_output(&a.output, a.force, &[("the input", &a.input)])?;
     let f = GgufFile::open(&a.input).context(name.clone())?;
     let g = f.gguf().context(name.clone())?;
     let to = match a.endian {

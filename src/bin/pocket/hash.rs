@@ -24,8 +24,8 @@ pub struct Args {
     /// Only the whole-file line, no per-tensor lines.
     #[arg(long)]
     no_layer: bool,
-    /// Threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads (default: all cores; at most 1024).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: usize,
 }
 

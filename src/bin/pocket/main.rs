@@ -15,6 +15,7 @@ mod perplexity;
 mod progress;
 mod requantize;
 mod run;
+mod sanitize;
 mod split;
 mod tokenize;
 mod verify;
@@ -67,6 +68,32 @@ enum Command {
     Kld(kld::Args),
 }
 
+/// The most threads a command starts (`-t`, `--threads`, NTHREADS): more is a typo, not a machine.
+pub const MAX_THREADS: usize = 1024;
+
+/// Refuses, before any work, an output a command that writes new files must not write: one that is
+/// not a regular file (directory, device node, FIFO, socket: always), one that exists (without
+/// `--force`, as llama-gguf-split), and one that is an input — the model or an auxiliary input
+/// (`--imatrix`, `--from-json`, `--manifest`) — given as `(what, path)`, e.g. `("the input of
+/// --imatrix", p)`.
+pub fn check_output(
+    output: &std::path::Path,
+    force: bool,
+    aux: &[(&str, &std::path::Path)],
+) -> Result<(), Failure> {
+    for (flag, p) in aux {
+        if *p == output || pocket::fsio::same_file(p, output) {
+            return Err(anyhow::anyhow!(
+                "{}: refusing to overwrite {flag} (the same file); write elsewhere",
+                output.display()
+            )
+            .into());
+        }
+    }
+    pocket::fsio::check_new_output(output, force)?;
+    Ok(())
+}
+
 /// An error that has already been reported in the right form, with the exit code to use.
 pub struct Failure {
     pub code: u8,
@@ -108,13 +135,29 @@ fn main() -> ExitCode {
         }
     };
     pocket::gguf::file::install_sigbus_handler();
-    // Ctrl-C: remove any half-written output before going, so no partial file is left behind.
-    let _ = ctrlc::set_handler(|| {
-        pocket::fsio::remove_pending_temps();
-        std::process::exit(130);
+    // SIGINT, SIGTERM, SIGHUP: exit at once when nothing is being written; otherwise the writer is
+    // asked to stop at a safe point, removes its temporary file and leaves the target as it was (an
+    // in-place header write finishes first). See pocket::fsio::on_signal.
+    let _ = ctrlc::set_handler(|| pocket::fsio::on_signal(130));
+    pocket::gguf::file::set_wait_notice(|p, exclusive| {
+        eprintln!(
+            "pocket: waiting for {}: another pocket process is {} it",
+            p.display(),
+            if exclusive { "using" } else { "writing" }
+        )
     });
     let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let buffered = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Human output never carries a file's control characters to the terminal (sanitize.rs); JSON and
+    // `meta get` into a pipe (a value for a script) are passed exactly.
+    let raw = std::env::args_os().any(|a| a == "--json")
+        || (matches!(&cli.command, Command::Meta(m) if m.is_get())
+            && !std::io::IsTerminal::is_terminal(&io::stdout()));
+    let mut out: Box<dyn Write> = if raw {
+        Box::new(buffered)
+    } else {
+        Box::new(sanitize::Clean::new(buffered))
+    };
     let result = match &cli.command {
         Command::Inspect(a) => inspect::run(a, &mut out),
         Command::Meta(a) => meta::run(a, &mut out),
@@ -144,7 +187,11 @@ fn main() -> ExitCode {
             if is_broken_pipe(&f.error) {
                 return ExitCode::from(0);
             }
-            eprintln!("pocket: {:#}", f.error);
+            if pocket::fsio::stop_requested() {
+                eprintln!("pocket: interrupted: nothing was written (the output is as it was)");
+                return ExitCode::from(130);
+            }
+            eprintln!("pocket: {}", sanitize::clean(&format!("{:#}", f.error)));
             ExitCode::from(f.code)
         }
     }

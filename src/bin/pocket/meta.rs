@@ -74,9 +74,23 @@ struct WriteArgs {
     /// Write the edited file here instead of editing FILE.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
+    /// With -o: replace OUT if it exists (a symlink is replaced itself, not the file it points to).
+    #[arg(long, requires = "output")]
+    force: bool,
+    /// Edit FILE even when other names share it: through a symlink (the file it points to is edited)
+    /// or under several hard links (all of them see the edit). Refused without it.
+    #[arg(long, conflicts_with = "output")]
+    follow: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// `meta get`: its output is a value, passed to a pipe exactly.
+    pub fn is_get(&self) -> bool {
+        matches!(self.op, Op::Get { .. })
+    }
 }
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -91,6 +105,19 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             from_json: fj,
             w,
         } => {
+            if let Some(p) = fj {
+                let target = w.output.as_deref().unwrap_or(file);
+                if !w.dry_run && (p == target || pocket::fsio::same_file(p, target)) {
+                    return Err(anyhow!(
+                        "{}: is also the input of --from-json: refusing to write over it",
+                        target.display()
+                    )
+                    .into());
+                }
+            }
+            if let (Some(o), false) = (&w.output, w.dry_run) {
+                crate::check_output(o, w.force, &[("the input", file)])?;
+            }
             let edits = {
                 let f = GgufFile::open(file).with_context(|| file.display().to_string())?;
                 let g = f.gguf().with_context(|| file.display().to_string())?;
@@ -124,6 +151,9 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             apply(file, &edits, w, out)
         }
         Op::Rm { file, keys, w } => {
+            if let (Some(o), false) = (&w.output, w.dry_run) {
+                crate::check_output(o, w.force, &[("the input", file)])?;
+            }
             let edits: Vec<Edit> = keys
                 .iter()
                 .map(|k| Edit::Remove { key: k.clone() })
@@ -203,6 +233,7 @@ fn apply(file: &Path, edits: &[Edit], w: &WriteArgs, out: &mut dyn Write) -> Res
         dry_run: w.dry_run,
         no_in_place: w.no_in_place,
         output: w.output.clone(),
+        follow: w.follow,
     };
     let t0 = Instant::now();
     let size = std::fs::metadata(file).map_or(0, |m| m.len());

@@ -66,6 +66,9 @@ pub struct Args {
     /// After writing, measure each converted tensor's error against its source, worst first.
     #[arg(long)]
     report: bool,
+    /// Replace outputs that exist already (a symlink is replaced itself, not the file it points to).
+    #[arg(long)]
+    force: bool,
     /// One JSON document on stdout (the plan with --dry-run, else the result and report).
     #[arg(long)]
     json: bool,
@@ -121,7 +124,14 @@ fn positionals(a: &Args) -> Result<Cmd, Failure> {
         None => 0,
         Some(n) => n
             .parse::<usize>()
-            .map_err(|_| usage(format!("NTHREADS '{n}' is not a number")))?,
+            .ok()
+            .filter(|&t| t <= crate::MAX_THREADS)
+            .ok_or_else(|| {
+                usage(format!(
+                    "NTHREADS '{n}' is not a number from 0 to {}",
+                    crate::MAX_THREADS
+                ))
+            })?,
     };
     if rest.len() > 2 {
         return Err(usage(format!("unexpected argument '{}'", rest[2])));
@@ -347,6 +357,9 @@ fn print_report(
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let cmd = positionals(a)?;
+    if let (Some(o), Some(im), false) = (&cmd.output, &a.imatrix, a.dry_run) {
+        crate::check_output(o, true, &[("the input of --imatrix", im)])?;
+    }
     let mut opts = options(a, cmd.ftype)?;
     opts.n_threads = cmd.threads;
     let model = Model::open(&cmd.input).with_context(|| format!("{}", cmd.input.display()))?;
@@ -365,6 +378,15 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         return Err(usage("missing OUT".into()));
     };
     let outputs = output_paths(output, &prep, opts.keep_split);
+    let aux: Vec<(&str, &Path)> = a
+        .imatrix
+        .iter()
+        .map(|p| ("the input of --imatrix", p.as_path()))
+        .chain(model.files.iter().map(|f| ("the input", f.path())))
+        .collect();
+    for o in &outputs {
+        crate::check_output(o, a.force, &aux)?;
+    }
     let total: u64 = prep.order.iter().map(|(_, t)| t.n_bytes).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(

@@ -170,8 +170,10 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     if prompt.is_empty() {
         return Err(anyhow::anyhow!("the prompt has no tokens").into());
     }
-    let n_ctx = a.ctx.unwrap_or(prompt.len() + a.n);
-    if n_ctx < prompt.len() + a.n || n_ctx > w.hp.n_ctx_train.max(prompt.len() + a.n) {
+    let n_ctx = a.ctx.unwrap_or(prompt.len().saturating_add(a.n));
+    if n_ctx < prompt.len().saturating_add(a.n)
+        || n_ctx > w.hp.n_ctx_train.max(prompt.len().saturating_add(a.n))
+    {
         return Err(anyhow::anyhow!(
             "context {n_ctx} does not fit the prompt ({}) and -n {}",
             prompt.len(),
@@ -179,7 +181,7 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         )
         .into());
     }
-    let mut sess = Session::new(&w, n_ctx);
+    let mut sess = Session::try_new(&w, n_ctx)?;
     let mut sampler = Sampler::new(a.temp, a.top_k, a.top_p, a.seed);
     let t0 = Instant::now();
     let mut logits = sess.eval(&prompt, 1)?;

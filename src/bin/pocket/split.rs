@@ -32,6 +32,9 @@ pub struct SplitArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Replace shards that exist already.
+    #[arg(long)]
+    force: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -46,6 +49,9 @@ pub struct MergeArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Replace OUTPUT if it exists (a symlink is replaced itself, not the file it points to).
+    #[arg(long)]
+    force: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -65,6 +71,10 @@ pub fn run_split(a: &SplitArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let g = f.gguf().context(name.clone())?;
     let plan = plan_split(&g, &a.out_prefix, &opts).context(name.clone())?;
     if !a.dry_run {
+        // Every shard is checked before any is written.
+        for s in &plan {
+            crate::check_output(&s.path, a.force, &[("the input", &a.input)])?;
+        }
         let pb = crate::progress::bytes_bar(g.tensor_bytes(), "split");
         write_split(&g, &a.input, &plan, &mut |n| pb.inc(n)).context(name.clone())?;
         pb.finish_and_clear();
@@ -117,6 +127,9 @@ pub fn run_split(a: &SplitArgs, out: &mut dyn Write) -> Result<u8, Failure> {
 
 pub fn run_merge(a: &MergeArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let name = a.first_shard.display().to_string();
+    if !a.dry_run {
+        crate::check_output(&a.output, a.force, &[("the first shard", &a.first_shard)])?;
+    }
     let model = open_shards(&a.first_shard).context(name.clone())?;
     let plan = if a.dry_run {
         plan_merge(&model)

@@ -48,8 +48,11 @@ pub struct Args {
     /// Write a manifest of the files: every tensor, every metadata key, header, size, per shard.
     #[arg(long, value_name = "M")]
     write_manifest: Option<PathBuf>,
-    /// Threads for the data pass (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Replace the --write-manifest file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Threads for the data pass (default: all cores; at most 1024).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: usize,
 }
 
@@ -76,6 +79,15 @@ fn load_device(spec: &str) -> Result<DeviceProfile, Failure> {
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     if a.list_devices {
         return list_devices(a, out);
+    }
+    if let Some(m) = &a.write_manifest {
+        let aux: Vec<(&str, &Path)> = a
+            .manifest
+            .iter()
+            .map(|p| ("the input of --manifest", p.as_path()))
+            .chain(a.files.iter().map(|p| ("a file verified", p.as_path())))
+            .collect();
+        crate::check_output(m, a.force, &aux)?;
     }
     let device = a.device.as_deref().map(load_device).transpose()?;
     let manifest = match &a.manifest {
