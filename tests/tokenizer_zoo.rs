@@ -1,0 +1,185 @@
+//! Every vocabulary of the model zoo against llama.cpp: llama.cpp's vocabulary-only files
+//! (`scripts/fetch-models.sh vocab`: SentencePiece, BPE with every pre-tokenizer they use, gemma-4's
+//! BPE, WordPiece and Unigram) and the zoo's real models with their own vocabulary (Qwen2.5-Coder 1.5B,
+//! nomic-embed-text-v1.5). Each golden holds the ids llama.cpp gives a set of hard strings as
+//! `llama-tokenize` does by default (the model's BOS/EOS/SEP, special tokens parsed), with
+//! `--no-parse-special`, and raw (nothing added, nothing parsed). Goldens: testdata/zoo/tokenizer/NAME.json
+//! from scripts/make-zoo-tokenizer-goldens.py.
+
+mod common;
+
+use std::path::PathBuf;
+
+use pocket::exec::tokenizer::Vocab;
+use pocket::GgufFile;
+use serde_json::Value as J;
+
+fn ids(v: &J) -> Vec<u32> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+fn model(name: &str) -> PathBuf {
+    match name {
+        "qwen" | "nomic" => common::zoo(name),
+        v => common::zoo_vocab(v),
+    }
+}
+
+fn check(name: &str) {
+    let text = std::fs::read_to_string(common::testdata(&format!("zoo/tokenizer/{name}.json")))
+        .expect("read golden");
+    let golden: J = serde_json::from_str(&text).expect("golden json");
+    let path = model(name);
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        golden["model"].as_str().unwrap(),
+        "{name}: the golden is of another file"
+    );
+    let file = GgufFile::open(&path).expect("open model");
+    let g = file.gguf().expect("parse model");
+    let vocab = Vocab::from_gguf(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        vocab.add_bos(),
+        golden["add_bos"].as_bool().unwrap(),
+        "{name}: add_bos"
+    );
+    let cases = golden["cases"].as_array().expect("cases");
+    assert!(cases.len() > 100, "{name}: too few cases");
+    let mut bad = Vec::new();
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        for (variant, add_special, parse_special) in [
+            ("default", vocab.add_bos(), true),
+            ("no_parse_special", vocab.add_bos(), false),
+            ("raw", false, false),
+        ] {
+            let want = ids(&c[variant]);
+            let got = vocab
+                .tokenize(text, add_special, parse_special)
+                .unwrap_or_else(|e| panic!("{name}: {text:?}: {e}"));
+            if got != want {
+                bad.push(format!(
+                    "{variant} {text:?}\n    want {want:?}\n    got  {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{name}: {} of {} differ from llama.cpp; the first three:\n  {}",
+        bad.len(),
+        cases.len() * 3,
+        bad[..bad.len().min(3)].join("\n  ")
+    );
+}
+
+#[test]
+fn aquila() {
+    check("aquila");
+}
+
+#[test]
+fn baichuan() {
+    check("baichuan");
+}
+
+#[test]
+fn bert_bge() {
+    check("bert-bge");
+}
+
+#[test]
+fn command_r() {
+    check("command-r");
+}
+
+#[test]
+fn deepseek_coder() {
+    check("deepseek-coder");
+}
+
+#[test]
+fn deepseek_llm() {
+    check("deepseek-llm");
+}
+
+#[test]
+fn falcon() {
+    check("falcon");
+}
+
+#[test]
+fn gemma_4() {
+    check("gemma-4");
+}
+
+#[test]
+fn gpt_2() {
+    check("gpt-2");
+}
+
+#[test]
+fn gpt_neox() {
+    check("gpt-neox");
+}
+
+#[test]
+fn llama_bpe() {
+    check("llama-bpe");
+}
+
+#[test]
+fn llama_spm() {
+    check("llama-spm");
+}
+
+#[test]
+fn mpt() {
+    check("mpt");
+}
+
+#[test]
+fn nomic_bert_moe() {
+    check("nomic-bert-moe");
+}
+
+#[test]
+fn phi_3() {
+    check("phi-3");
+}
+
+#[test]
+fn qwen2() {
+    check("qwen2");
+}
+
+#[test]
+fn qwen35() {
+    check("qwen35");
+}
+
+#[test]
+fn refact() {
+    check("refact");
+}
+
+#[test]
+fn starcoder() {
+    check("starcoder");
+}
+
+/// Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB; only its header is read).
+#[test]
+fn qwen_model() {
+    check("qwen");
+}
+
+/// nomic-embed-text-v1.5 F16: a WordPiece vocabulary in a real embedding model.
+#[test]
+fn nomic_model() {
+    check("nomic");
+}
