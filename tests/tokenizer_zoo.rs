@@ -183,3 +183,55 @@ fn qwen_model() {
 fn nomic_model() {
     check("nomic");
 }
+
+/// `pocket verify` on every vocabulary-only file of the zoo: exit 0, each check passes but
+/// completeness, which notes a vocabulary-only file (a warning, not a failure).
+#[test]
+fn verify_vocab_files() {
+    let dir = common::zoo("vocab");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("vocab folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 19, "the zoo has 19 vocabulary files");
+    for path in names {
+        let out = common::pocket()
+            .args(["verify", "--json"])
+            .arg(&path)
+            .output()
+            .expect("run pocket verify");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let doc: J = serde_json::from_slice(&out.stdout).expect("verify json");
+        let checks = doc["models"][0]["checks"].as_array().expect("checks");
+        for c in checks {
+            let (check, status) = (c["check"].as_str().unwrap(), c["status"].as_str().unwrap());
+            let message = c["message"].as_str().unwrap();
+            match (check, status) {
+                ("completeness", "warn") => assert!(
+                    message.contains("vocabulary-only file"),
+                    "{name}: {message}"
+                ),
+                // Some of llama.cpp's vocabulary files have no chat template.
+                ("tokenizer", "warn") => {
+                    assert!(message.contains("chat template"), "{name}: {message}")
+                }
+                (_, "pass") => {}
+                _ => panic!("{name}: {check} {status}: {message}"),
+            }
+        }
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["check"] == "completeness" && c["status"] == "warn"),
+            "{name}: no vocabulary-only note"
+        );
+    }
+}
