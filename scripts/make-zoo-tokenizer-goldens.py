@@ -5,7 +5,10 @@ For each of llama.cpp's vocabulary-only files (scripts/fetch-models.sh vocab) an
 with their own vocabulary (qwen: Qwen2.5-Coder 1.5B, nomic: nomic-embed-text-v1.5), every hard string
 is tokenized by llama.cpp three ways: as `llama-tokenize -m MODEL -f TEXT --ids` does by default
 (add_special = the model's add_bos, special tokens parsed), as with `--no-parse-special`, and raw
-(add_special and parse_special off: test-tokenizer-0's setting). The strings: the hard strings of
+(add_special and parse_special off: test-tokenizer-0's setting); with the bytes of each default id's
+piece (llama_token_to_piece, special tokens rendered, as llama-tokenize prints them) and the text
+llama_detokenize gives back for the raw ids (nothing removed or rendered) and for the default ids
+(BOS/EOS removed, special tokens rendered), in hex. The strings: the hard strings of
 testdata/tokenizer/gemma-3-hard.json, every input of the zoo's `.inp` files, and a few more aimed at
 WordPiece and Unigram normalisation (accents, case, CJK punctuation, control characters, special-token
 text of BERT and T5 vocabularies).
@@ -99,6 +102,10 @@ def ids(line):
     return [int(t) for t in line.split()]
 
 
+def unhex(h):
+    return "" if h == "-" else h
+
+
 def main():
     vocab_dir = fetch("vocab")
     models = []
@@ -127,8 +134,10 @@ def main():
             add_bos = lines[0] == "add_bos 1"
             cases = []
             for i, t in enumerate(texts):
-                a, b, c = lines[1 + 3 * i: 4 + 3 * i]
-                cases.append({"text": t, "default": ids(a), "no_parse_special": ids(b), "raw": ids(c)})
+                a, b, c, pieces, dr, dd = lines[1 + 6 * i: 7 + 6 * i]
+                cases.append({"text": t, "default": ids(a), "no_parse_special": ids(b), "raw": ids(c),
+                              "pieces_hex": [unhex(x) for x in pieces.split()],
+                              "detok_raw_hex": unhex(dr), "detok_default_hex": unhex(dd)})
             # The raw ids are test-tokenizer-0's: they must equal the vocabulary's .out file.
             if os.path.exists(path + ".inp"):
                 raw = {c["text"]: c["raw"] for c in cases}
@@ -148,7 +157,9 @@ def main():
                 "model_sha256": sha256(path),
                 "command": "scripts/tokenizer-golden.c (llama_tokenize as llama-tokenize -m MODEL -f TEXT "
                            "--no-escape --ids [--no-parse-special] calls it; raw: add_special and "
-                           f"parse_special off); {SAMPLE} of them checked against llama-tokenize",
+                           "parse_special off; pieces of the default ids; llama_detokenize of the raw "
+                           "ids (false, false) and of the default ids (remove_special, unparse_special); "
+                           f"{SAMPLE} of them checked against llama-tokenize",
                 "add_bos": add_bos,
                 "cases": cases,
             }

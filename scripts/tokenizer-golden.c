@@ -7,14 +7,17 @@
 //   STRINGS holds records "LEN\n" followed by LEN bytes of text.
 //   prints "add_bos 0|1", then per record three lines of space-separated ids:
 //     default (add_special = add_bos, parse_special), no_parse_special (add_special = add_bos),
-//     raw (add_special = false, parse_special = false: test-tokenizer-0's setting).
+//     raw (add_special = false, parse_special = false: test-tokenizer-0's setting);
+//   then the default ids' pieces (llama_token_to_piece, special = true) as space-separated hex ("-"
+//   for an empty piece), llama_detokenize of the raw ids (remove_special and unparse_special off)
+//   and of the default ids (both on), each as hex ("-" when empty).
 #include "llama.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void print_ids(const struct llama_vocab * vocab, const char * text, int len, int add_special,
-                      int parse_special) {
+static llama_token * tokenize(const struct llama_vocab * vocab, const char * text, int len,
+                              int add_special, int parse_special, int * n_out) {
     int cap = len + 16;
     llama_token * ids = malloc(sizeof(llama_token) * cap);
     int n = llama_tokenize(vocab, text, len, ids, cap, add_special, parse_special);
@@ -27,9 +30,32 @@ static void print_ids(const struct llama_vocab * vocab, const char * text, int l
         fprintf(stderr, "llama_tokenize failed\n");
         exit(1);
     }
+    *n_out = n;
+    return ids;
+}
+
+static void print_ids(const llama_token * ids, int n) {
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
-    free(ids);
+}
+
+static void print_hex(const char * b, int n) {
+    if (n == 0) printf("-");
+    for (int i = 0; i < n; i++) printf("%02x", (unsigned char) b[i]);
+}
+
+static void print_detok(const struct llama_vocab * vocab, const llama_token * ids, int n,
+                        int remove_special, int unparse_special) {
+    int cap = 64 + 64 * n;
+    char * buf = malloc(cap);
+    int m = llama_detokenize(vocab, ids, n, buf, cap, remove_special, unparse_special);
+    if (m < 0) {
+        fprintf(stderr, "llama_detokenize failed\n");
+        exit(1);
+    }
+    print_hex(buf, m);
+    printf("\n");
+    free(buf);
 }
 
 static void quiet(enum ggml_log_level level, const char * text, void * user) {
@@ -72,9 +98,30 @@ int main(int argc, char ** argv) {
             return 2;
         }
         text[len] = 0;
-        print_ids(vocab, text, len, add_bos, 1);
-        print_ids(vocab, text, len, add_bos, 0);
-        print_ids(vocab, text, len, 0, 0);
+        int n_def, n_nps, n_raw;
+        llama_token * def = tokenize(vocab, text, len, add_bos, 1, &n_def);
+        llama_token * nps = tokenize(vocab, text, len, add_bos, 0, &n_nps);
+        llama_token * raw = tokenize(vocab, text, len, 0, 0, &n_raw);
+        print_ids(def, n_def);
+        print_ids(nps, n_nps);
+        print_ids(raw, n_raw);
+        // The pieces of the default ids as llama-tokenize prints them (special = true).
+        for (int i = 0; i < n_def; i++) {
+            char piece[1024];
+            int m = llama_token_to_piece(vocab, def[i], piece, sizeof(piece), 0, 1);
+            if (m < 0) {
+                fprintf(stderr, "piece of %d too long\n", def[i]);
+                return 1;
+            }
+            if (i) printf(" ");
+            print_hex(piece, m);
+        }
+        printf("\n");
+        print_detok(vocab, raw, n_raw, 0, 0);
+        print_detok(vocab, def, n_def, 1, 1);
+        free(def);
+        free(nps);
+        free(raw);
         free(text);
     }
     fclose(f);

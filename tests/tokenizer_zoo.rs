@@ -3,8 +3,9 @@
 //! BPE, WordPiece and Unigram) and the zoo's real models with their own vocabulary (Qwen2.5-Coder 1.5B,
 //! nomic-embed-text-v1.5). Each golden holds the ids llama.cpp gives a set of hard strings as
 //! `llama-tokenize` does by default (the model's BOS/EOS/SEP, special tokens parsed), with
-//! `--no-parse-special`, and raw (nothing added, nothing parsed). Goldens: testdata/zoo/tokenizer/NAME.json
-//! from scripts/make-zoo-tokenizer-goldens.py.
+//! `--no-parse-special`, and raw (nothing added, nothing parsed); the bytes of each default token's
+//! piece; and the text llama.cpp's detokenizer gives back for the raw ids and for the default ids.
+//! Goldens: testdata/zoo/tokenizer/NAME.json from scripts/make-zoo-tokenizer-goldens.py.
 
 mod common;
 
@@ -20,6 +21,10 @@ fn ids(v: &J) -> Vec<u32> {
         .iter()
         .map(|x| x.as_u64().expect("id") as u32)
         .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn model(name: &str) -> PathBuf {
@@ -67,12 +72,43 @@ fn check(name: &str) {
                 ));
             }
         }
+        // The pieces of the default ids, as llama-tokenize prints them (special tokens rendered).
+        let default = ids(&c["default"]);
+        let pieces: Vec<String> = c["pieces_hex"]
+            .as_array()
+            .expect("pieces")
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect();
+        let got: Vec<String> = default
+            .iter()
+            .map(|&id| hex(vocab.token_to_piece(id, true).expect("piece")))
+            .collect();
+        if got != pieces {
+            bad.push(format!(
+                "pieces {text:?}\n    want {pieces:?}\n    got  {got:?}"
+            ));
+        }
+        // The text back: of the raw ids as they are, and of the default ids with BOS/EOS removed
+        // and special tokens rendered.
+        for (key, list, remove, unparse) in [
+            ("detok_raw_hex", ids(&c["raw"]), false, false),
+            ("detok_default_hex", default, true, true),
+        ] {
+            let want = c[key].as_str().unwrap();
+            let got = hex(&vocab
+                .detokenize(&list, remove, unparse)
+                .expect("detokenize"));
+            if got != want {
+                bad.push(format!("{key} {text:?}\n    want {want}\n    got  {got}"));
+            }
+        }
     }
     assert!(
         bad.is_empty(),
         "{name}: {} of {} differ from llama.cpp; the first three:\n  {}",
         bad.len(),
-        cases.len() * 3,
+        cases.len() * 6,
         bad[..bad.len().min(3)].join("\n  ")
     );
 }
