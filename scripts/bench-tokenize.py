@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark and cross-check: `pocket tokenize` against llama.cpp's `llama-tokenize` on a large mixed
 text (every .inp test string of testdata/vocab, the repository's README files, the gemma hard
-strings and 300 random strings from a fixed seed, repeated to about SIZE bytes), for gemma-3 and the BPE vocabularies of testdata/vocab.
+strings and 300 random strings from a fixed seed, repeated to about SIZE bytes), for gemma-3, the BPE
+vocabularies of testdata/vocab, and from the model zoo (scripts/fetch-models.sh) gemma-4's BPE, the
+qwen35 and command-r pre-tokenizers, WordPiece (bert-bge, nomic-embed-text-v1.5) and Unigram
+(nomic-bert-moe).
 
 For each vocabulary: both tools tokenize the same file (`-f FILE --no-escape --ids`); the ids must be
 identical (exit status 1 if not), and the wall time of each (median of N runs, one warm-up, loading
@@ -20,6 +23,12 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def zoo(name):
+    out = subprocess.run(["bash", os.path.join(ROOT, "scripts", "fetch-models.sh"), name],
+                         check=True, capture_output=True, text=True).stdout
+    return next(line[len(name) + 1:].strip() for line in out.splitlines() if line.startswith(name + " "))
 
 
 def text_corpus(size):
@@ -75,6 +84,10 @@ def main():
     models = [("gemma-3", os.environ["GEMMA"])]
     for v in ["llama-bpe", "qwen2", "gpt-2", "deepseek-llm", "deepseek-coder", "starcoder", "falcon"]:
         models.append((v, os.path.join(ROOT, "testdata", "vocab", f"ggml-vocab-{v}.gguf")))
+    vocab = zoo("vocab")
+    for v in ["gemma-4", "qwen35", "command-r", "bert-bge", "nomic-bert-moe"]:
+        models.append((v, os.path.join(vocab, f"ggml-vocab-{v}.gguf")))
+    models.append(("nomic-embed", zoo("nomic")))
     ok = True
     with tempfile.TemporaryDirectory() as d:
         big = os.path.join(d, "big.txt")

@@ -12,6 +12,8 @@ enum Kv<'a> {
     Strs(&'a [&'a str]),
     F32s(&'a [f32]),
     I32s(&'a [i32]),
+    U8s(&'a [u8]),
+    Bool(bool),
 }
 
 fn build(kvs: &[(&str, Kv<'_>)]) -> Vec<u8> {
@@ -42,6 +44,12 @@ fn build(kvs: &[(&str, Kv<'_>)]) -> Vec<u8> {
                 for x in *a {
                     r.u32(*x as u32);
                 }
+            }
+            Kv::U8s(a) => {
+                r.u32(9).u32(0).len(a.len() as u64).bytes(a);
+            }
+            Kv::Bool(b) => {
+                r.u32(7).bytes(&[*b as u8]);
             }
         }
     }
@@ -105,11 +113,11 @@ fn missing_model_key() {
 
 #[test]
 fn unsupported_model() {
-    let e = load(&spm(vec![("tokenizer.ggml.model", Kv::Str("bert"))]))
+    let e = load(&spm(vec![("tokenizer.ggml.model", Kv::Str("rwkv"))]))
         .err()
         .unwrap();
     assert!(
-        matches!(e, TokenizerError::UnsupportedModel(ref m) if m == "bert"),
+        matches!(e, TokenizerError::UnsupportedModel(ref m) if m == "rwkv"),
         "{e}"
     );
 }
@@ -360,6 +368,7 @@ fn random_vocabularies_never_panic() {
         "falcon",
         "starcoder",
         "default",
+        "qwen35",
     ];
     let texts = [
         "",
@@ -387,7 +396,7 @@ fn random_vocabularies_never_panic() {
         let mut kvs: Vec<(&str, Kv<'_>)> = vec![
             (
                 "tokenizer.ggml.model",
-                Kv::Str(if r.below(2) == 0 { "llama" } else { "gpt2" }),
+                Kv::Str(["llama", "gpt2", "bert", "t5", "gemma4"][r.below(5)]),
             ),
             ("tokenizer.ggml.pre", Kv::Str(pres[r.below(pres.len())])),
             ("tokenizer.ggml.tokens", Kv::Strs(tokens)),
@@ -404,6 +413,14 @@ fn random_vocabularies_never_panic() {
                 "tokenizer.ggml.bos_token_id",
                 Kv::U32(r.below(n + 2) as u32),
             ));
+        }
+        if r.below(3) == 0 {
+            let map: &'static [u8] = [
+                &[4, 0, 0, 0, 0, 4, 0, 0, b'x', 0][..],
+                &[8, 0, 0, 0, 0, 4, 0, 0, 0x61, 0, 0, 0, b'x'][..],
+                &[2, 0, 0][..],
+            ][r.below(3)];
+            kvs.push(("tokenizer.ggml.precompiled_charsmap", Kv::U8s(map)));
         }
         if r.below(2) == 0 {
             kvs.push((
@@ -439,4 +456,155 @@ fn random_vocabularies_never_panic() {
         loaded > 20 && refused > 20,
         "loaded {loaded}, refused {refused}"
     );
+}
+
+/// A tiny WordPiece vocabulary: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, then word pieces.
+fn wpm(extra: Vec<(&'static str, Kv<'static>)>) -> Vec<(&'static str, Kv<'static>)> {
+    let mut kvs = vec![
+        ("tokenizer.ggml.model", Kv::Str("bert")),
+        (
+            "tokenizer.ggml.tokens",
+            Kv::Strs(&[
+                "[PAD]", "[UNK]", "[CLS]", "[SEP]", "▁hello", "▁wor", "ld", "▁,", "▁cafe", "▁中",
+            ]),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Kv::I32s(&[3, 2, 3, 3, 1, 1, 1, 1, 1, 1]),
+        ),
+        ("tokenizer.ggml.bos_token_id", Kv::U32(2)),
+        ("tokenizer.ggml.seperator_token_id", Kv::U32(3)),
+        ("tokenizer.ggml.unknown_token_id", Kv::U32(1)),
+    ];
+    for (k, v) in extra {
+        kvs.retain(|(key, _)| *key != k);
+        kvs.push((k, v));
+    }
+    kvs
+}
+
+#[test]
+fn good_tiny_wpm_tokenizes() {
+    let v = load(&wpm(vec![])).unwrap();
+    // Lower case, accents stripped, punctuation and CJK on their own, [UNK] for a word no piece covers.
+    assert_eq!(
+        v.tokenize("Hello, WORLD Café 中 zzz", true, false).unwrap(),
+        vec![2, 4, 7, 5, 6, 8, 9, 1, 3]
+    );
+    assert_eq!(v.tokenize("  ", false, false).unwrap(), Vec::<u32>::new());
+    // The normaliser can be turned off by the file: "Hello" is then no token.
+    let v = load(&wpm(vec![(
+        "tokenizer.ggml.normalizer.lowercase",
+        Kv::Bool(false),
+    )]))
+    .unwrap();
+    assert_eq!(v.tokenize("Hello hello", false, false).unwrap(), vec![1, 4]);
+}
+
+#[test]
+fn wpm_without_unknown_token() {
+    // No [UNK] in range and none named: an unknown word is an error, not a token id of -1.
+    let v = load(&wpm(vec![
+        ("tokenizer.ggml.tokens", Kv::Strs(&["▁a", "▁b", "c"])),
+        ("tokenizer.ggml.token_type", Kv::I32s(&[1, 1, 1])),
+        ("tokenizer.ggml.bos_token_id", Kv::U32(0)),
+        ("tokenizer.ggml.seperator_token_id", Kv::U32(1)),
+        ("tokenizer.ggml.unknown_token_id", Kv::U32(2)),
+    ]))
+    .unwrap();
+    assert_eq!(v.tokenize("a b", false, false).unwrap(), vec![0, 1]);
+    let mut kvs = wpm(vec![
+        ("tokenizer.ggml.tokens", Kv::Strs(&["▁a", "▁b", "c"])),
+        ("tokenizer.ggml.token_type", Kv::I32s(&[1, 1, 1])),
+        ("tokenizer.ggml.bos_token_id", Kv::U32(0)),
+        ("tokenizer.ggml.seperator_token_id", Kv::U32(1)),
+    ]);
+    kvs.retain(|(k, _)| *k != "tokenizer.ggml.unknown_token_id");
+    let v = load(&kvs).unwrap();
+    let e = v.tokenize("zzz", false, false).err().unwrap();
+    assert!(matches!(e, TokenizerError::NoSpecial("UNK")), "{e}");
+}
+
+/// A tiny Unigram vocabulary: <pad> 0, </s> 1, <unk> 2, then pieces with log-probability scores.
+fn ugm(map: Option<&'static [u8]>) -> Vec<(&'static str, Kv<'static>)> {
+    let mut kvs = vec![
+        ("tokenizer.ggml.model", Kv::Str("t5")),
+        (
+            "tokenizer.ggml.tokens",
+            Kv::Strs(&["<pad>", "</s>", "<unk>", "▁", "▁a", "b", "▁ab", "▁y"]),
+        ),
+        (
+            "tokenizer.ggml.scores",
+            Kv::F32s(&[0.0, 0.0, 0.0, -2.0, -3.0, -3.0, -4.0, -1.0]),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Kv::I32s(&[3, 3, 2, 1, 1, 1, 1, 1]),
+        ),
+        ("tokenizer.ggml.add_space_prefix", Kv::Bool(true)),
+        ("tokenizer.ggml.remove_extra_whitespaces", Kv::Bool(true)),
+    ];
+    if let Some(m) = map {
+        kvs.push(("tokenizer.ggml.precompiled_charsmap", Kv::U8s(m)));
+    }
+    kvs
+}
+
+/// A character map that replaces "a" by the string at `offset` of `strings`: a root whose base is 1,
+/// so "a" (0x61) leads to entry 0x60, a leaf with that check byte whose base 1 leads to entry 0x61,
+/// which holds the offset.
+fn charsmap(offset: u32, strings: &[u8]) -> &'static [u8] {
+    let mut xcda = vec![0u32; 0x62];
+    xcda[0] = 1 << 10;
+    xcda[0x60] = (1 << 10) | (1 << 8) | 0x61;
+    xcda[0x61] = offset;
+    let mut m = ((xcda.len() * 4) as u32).to_le_bytes().to_vec();
+    for x in xcda {
+        m.extend_from_slice(&x.to_le_bytes());
+    }
+    m.extend_from_slice(strings);
+    Box::leak(m.into_boxed_slice())
+}
+
+#[test]
+fn good_tiny_ugm_tokenizes() {
+    let v = load(&ugm(None)).unwrap();
+    // "▁ab" (-4) beats "▁a" "b" (-6); spaces merged and a "▁" in front; EOS added.
+    assert_eq!(
+        v.tokenize("  ab   b", true, false).unwrap(),
+        vec![6, 3, 5, 1]
+    );
+    // Unknown characters: one <unk> for a run of them.
+    assert_eq!(v.tokenize("xyz", false, false).unwrap(), vec![3, 2]);
+    // The character map replaces "a" by "y".
+    let v = load(&ugm(Some(charsmap(2, b"q\0y\0")))).unwrap();
+    assert_eq!(v.tokenize("a", false, false).unwrap(), vec![7]);
+}
+
+#[test]
+fn bad_charsmaps_are_errors() {
+    for (map, at_load) in [
+        // Too short for its size field.
+        (&[1u8, 0, 0][..], true),
+        // A double array longer than the map.
+        (&[200u8, 0, 0, 0, 1, 2, 3, 4, 0][..], true),
+        // A walk past the end of the double array.
+        (&[4u8, 0, 0, 0, 0, 0, 0, 0, b'x', 0][..], false),
+        // A replacement offset past the strings, and one without its NUL.
+        (charsmap(9, b"q\0y\0"), false),
+        (charsmap(2, b"q\0y"), false),
+    ] {
+        match load(&ugm(Some(map))) {
+            Err(e) => {
+                assert!(at_load, "{map:?}: {e}");
+                assert!(matches!(e, TokenizerError::Charsmap(_)), "{e}");
+                assert!(e.to_string().contains("precompiled_charsmap"), "{e}");
+            }
+            Ok(v) => {
+                assert!(!at_load, "{map:?} loaded");
+                let e = v.tokenize("a", false, false).err().unwrap();
+                assert!(matches!(e, TokenizerError::Charsmap(_)), "{e}");
+            }
+        }
+    }
 }

@@ -1,7 +1,8 @@
-//! llama.cpp's own tokenizer tests: for each vocabulary shipped with its source
-//! (`models/ggml-vocab-NAME.gguf`, copied to testdata/vocab/), every input of `.gguf.inp` must give
-//! exactly the ids of the matching line of `.gguf.out` (made by llama.cpp's test-tokenizer-0 with
-//! add_special = false, parse_special = false). `POCKET_VOCAB_DIR` points the test at another copy.
+//! llama.cpp's own tokenizer tests: for each vocabulary shipped with its source that has them
+//! (`models/ggml-vocab-NAME.gguf` with `.gguf.inp` / `.gguf.out`, read from the model zoo's copy:
+//! `scripts/fetch-models.sh vocab`), every input of `.gguf.inp` must give exactly the ids of the
+//! matching line of `.gguf.out` (made by llama.cpp's test-tokenizer-0 with add_special = false,
+//! parse_special = false). `POCKET_VOCAB_DIR` points the test at another copy (`$LLAMA/models`).
 
 mod common;
 
@@ -13,7 +14,7 @@ use pocket::GgufFile;
 fn dir() -> PathBuf {
     std::env::var_os("POCKET_VOCAB_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| common::testdata("vocab"))
+        .unwrap_or_else(|| common::zoo("vocab"))
 }
 
 /// The (input, ids) pairs of a vocabulary's test files, read as test-tokenizer-0 reads them.
@@ -128,4 +129,53 @@ fn refact() {
 #[test]
 fn falcon() {
     check("falcon");
+}
+
+#[test]
+fn bert_bge() {
+    check("bert-bge");
+}
+
+#[test]
+fn command_r() {
+    check("command-r");
+}
+
+#[test]
+fn gemma_4() {
+    check("gemma-4");
+}
+
+#[test]
+fn qwen35() {
+    check("qwen35");
+}
+
+/// The copies in testdata/vocab/ (which the command, round-trip and fuzz tests use without the zoo)
+/// are the zoo's files, byte for byte: their sha256 is the one testdata/zoo/vocab.sha256 lists.
+#[test]
+fn testdata_copies_are_the_zoos() {
+    use sha2::{Digest, Sha256};
+    let manifest = std::fs::read_to_string(common::testdata("zoo/vocab.sha256")).expect("manifest");
+    let want: std::collections::HashMap<&str, &str> = manifest
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(h, n)| (n.trim(), h))
+        .collect();
+    let mut n = 0;
+    for e in std::fs::read_dir(common::testdata("vocab")).expect("testdata/vocab") {
+        let path = e.expect("entry").path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let got: String = Sha256::digest(std::fs::read(&path).expect("read"))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            want.get(name.as_str()).copied(),
+            Some(got.as_str()),
+            "testdata/vocab/{name} is not the zoo's file"
+        );
+        n += 1;
+    }
+    assert!(n >= 33, "only {n} files in testdata/vocab");
 }

@@ -582,11 +582,13 @@ fn completeness_checks(
         return;
     };
     if tensors.is_empty() {
-        out.warn(
-            "completeness",
-            "the file holds no tensors: not a model llama.cpp can run".into(),
-            None,
-        );
+        // llama.cpp's own models/ggml-vocab-*.gguf are such files: fine for tokenizing, not for running.
+        let msg = if n_vocab.is_some() {
+            "the file holds no tensors: a vocabulary-only file (for tokenizers), not a model llama.cpp can run"
+        } else {
+            "the file holds no tensors: not a model llama.cpp can run"
+        };
+        out.warn("completeness", msg.into(), None);
         return;
     }
     if !arch::KNOWN.contains(&arch) {
@@ -857,10 +859,14 @@ pub fn verify_with_progress(
         }
         out.pass(
             "types",
-            format!(
-                "every tensor type is known to llama.cpp: {}",
-                all_types.iter().copied().collect::<Vec<_>>().join(", ")
-            ),
+            if all_types.is_empty() {
+                "no tensors, so no tensor types to check".into()
+            } else {
+                format!(
+                    "every tensor type is known to llama.cpp: {}",
+                    all_types.iter().copied().collect::<Vec<_>>().join(", ")
+                )
+            },
         );
         let mut tv: Vec<(String, u64, [bool; 6])> = types
             .iter()

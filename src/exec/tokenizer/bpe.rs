@@ -15,11 +15,19 @@ pub(super) struct PreTokenizer {
     pub ignore_merges: bool,
     pub add_bos: bool,
     pub clean_spaces: bool,
+    /// Words are mapped to GPT-2's byte characters before merging; false for SentencePiece-style BPE
+    /// (gemma-4), which merges raw UTF-8 and falls back to `<0xXX>` tokens.
+    pub byte_encode: bool,
+    /// Spaces become `▁` before pre-tokenization (gemma-4).
+    pub escape_whitespaces: bool,
 }
 
 const GPT2: &[&str] =
     &["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"];
 const LLAMA3: &[&str] = &["(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"];
+const QWEN35: &[&str] = &["(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"];
+/// gemma-4: BPE over the whole text with spaces as `▁`, cut only at newlines.
+const NEWLINES: &[&str] = &["[^\\n]+|[\\n]+"];
 const QWEN2: &[&str] = &["(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"];
 const DEEPSEEK_LLM: &[&str] = &[
     "[\r\n]",
@@ -59,16 +67,28 @@ pub(super) fn pre_tokenizer(pre: &str) -> Option<PreTokenizer> {
         ignore_merges: false,
         add_bos: false,
         clean_spaces,
+        byte_encode: true,
+        escape_whitespaces: false,
     };
     Some(match pre {
         "" | "default" => p(DEFAULT, true),
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
         | "lfm2" | "jina-v5-nano" => PreTokenizer {
-            patterns: LLAMA3,
             ignore_merges: true,
             add_bos: true,
-            clean_spaces: true,
+            ..p(LLAMA3, true)
         },
+        "gemma4" | "granite-embed-multi-311m" => PreTokenizer {
+            byte_encode: false,
+            escape_whitespaces: true,
+            ..p(NEWLINES, true)
+        },
+        "sarvam-moe" => PreTokenizer {
+            byte_encode: false,
+            escape_whitespaces: true,
+            ..p(NEWLINES, false)
+        },
+        "qwen35" => p(QWEN35, false),
         "dbrx" | "smaug-bpe" => p(LLAMA3, true),
         "deepseek-llm" => p(DEEPSEEK_LLM, false),
         "deepseek-coder" => p(DEEPSEEK_CODER, false),
@@ -97,14 +117,18 @@ pub(super) struct Bpe {
     ranks: HashMap<(u32, u32), u32>,
     patterns: Vec<Pattern>,
     ignore_merges: bool,
+    byte_encode: bool,
+    /// gemma-4: a word of newlines only is one token when the vocabulary has it.
+    newline_words: bool,
 }
 
 impl Bpe {
     pub(super) fn new(
         merges: Array<'_>,
-        patterns: &'static [&'static str],
-        ignore_merges: bool,
+        pre: &PreTokenizer,
+        newline_words: bool,
     ) -> Result<Bpe, TokenizerError> {
+        let (patterns, ignore_merges) = (pre.patterns, pre.ignore_merges);
         let mut parts: HashMap<Box<str>, u32> = HashMap::new();
         let mut ranks = HashMap::with_capacity(merges.len.min(1 << 22) as usize);
         let mut intern = |s: &str| -> u32 {
@@ -141,6 +165,8 @@ impl Bpe {
             ranks,
             patterns,
             ignore_merges,
+            byte_encode: pre.byte_encode,
+            newline_words,
         })
     }
 
@@ -159,14 +185,18 @@ impl Bpe {
     ) -> Result<(), TokenizerError> {
         let map = byte_to_char();
         for word in regex_split(text, &self.patterns)? {
-            let encoded: String = word.bytes().map(|b| map[b as usize]).collect();
-            self.tokenize_word(v, &encoded, out);
+            if self.byte_encode {
+                let encoded: String = word.bytes().map(|b| map[b as usize]).collect();
+                self.tokenize_word(v, &encoded, out);
+            } else {
+                self.tokenize_word(v, &word, out);
+            }
         }
         Ok(())
     }
 
     fn tokenize_word(&self, v: &Vocab, word: &str, out: &mut Vec<u32>) {
-        if self.ignore_merges {
+        if self.ignore_merges || (self.newline_words && word.bytes().all(|b| b == b'\n')) {
             if let Some(id) = v.token_id(word) {
                 out.push(id);
                 return;
@@ -222,9 +252,14 @@ impl Bpe {
             match v.token_id(piece) {
                 Some(id) => out.push(id),
                 None => {
-                    // llama.cpp looks each byte up as a one-byte string and drops what is missing.
+                    // llama.cpp looks each byte up as a one-byte string (`<0xXX>` without byte
+                    // encoding) and drops what is missing.
                     for &b in piece.as_bytes() {
-                        if b < 0x80 {
+                        if !self.byte_encode {
+                            if let Some(id) = v.token_id(&format!("<0x{b:02X}>")) {
+                                out.push(id);
+                            }
+                        } else if b < 0x80 {
                             if let Some(id) = v.token_id(std::str::from_utf8(&[b]).unwrap_or("")) {
                                 out.push(id);
                             }

@@ -1,14 +1,19 @@
 //! The tokenizers of llama.cpp (`src/llama-vocab.cpp`), driven by a file's `tokenizer.ggml.*`
 //! metadata: SentencePiece-style (`tokenizer.ggml.model` = `llama`: llama 2, gemma) with score-driven
-//! merges and byte fallback, and byte-level BPE (`gpt2`) with merge ranks and the pre-tokenizer regexes
-//! llama.cpp picks by `tokenizer.ggml.pre`. Special tokens are split out of the text first, as
-//! llama.cpp's `tokenizer_st_partition` does; BOS/EOS follow the file's flags and llama.cpp's defaults.
-//! Everything read from the file is checked: a bad vocabulary is a [`TokenizerError`], never a panic.
+//! merges and byte fallback; byte-level BPE (`gpt2`) with merge ranks and the pre-tokenizer regexes
+//! llama.cpp picks by `tokenizer.ggml.pre`, and gemma-4's BPE over raw UTF-8 (`gemma4`); WordPiece
+//! (`bert`: BERT-style normalisation and greedy longest match); and Unigram (`t5`: the file's
+//! precompiled SentencePiece normaliser and a Viterbi search over token scores). Special tokens are
+//! split out of the text first, as llama.cpp's `tokenizer_st_partition` does; BOS/EOS/SEP follow the
+//! file's flags and llama.cpp's defaults. Everything read from the file is checked: a bad vocabulary is
+//! a [`TokenizerError`], never a panic.
 
 mod bpe;
 mod spm;
+mod ugm;
 mod unicode;
 mod unicode_data;
+mod wpm;
 
 use std::collections::HashMap;
 
@@ -36,7 +41,7 @@ pub enum TokenizerError {
         expected: &'static str,
         found: String,
     },
-    #[error("unsupported tokenizer '{0}' ({KEY_MODEL}): pocket reads 'llama' (SentencePiece) and 'gpt2' (BPE)")]
+    #[error("unsupported tokenizer '{0}' ({KEY_MODEL}): pocket reads 'llama' (SentencePiece), 'gpt2' and 'gemma4' (BPE), 'bert' (WordPiece) and 't5' (Unigram)")]
     UnsupportedModel(String),
     #[error("unknown pre-tokenizer '{0}' ({KEY_PRE})")]
     UnknownPre(String),
@@ -70,6 +75,8 @@ pub enum TokenizerError {
     NoSpecial(&'static str),
     #[error("pre-tokenizer pattern {pattern:?}: {message}")]
     Regex { pattern: String, message: String },
+    #[error("{KEY_CHARSMAP}: {0}")]
+    Charsmap(String),
 }
 
 pub const KEY_MODEL: &str = "tokenizer.ggml.model";
@@ -78,14 +85,20 @@ pub const KEY_TOKENS: &str = "tokenizer.ggml.tokens";
 pub const KEY_SCORES: &str = "tokenizer.ggml.scores";
 pub const KEY_TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
 pub const KEY_MERGES: &str = "tokenizer.ggml.merges";
+pub const KEY_CHARSMAP: &str = "tokenizer.ggml.precompiled_charsmap";
 
 /// Which algorithm turns a piece of text into tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VocabType {
     /// SentencePiece-style: merges by token score, `▁` for spaces, `<0xXX>` byte fallback.
     Spm,
-    /// Byte-level BPE: merges by rank after regex pre-tokenization, bytes mapped to printable characters.
+    /// Byte-level BPE: merges by rank after regex pre-tokenization, bytes mapped to printable characters
+    /// (gemma-4: merges over raw UTF-8 with `▁` for spaces and `<0xXX>` byte fallback).
     Bpe,
+    /// WordPiece (BERT): lower-cased, accent-stripped words, each the greedy longest match of tokens.
+    Wpm,
+    /// Unigram (T5, XLM-R): the file's precompiled normaliser, then the most probable segmentation.
+    Ugm,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +115,7 @@ pub struct Vocab {
     tokens: Vec<TokenData>,
     token_to_id: HashMap<String, u32>,
     bpe: Option<bpe::Bpe>,
+    ugm: Option<ugm::Ugm>,
     /// Control, user-defined and unknown tokens, longest text first (`cache_special_tokens`).
     special: Vec<u32>,
     pieces: Vec<Vec<u8>>,
@@ -109,11 +123,21 @@ pub struct Vocab {
     eos: Option<u32>,
     eot: Option<u32>,
     unk: Option<u32>,
+    sep: Option<u32>,
     eog: Vec<u32>,
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
     clean_spaces: bool,
+    /// Spaces become `▁` before tokenization (BPE of gemma-4; Unigram).
+    escape_whitespaces: bool,
+    /// Unigram: runs of spaces become one, leading and trailing ones go.
+    remove_extra_whitespaces: bool,
+    /// WordPiece normalisation: lower-case, and drop accents.
+    lowercase: bool,
+    strip_accents: bool,
+    /// The longest token text in bytes (WordPiece's match window).
+    max_token_len: usize,
 }
 
 fn to_id(v: i64) -> Option<u32> {
@@ -163,7 +187,7 @@ impl Vocab {
                 })
             }
         };
-        let pre = match g.get(KEY_PRE) {
+        let file_pre = match g.get(KEY_PRE) {
             None => "",
             Some(Value::String(s)) => *s,
             Some(v) => {
@@ -174,40 +198,53 @@ impl Vocab {
                 })
             }
         };
-        let (vtype, mut bos, mut eos, mut unk) = match model {
-            "llama" => (VocabType::Spm, Some(1), Some(2), Some(0)),
-            "gpt2" => (VocabType::Bpe, Some(11), Some(11), None),
+        // Default special tokens per tokenizer, as llama.cpp's `load`.
+        let (vtype, mut bos, mut eos, mut unk, mut sep) = match model {
+            "llama" => (VocabType::Spm, Some(1), Some(2), Some(0), None),
+            "bert" => (VocabType::Wpm, Some(101), None, Some(100), Some(102)),
+            "gpt2" => (VocabType::Bpe, Some(11), Some(11), None, None),
+            "gemma4" => (VocabType::Bpe, None, None, None, None),
+            "t5" => (VocabType::Ugm, None, Some(1), Some(2), None),
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
-        let mut add_space_prefix;
-        let mut add_bos;
+        // gemma-4's tokenizer always uses its own pre-tokenizer, whatever the file says.
+        let pre = if model == "gemma4" {
+            "gemma4"
+        } else {
+            file_pre
+        };
+        let mut add_space_prefix = false;
+        let mut add_bos = false;
         let mut add_eos = false;
-        let mut clean_spaces;
-        let mut ignore_merges = false;
-        let mut patterns: &'static [&'static str] = &[];
+        let mut clean_spaces = false;
+        let mut escape_whitespaces = true;
+        let mut pre_tok = None;
         match vtype {
             VocabType::Spm => {
                 add_space_prefix = true;
-                clean_spaces = false;
                 add_bos = true;
             }
             VocabType::Bpe => {
-                add_space_prefix = false;
+                escape_whitespaces = false;
                 clean_spaces = true;
-                add_bos = false;
                 let p = bpe::pre_tokenizer(pre)
                     .ok_or_else(|| TokenizerError::UnknownPre(pre.to_string()))?;
-                patterns = p.patterns;
-                ignore_merges = p.ignore_merges;
                 add_bos |= p.add_bos;
-                if !p.clean_spaces {
-                    clean_spaces = false;
-                }
+                clean_spaces &= p.clean_spaces;
+                escape_whitespaces |= p.escape_whitespaces;
+                pre_tok = Some(p);
             }
+            VocabType::Wpm => {
+                clean_spaces = true;
+                add_bos = true;
+            }
+            VocabType::Ugm => add_eos = true,
         }
         if let Some(b) = get_bool(g, "tokenizer.ggml.add_space_prefix")? {
             add_space_prefix = b;
         }
+        let remove_extra_whitespaces =
+            get_bool(g, "tokenizer.ggml.remove_extra_whitespaces")?.unwrap_or(false);
 
         let list = get_array(g, KEY_TOKENS, &[ValueType::String], "an array of strings")?
             .ok_or(TokenizerError::MissingKey(KEY_TOKENS))?;
@@ -238,6 +275,7 @@ impl Vocab {
         }
         // The counts were checked against the file's bytes when it was parsed.
         let n = n as usize;
+        let mut max_token_len = 0;
         let mut tokens = Vec::with_capacity(n);
         let mut token_to_id = HashMap::with_capacity(n);
         let mut score_it = scores.map(|a| a.iter());
@@ -276,6 +314,7 @@ impl Vocab {
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let text = e.key().clone();
+                    max_token_len = max_token_len.max(text.len());
                     e.insert(id);
                     tokens.push(TokenData { text, score, attr });
                 }
@@ -289,17 +328,27 @@ impl Vocab {
             });
         }
 
-        let bpe = match vtype {
-            VocabType::Bpe => {
+        let bpe = match &pre_tok {
+            Some(p) => {
                 let merges = get_array(g, KEY_MERGES, &[ValueType::String], "an array of strings")?
                     .ok_or(TokenizerError::MissingKey(KEY_MERGES))?;
-                Some(bpe::Bpe::new(merges, patterns, ignore_merges)?)
+                Some(bpe::Bpe::new(merges, p, pre == "gemma4")?)
             }
-            VocabType::Spm => None,
+            None => None,
+        };
+        let charsmap = match vtype {
+            VocabType::Ugm => get_array(
+                g,
+                KEY_CHARSMAP,
+                &[ValueType::U8, ValueType::I8],
+                "an array of u8 or i8",
+            )?
+            .map(|a| a.raw),
+            _ => None,
         };
 
         // Special token ids: llama.cpp's defaults unless out of range, then the file's.
-        for id in [&mut bos, &mut eos, &mut unk] {
+        for id in [&mut bos, &mut eos, &mut unk, &mut sep] {
             if id.is_some_and(|v| v as usize >= n) {
                 *id = None;
             }
@@ -313,7 +362,7 @@ impl Vocab {
             ("tokenizer.ggml.eot_token_id", 2),
             ("tokenizer.ggml.eom_token_id", 3),
             ("tokenizer.ggml.unknown_token_id", 4),
-            ("tokenizer.ggml.seperator_token_id", 5),
+            ("tokenizer.ggml.seperator_token_id", 12),
             ("tokenizer.ggml.padding_token_id", 5),
             ("tokenizer.ggml.mask_token_id", 5),
             ("tokenizer.ggml.fim_pre_token_id", 6),
@@ -347,6 +396,7 @@ impl Vocab {
                 3 => eom = Some(id),
                 4 => unk = Some(id),
                 5 => {}
+                12 => sep = Some(id),
                 s => fim[s - 6] = Some(id),
             }
         }
@@ -356,6 +406,14 @@ impl Vocab {
         if let Some(b) = get_bool(g, "tokenizer.ggml.add_eos_token")? {
             add_eos = b;
         }
+        // llama.cpp's workaround for gemma-4 files that say otherwise.
+        if pre == "gemma4" {
+            add_bos = true;
+        }
+        // BERT's normaliser: lower-case unless the file says not to; strip accents as it lower-cases.
+        let lowercase = get_bool(g, "tokenizer.ggml.normalizer.lowercase")?.unwrap_or(true);
+        let strip_accents =
+            get_bool(g, "tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
 
         let mut v = Vocab {
             vtype,
@@ -363,18 +421,30 @@ impl Vocab {
             tokens,
             token_to_id,
             bpe,
+            ugm: None,
             special: Vec::new(),
             pieces: Vec::new(),
             bos,
             eos,
             eot,
             unk,
+            sep,
             eog: Vec::new(),
             add_bos,
             add_eos,
             add_space_prefix,
             clean_spaces,
+            escape_whitespaces,
+            remove_extra_whitespaces,
+            lowercase,
+            strip_accents,
+            max_token_len,
         };
+        if vtype == VocabType::Ugm {
+            // From the attributes the file gives, before the special-token detection below changes
+            // some: llama.cpp builds it in `init_tokenizer`, at this point.
+            v.ugm = Some(ugm::Ugm::new(&v, charsmap)?);
+        }
         v.detect_special(eom, &mut fim);
         v.check_byte_tokens()?;
 
@@ -394,7 +464,7 @@ impl Vocab {
         });
         v.special = special;
         v.pieces = (0..n as u32).map(|id| v.render_piece(id)).collect();
-        v.set_strip_attrs(g);
+        v.set_strip_attrs(g, file_pre);
         Ok(v)
     }
 
@@ -560,10 +630,9 @@ impl Vocab {
     }
 
     /// llama.cpp's per-model strip attributes (after the piece cache, as there).
-    fn set_strip_attrs(&mut self, g: &Gguf<'_>) {
+    fn set_strip_attrs(&mut self, g: &Gguf<'_>, pre: &str) {
         let name = g.get_str("general.name").unwrap_or("").to_ascii_lowercase();
         let arch = g.architecture().unwrap_or("");
-        let pre = self.pre.clone();
         let any = |s: &str, subs: &[&str]| subs.iter().any(|x| s.contains(x));
         let set = |v: &mut Vocab, t: &str, a: u32, on: bool| {
             if let Some(&id) = v.token_to_id.get(t) {
@@ -571,7 +640,7 @@ impl Vocab {
                 *at = if on { *at | a } else { *at & !a };
             }
         };
-        if any(&pre, &["jina-v2-de", "jina-v2-es", "jina-v2-code"])
+        if any(pre, &["jina-v2-de", "jina-v2-es", "jina-v2-code"])
             || any(arch, &["nomic-bert-moe", "jina-bert-v3"])
         {
             set(self, "<mask>", attr::LSTRIP, true);
@@ -624,6 +693,11 @@ impl Vocab {
 
     pub fn unk(&self) -> Option<u32> {
         self.unk
+    }
+
+    /// The separator token WordPiece vocabularies end a sequence with (BERT's `[SEP]`).
+    pub fn sep(&self) -> Option<u32> {
+        self.sep
     }
 
     /// Whether generating this token ends generation (EOS, EOT, `<|im_end|>`...).
@@ -687,7 +761,38 @@ impl Vocab {
                 let bpe = self.bpe.as_ref().expect("BPE vocabularies have merges");
                 for f in fragments {
                     match f {
+                        Fragment::Text(t) if self.escape_whitespaces => {
+                            bpe.tokenize(self, &t.replace(' ', "\u{2581}"), &mut out)?
+                        }
                         Fragment::Text(t) => bpe.tokenize(self, t, &mut out)?,
+                        Fragment::Token(id) => out.push(id),
+                    }
+                }
+            }
+            VocabType::Wpm => {
+                // BERT's [CLS] ... [SEP], whatever add_bos says.
+                if add_special && !self.add_bos {
+                    out.push(self.bos.ok_or(TokenizerError::NoSpecial("BOS"))?);
+                }
+                for f in fragments {
+                    match f {
+                        Fragment::Text(t) => wpm::tokenize(self, t, &mut out)?,
+                        Fragment::Token(id) => out.push(id),
+                    }
+                }
+                if add_special {
+                    out.push(self.sep.ok_or(TokenizerError::NoSpecial("SEP"))?);
+                }
+                return Ok(out);
+            }
+            VocabType::Ugm => {
+                let ugm = self
+                    .ugm
+                    .as_ref()
+                    .expect("Unigram vocabularies have their tables");
+                for f in fragments {
+                    match f {
+                        Fragment::Text(t) => ugm.tokenize(self, t, &mut out)?,
                         Fragment::Token(id) => out.push(id),
                     }
                 }
@@ -745,8 +850,8 @@ impl Vocab {
         }
         if t.attr & attr::NORMAL != 0 {
             return match self.vtype {
-                VocabType::Spm => t.text.replace('\u{2581}', " ").into_bytes(),
-                VocabType::Bpe => decode_bpe_text(&t.text),
+                VocabType::Bpe if !self.escape_whitespaces => decode_bpe_text(&t.text),
+                _ => t.text.replace('\u{2581}', " ").into_bytes(),
             };
         }
         if t.attr & attr::BYTE != 0 {

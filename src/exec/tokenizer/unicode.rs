@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::unicode_data::{RANGES_FLAGS, WHITESPACE};
+use super::unicode_data::{LOWERCASE, NFD, RANGES_FLAGS, WHITESPACE};
 use super::TokenizerError;
 
 pub(super) const NUMBER: u16 = 0x0002;
@@ -12,6 +12,7 @@ pub(super) const LETTER: u16 = 0x0004;
 pub(super) const ACCENT_MARK: u16 = 0x0010;
 pub(super) const PUNCTUATION: u16 = 0x0020;
 pub(super) const SYMBOL: u16 = 0x0040;
+pub(super) const CONTROL: u16 = 0x0080;
 const UNDEFINED: u16 = 0x0001;
 const MASK_CATEGORIES: u16 = 0x00FF;
 
@@ -27,6 +28,30 @@ pub(super) fn category(cpt: u32) -> u16 {
 
 pub(super) fn is_whitespace(cpt: u32) -> bool {
     WHITESPACE.binary_search(&cpt).is_ok()
+}
+
+/// `unicode_tolower`: the lower case of a code point from llama.cpp's table, else the code point.
+pub(super) fn to_lower(cpt: u32) -> u32 {
+    match LOWERCASE.binary_search_by_key(&cpt, |&(c, _)| c) {
+        Ok(i) => LOWERCASE[i].1,
+        Err(_) => cpt,
+    }
+}
+
+/// `unicode_cpts_normalize_nfd` for one code point: llama.cpp's "NFD" keeps only the base character
+/// of a precomposed one (`é` becomes `e`), from its table of ranges.
+pub(super) fn nfd(cpt: u32) -> u32 {
+    let i = NFD.partition_point(|&(first, _, _)| first <= cpt);
+    match i.checked_sub(1).map(|i| NFD[i]) {
+        Some((first, last, to)) if first <= cpt && cpt <= last => to,
+        _ => cpt,
+    }
+}
+
+/// `unicode_len_utf8`: the length of the UTF-8 sequence a byte starts (1 for continuation bytes).
+pub(super) fn utf8_len(b: u8) -> usize {
+    const LEN: [usize; 16] = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4];
+    LEN[(b >> 4) as usize]
 }
 
 /// GPT-2's map from bytes to printable characters (`unicode_byte_to_utf8_map`).
@@ -113,9 +138,13 @@ enum Custom {
     Gpt2,
     Llama3,
     Qwen2,
+    /// Qwen2's with combining marks (`\p{M}`) in letter runs.
+    Qwen35,
+    /// `[^\n]+|[\n]+`: runs of newlines and runs of anything else (gemma-4).
+    Newlines,
 }
 
-const CUSTOM: [(&str, Custom); 4] = [
+const CUSTOM: [(&str, Custom); 6] = [
     (
         "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
         Custom::Gpt2,
@@ -132,6 +161,11 @@ const CUSTOM: [(&str, Custom); 4] = [
         "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
         Custom::Qwen2,
     ),
+    (
+        "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        Custom::Qwen35,
+    ),
+    ("[^\\n]+|[\\n]+", Custom::Newlines),
 ];
 
 enum Matcher {
@@ -330,8 +364,9 @@ pub(super) fn regex_split(text: &str, patterns: &[Pattern]) -> Result<Vec<String
     Ok(words)
 }
 
-/// Port of `unicode_regex_split_custom_gpt2`, `_llama3` and `_qwen2`: the same splits as their
-/// regexes, in one pass, without backtracking (so without limits on long runs of one class).
+/// Port of `unicode_regex_split_custom_gpt2`, `_llama3`, `_qwen2`, `_qwen35` and `_newlines`: the
+/// same splits as their regexes, in one pass, without backtracking (so without limits on long runs of
+/// one class).
 fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
     #[derive(Clone, Copy, Default)]
     struct F {
@@ -339,12 +374,25 @@ fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
         ws: bool,
         letter: bool,
         number: bool,
+        mark: bool,
     }
     let mut out = Vec::with_capacity(offsets.len());
     let mut start = 0;
     for &len in offsets {
         let (ini, end) = (start, start + len);
         start = end;
+        if kind == Custom::Newlines {
+            let mut pos = ini;
+            while pos < end {
+                let newline = cpts[pos] == '\n';
+                let run = pos;
+                while pos < end && (cpts[pos] == '\n') == newline {
+                    pos += 1;
+                }
+                out.push(pos - run);
+            }
+            continue;
+        }
         const OUT: u32 = u32::MAX;
         let cpt = |pos: usize| -> u32 {
             if pos >= ini && pos < end {
@@ -363,6 +411,7 @@ fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
                     ws,
                     letter: cat == LETTER,
                     number: cat == NUMBER,
+                    mark: cat == ACCENT_MARK,
                 }
             } else {
                 F::default()
@@ -372,7 +421,7 @@ fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
             if kind == Custom::Gpt2 {
                 c
             } else {
-                char::from_u32(c).map_or(c, |ch| ch.to_ascii_lowercase() as u32)
+                to_lower(c)
             }
         };
         let mut prev_end = ini;
@@ -429,18 +478,23 @@ fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
                     continue;
                 }
             } else {
-                // [^\r\n\p{L}\p{N}]?\p{L}+
-                if !(is_rn(c) || f.number) && (f.letter || flags(pos + 1).letter) {
+                // [^\r\n\p{L}\p{N}]?\p{L}+ ([\p{L}\p{M}]+ for qwen35)
+                let word: fn(F) -> bool = if kind == Custom::Qwen35 {
+                    |x: F| x.letter || x.mark
+                } else {
+                    |x: F| x.letter
+                };
+                if !(is_rn(c) || f.number) && (word(f) || word(flags(pos + 1))) {
                     pos += 1;
-                    while flags(pos).letter {
+                    while word(flags(pos)) {
                         pos += 1;
                     }
                     add(pos, &mut out);
                     continue;
                 }
-                // \p{N}{1,3} (llama3) or \p{N} (qwen2)
+                // \p{N}{1,3} (llama3) or \p{N} (qwen2, qwen35)
                 if f.number {
-                    if kind == Custom::Qwen2 {
+                    if kind != Custom::Llama3 {
                         pos += 1;
                     } else {
                         let mut first = pos;
@@ -455,12 +509,17 @@ fn split_custom(kind: Custom, cpts: &[char], offsets: &[usize]) -> Vec<usize> {
                     add(pos, &mut out);
                     continue;
                 }
-                // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (the first test reads the first character's flags,
-                // as llama.cpp does)
+                // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (qwen35: and not \p{M}; the first test reads the
+                // first character's flags, as llama.cpp does)
+                let other: fn(F) -> bool = if kind == Custom::Qwen35 {
+                    |x: F| !(x.ws || x.letter || x.mark || x.number)
+                } else {
+                    |x: F| !(x.ws || x.letter || x.number)
+                };
                 let mut f2 = if c == ' ' as u32 { flags(pos + 1) } else { f };
-                if !(f2.ws || f2.letter || f2.number) && f.any {
+                if other(f2) && f.any {
                     pos += (c == ' ' as u32) as usize;
-                    while !(f2.ws || f2.letter || f2.number) && f2.any {
+                    while other(f2) && f2.any {
                         pos += 1;
                         f2 = flags(pos);
                     }
@@ -548,7 +607,7 @@ mod tests {
                     collapsed: true,
                 },
             };
-            let text = "I'm 12345 dogs' X'RE  \t\n\n  ok?! 中文 \r\n  ";
+            let text = "I'm 12345 dogs' X'RE  \t\n\n  ok?! 中文 \r\n  e\u{301}\u{308}x \u{301}a .\u{301} 9\u{301}\n\n";
             assert_eq!(
                 regex_split(text, &[p]).unwrap(),
                 regex_split(text, &[regex]).unwrap(),
