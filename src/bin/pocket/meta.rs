@@ -268,9 +268,9 @@ fn print_plan(p: &MetaPlan, dry_run: bool, secs: f64, out: &mut dyn Write) -> st
         pocket::edit::meta::Mode::Unchanged => writeln!(out, "nothing to write: {}", p.reason)?,
         pocket::edit::meta::Mode::InPlace => writeln!(
             out,
-            "{}: {verb} edited in place, {} header bytes at offset {} ({}); no tensor byte touched",
+            "{}: {verb} edited in place, {} at offset {} ({}); no tensor byte touched",
             p.output.display(),
-            p.bytes_written,
+            crate::fmt::plural(p.bytes_written, "header byte", "header bytes"),
             p.write_offset,
             p.reason
         )?,

@@ -171,13 +171,20 @@ fn generate(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         return Err(anyhow::anyhow!("the prompt has no tokens").into());
     }
     let n_ctx = a.ctx.unwrap_or(prompt.len() + a.n);
-    if n_ctx < prompt.len() + a.n || n_ctx > w.hp.n_ctx_train.max(prompt.len() + a.n) {
-        return Err(anyhow::anyhow!(
-            "context {n_ctx} does not fit the prompt ({}) and -n {}",
+    if n_ctx < prompt.len() + a.n {
+        return Err(Failure::usage(format!(
+            "-c {n_ctx} is too small for the prompt ({} tokens) and -n {}: it needs at least {}",
             prompt.len(),
-            a.n
-        )
-        .into());
+            a.n,
+            prompt.len() + a.n
+        )));
+    }
+    if n_ctx > w.hp.n_ctx_train.max(prompt.len() + a.n) {
+        return Err(Failure::usage(format!(
+            "-c {n_ctx} is above the model's training context ({}); give -c {} or less",
+            w.hp.n_ctx_train,
+            w.hp.n_ctx_train.max(prompt.len() + a.n)
+        )));
     }
     let mut sess = Session::new(&w, n_ctx);
     let mut sampler = Sampler::new(a.temp, a.top_k, a.top_p, a.seed);
