@@ -44,6 +44,7 @@ fn every_command_json_success_and_failure_is_one_document() {
     let d = dir.path();
     let q8 = s(&common::testdata("tiny-llama-q8_0.gguf"));
     let f16 = s(&common::testdata("tiny-llama-f16.gguf"));
+    let qwen = s(&common::testdata("exec/tiny-qwen3-q8_0.gguf"));
     let shard1 = s(&common::testdata("tiny-llama-split-00001-of-00003.gguf"));
     let text = s(&common::testdata("exec/ppl-text.txt"));
     let edit = s(&copy(d, "tiny-llama-q8_0.gguf"));
@@ -86,6 +87,7 @@ fn every_command_json_success_and_failure_is_one_document() {
         vec!["requantize", "--dry-run", &f16, "Q4_0"],
         vec!["requantize", &f16, &out_q, "Q4_0"],
         vec!["run", &q8, "-p", "hello", "-n", "3"],
+        vec!["chat", &qwen, "-p", "hello", "-n", "3"],
         vec!["perplexity", &q8, "-f", &text, "-c", "64", "--chunks", "2"],
         vec!["kld", &f16, &q8, "-f", &text, "-c", "64", "--chunks", "2"],
         vec![
@@ -144,6 +146,8 @@ fn every_command_json_success_and_failure_is_one_document() {
         vec!["requantize", &f16, &out_q, "NOSUCHTYPE"],
         vec!["requantize", &f16, &f16, "Q4_0"],
         vec!["run", nosuch, "-p", "x"],
+        vec!["chat", nosuch],
+        vec!["chat", &q8, "-p", "x"],
         vec!["run", &q8, "-p", "x", "-c", "100000"],
         vec!["perplexity", nosuch, "-f", &text],
         vec!["kld", nosuch, &q8, "-f", &text],

@@ -84,6 +84,9 @@ enum Command {
     Requantize(requantize::Args),
     /// Generate text from a prompt (greedy at --temp 0), streaming tokens as they come; -i: a chat.
     Run(run::Args),
+    /// A conversation with the model in its chat template (as `run -i`): one user message per line
+    /// on stdin, the KV cache kept between turns.
+    Chat(run::Args),
     /// Perplexity of a text, measured as llama-perplexity measures it.
     Perplexity(perplexity::Args),
     /// Prompt processing and generation speed, as llama-bench measures them.
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a, &mut out),
         Command::Requantize(a) => requantize::run(a, &mut out),
         Command::Run(a) => run::run(a, &mut out),
+        Command::Chat(a) => run::chat(a, &mut out),
         Command::Perplexity(a) => perplexity::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
         Command::Kld(a) => kld::run(a, &mut out),
