@@ -55,7 +55,15 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         Model::open(&a.file)
     };
     let model = model.map_err(|e| report(a, e))?;
-    let shards = model.ggufs().map_err(|e| report(a, e))?;
+    // A file whose records read but which the validation pass refuses (llama.cpp would not load it)
+    // is still shown: everything readable, then each problem, and exit 2.
+    let (shards, problems) = match model.ggufs() {
+        Ok(s) => (s, Vec::new()),
+        Err(e) => match model.ggufs_lenient() {
+            Some(v) => v,
+            None => return Err(report(a, e)),
+        },
+    };
     let s = summarize(&shards);
     let mem = match a.ctx {
         Some(n) => Some(
@@ -72,13 +80,67 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             ));
         }
     }
+    let shard_name = |i: usize| model.files[i].path().display().to_string();
     if a.json {
         let mut doc = to_json(a, &model, &shards, &s, &keep, mem.as_ref());
         doc["model"] = facts.to_json();
+        if let (Some((i, first)), J::Object(m)) = (problems.first(), &mut doc) {
+            let list: Vec<J> = problems
+                .iter()
+                .map(|(i, e)| {
+                    json!({"file": shard_name(*i), "kind": e.kind(), "offset": e.offset(), "message": e.to_string()})
+                })
+                .collect();
+            m.insert("problems".into(), J::Array(list));
+            m.insert(
+                "error".into(),
+                json!({"file": shard_name(*i), "kind": first.kind(), "offset": first.offset(),
+                       "message": format!("not loadable by llama.cpp: {first}")}),
+            );
+        }
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
         print_human(a, &shards, &s, &keep, mem.as_ref(), &facts, out)?;
+        if !problems.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{}",
+                crate::fmt::wrap(
+                    &format!(
+                        "{}: llama.cpp would refuse this file ({} found; what is shown above is read despite them)",
+                        crate::fmt::paint_status("PROBLEMS"),
+                        problems.len()
+                    ),
+                    2
+                )
+            )?;
+            for (i, e) in &problems {
+                let at = e
+                    .offset()
+                    .map(|o| format!(" [byte {o}]"))
+                    .unwrap_or_default();
+                let file = if model.files.len() > 1 {
+                    format!("{}: ", shard_name(*i))
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    crate::fmt::wrap(&format!("  - {file}{e}{at}"), 4)
+                )?;
+            }
+        }
+    }
+    if let Some((i, first)) = problems.into_iter().next() {
+        // The JSON document above already carries the error.
+        return Err(Failure::from(
+            anyhow::anyhow!("not loadable by llama.cpp: {first}").context(shard_name(i)),
+        )
+        .kind(first.kind())
+        .reported(a.json));
     }
     Ok(0)
 }

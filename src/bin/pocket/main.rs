@@ -109,6 +109,8 @@ pub struct Failure {
     pub error: anyhow::Error,
     pub kind: Option<&'static str>,
     pub facts: Map<String, J>,
+    /// Its `--json` document is already on stdout (inspect's report of a file llama.cpp refuses).
+    pub reported: bool,
 }
 
 impl Failure {
@@ -119,6 +121,11 @@ impl Failure {
 
     pub fn kind(mut self, kind: &'static str) -> Failure {
         self.kind = Some(kind);
+        self
+    }
+
+    pub fn reported(mut self, yes: bool) -> Failure {
+        self.reported = yes;
         self
     }
 
@@ -172,6 +179,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             error: e.into(),
             kind: None,
             facts: Map::new(),
+            reported: false,
         }
     }
 }
@@ -273,7 +281,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::from(0);
             }
-            if json_out {
+            if json_out && !f.reported {
                 print_json_error(&f.to_json());
             }
             eprintln!("pocket: {:#}", f.error);
