@@ -111,6 +111,27 @@ fn gemma_output_fits_80_columns() {
 }
 
 #[test]
+fn help_wraps_to_the_terminal() {
+    for args in [
+        "--help",
+        "inspect --help",
+        "requantize --help",
+        "run --help",
+        "verify --help",
+    ] {
+        let out = in_terminal(80, args, false, "");
+        assert!(out.contains("Usage"), "pocket {args}:\n{out}");
+        let (w, line) = widest(&out);
+        assert!(w <= 80, "pocket {args}: {w} columns: {line}");
+        let out_wide = in_terminal(200, args, false, "");
+        assert!(
+            widest(&out_wide).0 > 80,
+            "pocket {args} at 200 columns stays narrow"
+        );
+    }
+}
+
+#[test]
 fn wide_and_pipes_keep_whole_lines() {
     let g = common::testdata("tiny-llama-q8_0.gguf");
     let narrow = in_terminal(80, &format!("inspect {}", q(&g)), false, "");

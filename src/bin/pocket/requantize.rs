@@ -21,6 +21,10 @@ use crate::fmt::{bytes, table};
 use crate::Failure;
 
 #[derive(Parser)]
+#[command(
+    override_usage = "pocket requantize [OPTIONS] IN OUT TYPE [NTHREADS]\n       \
+                            pocket requantize --dry-run [OPTIONS] IN TYPE [NTHREADS]"
+)]
 pub struct Args {
     /// IN OUT TYPE [NTHREADS]; with --dry-run OUT may be left out (IN TYPE [NTHREADS]).
     /// TYPE is one of llama-quantize's names (Q4_K_M, Q8_0, IQ4_XS, F16, COPY, ...) or its number.
