@@ -289,7 +289,10 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         )
     )?;
     let mut t = table(&["check", "status", "what", "where"]);
-    t.status_column(1).max_lines(4);
+    t.status_column(1)
+        .max_lines(4)
+        .min_width(0, 12)
+        .min_width(2, 44);
     for c in &r.checks {
         let status = match c.status {
             Status::Pass => "pass",
