@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("{output}: refusing to overwrite the input {input} (same file); write elsewhere or ask for in-place")]
+    #[error("{output}: refusing to overwrite the input {input} (same file); write the output to another path")]
     SameAsInput { output: String, input: String },
     #[error("{path}: {needed} bytes needed but only {available} free")]
     NoSpace {

@@ -155,7 +155,7 @@ pub fn estimate(
     };
     // Checked all the way: a size that does not fit in u64 is an error, never a wrap to "fits".
     let overflow = || MemoryError::BadKey {
-        key: k("attention.head_count_kv"),
+        key: format!("{arch}.attention.head_count_kv"),
         why: format!("the KV cache at a context of {n_ctx} overflows a 64-bit size"),
     };
     let (mut full, mut swa, mut n_kv, mut n_swa_layers) = (0u64, 0u64, 0u64, 0u64);

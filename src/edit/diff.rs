@@ -204,6 +204,9 @@ fn compare(
         Ok((rmse, max_abs)) => {
             c.rmse = Some(rmse);
             c.max_abs = Some(max_abs);
+            if rmse.is_nan() {
+                c.note = Some("NaN in one where the other has a number".into());
+            }
             // Same numbers in another byte order (or another encoding of them) are no change.
             if ta.ty == tb.ty && max_abs == 0.0 && ga.endian != gb.endian {
                 return None;
@@ -239,7 +242,7 @@ fn numeric(
     }
     let (mut xa, mut xb) = (vec![0f32; row], vec![0f32; row]);
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    let (mut sum, mut max, mut n) = (0f64, 0f64, 0u64);
+    let (mut sum, mut max, mut n, mut nan) = (0f64, 0f64, 0u64, false);
     for (pa, pb) in da.chunks(ra).zip(db.chunks(rb)) {
         decode(ta, ea, pa, &mut sa, &mut xa)?;
         decode(tb, eb, pb, &mut sb, &mut xb)?;
@@ -247,6 +250,7 @@ fn numeric(
             let e = (*x as f64 - *y as f64).abs();
             if x.is_nan() != y.is_nan() || (e.is_nan() && x.to_bits() != y.to_bits()) {
                 max = f64::NAN;
+                nan = true;
             } else if !e.is_nan() {
                 sum += e * e;
                 if e > max {
@@ -256,7 +260,13 @@ fn numeric(
             n += 1;
         }
     }
-    Ok(((sum / n.max(1) as f64).sqrt(), max))
+    // A value that became NaN (or stopped being one) is a difference no finite RMSE describes.
+    let rmse = if nan {
+        f64::NAN
+    } else {
+        (sum / n.max(1) as f64).sqrt()
+    };
+    Ok((rmse, max))
 }
 
 /// One row of values; big-endian data is swapped to little-endian in `scratch` first.

@@ -71,7 +71,22 @@ fn bad(key: &str, message: impl Into<String>) -> EditError {
 /// Parses a scalar typed as text: integers in range, floats (`nan`, `inf` too), `true`/`false`/`1`/`0`.
 pub fn parse_scalar_text(key: &str, text: &str, ty: ValueType) -> Result<NewValue> {
     let t = text.trim();
+    // Rust's parse errors ("invalid digit found in string") say nothing of the type's range.
     macro_rules! int {
+        ($t:ty, $v:ident) => {
+            t.parse::<$t>()
+                .map(|x| NewValue::Scalar(Value::$v(x)))
+                .map_err(|_| {
+                    let why = if t.parse::<i128>().is_ok() {
+                        format!("out of range ({} to {})", <$t>::MIN, <$t>::MAX)
+                    } else {
+                        "not a whole number".to_string()
+                    };
+                    bad(key, format!("'{text}' is not a {}: {why}", ty.short_name()))
+                })
+        };
+    }
+    macro_rules! float {
         ($t:ty, $v:ident) => {
             t.parse::<$t>()
                 .map(|x| NewValue::Scalar(Value::$v(x)))
@@ -87,8 +102,8 @@ pub fn parse_scalar_text(key: &str, text: &str, ty: ValueType) -> Result<NewValu
         ValueType::I32 => int!(i32, I32),
         ValueType::U64 => int!(u64, U64),
         ValueType::I64 => int!(i64, I64),
-        ValueType::F32 => int!(f32, F32),
-        ValueType::F64 => int!(f64, F64),
+        ValueType::F32 => float!(f32, F32),
+        ValueType::F64 => float!(f64, F64),
         ValueType::Bool => match t.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(NewValue::Scalar(Value::Bool(true))),
             "false" | "0" => Ok(NewValue::Scalar(Value::Bool(false))),

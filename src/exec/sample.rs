@@ -1,6 +1,6 @@
 //! Choosing the next token: greedy (argmax, ties to the lowest id) at temperature 0, otherwise
-//! top-k, then top-p, then temperature and a draw from a seeded generator (splitmix64), so a run is
-//! reproducible from its seed.
+//! top-k, then top-p, then min-p (llama.cpp's order), then temperature and a draw from a seeded
+//! generator (splitmix64), so a run is reproducible from its seed.
 
 /// Sampling settings.
 #[derive(Debug, Clone)]
@@ -8,6 +8,8 @@ pub struct Sampler {
     pub temp: f32,
     pub top_k: usize,
     pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one (0: off).
+    pub min_p: f32,
     state: u64,
 }
 
@@ -17,6 +19,7 @@ impl Sampler {
             temp,
             top_k,
             top_p,
+            min_p: 0.0,
             state: seed,
         }
     }
@@ -64,6 +67,12 @@ impl Sampler {
             }
             c.truncate(keep.max(1));
         }
+        if self.min_p > 0.0 {
+            // As llama.cpp: relative to the most likely token, on the logits before temperature.
+            let floor = c[0].1 + self.min_p.ln();
+            let keep = c.iter().take_while(|x| x.1 >= floor).count();
+            c.truncate(keep.max(1));
+        }
         let p = probs(&c, self.temp);
         let r = self.next_f64();
         let mut acc = 0.0;
@@ -105,5 +114,19 @@ mod tests {
         assert_eq!(draw(3), draw(3));
         let d = draw(3);
         assert!(d.contains(&1) && d.contains(&2), "{d:?}");
+    }
+
+    #[test]
+    fn min_p_drops_the_unlikely() {
+        // exp(2.9 - 3.0) = 0.905 of the best: kept at min-p 0.9, dropped at 0.95.
+        let l = [0.1, 3.0, 2.9, -1.0];
+        let draw = |min_p: f32| {
+            let mut s = Sampler::new(1.0, 0, 1.0, 5);
+            s.min_p = min_p;
+            (0..50).map(|_| s.sample(&l)).collect::<Vec<_>>()
+        };
+        let d = draw(0.9);
+        assert!(d.contains(&1) && d.contains(&2) && !d.contains(&0), "{d:?}");
+        assert!(draw(0.95).iter().all(|&t| t == 1));
     }
 }

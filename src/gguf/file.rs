@@ -305,7 +305,8 @@ impl Model {
                 message: format!(
                     "{} is shard {} of {count}; give the first shard",
                     first.path.display(),
-                    no.map_or(-1, |n| n as i64)
+                    // split.no counts from 0; people count shards from 1, as the file names do.
+                    no.map_or("?".to_string(), |n| (n + 1).to_string())
                 ),
             });
         }

@@ -1,5 +1,7 @@
 //! Metadata values as JSON, for `--json` output. Numbers keep their exact value (u64 and i64 stay
-//! integers; f32 is widened to f64 exactly); non-finite floats, which JSON cannot carry, become null.
+//! integers; an f32 is written as its shortest round-trip decimal, 0.95 rather than the f64 widening
+//! 0.949999988079071, and reads back as the same f32); non-finite floats, which JSON cannot carry,
+//! become null.
 
 use serde_json::{json, Number, Value as J};
 
@@ -17,12 +19,21 @@ pub fn value_to_json(v: &Value<'_>) -> J {
         Value::I32(x) => json!(x),
         Value::U64(x) => json!(x),
         Value::I64(x) => json!(x),
-        Value::F32(x) => float(x as f64),
+        Value::F32(x) => float(shortest_f32(x)),
         Value::F64(x) => float(x),
         Value::Bool(b) => J::Bool(b),
         Value::String(s) => J::String(s.to_string()),
         Value::Array(a) => J::Array(a.iter().map(|e| value_to_json(&e)).collect()),
     }
+}
+
+/// The f64 nearest the shortest decimal that reads back as `x` (Rust's `Display` for f32 is that
+/// decimal).
+fn shortest_f32(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
+    }
+    x.to_string().parse().unwrap_or(x as f64)
 }
 
 fn float(x: f64) -> J {

@@ -33,9 +33,79 @@ pub struct Args {
     /// Skip the memory bandwidth measurement.
     #[arg(long)]
     no_bandwidth: bool,
-    /// One JSON document instead of the table.
-    #[arg(long)]
+    /// One JSON document instead of the table (pocket's, with the bandwidth and memory figures).
+    #[arg(long, conflicts_with = "output")]
     json: bool,
+    /// Output format as llama-bench's -o: md (markdown table), csv, json (an array of tests) or
+    /// jsonl (one test per line), with llama-bench's field names. Default: a table for people.
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Format {
+    Md,
+    Csv,
+    Json,
+    Jsonl,
+}
+
+/// One test as llama-bench's csv/json/jsonl records it (the fields pocket has).
+fn llama_record(
+    a: &Args,
+    model_type: &str,
+    size: u64,
+    params: u64,
+    threads: usize,
+    test: &str,
+    tm: &bench::Timings,
+) -> serde_json::Value {
+    let (avg_ts, stddev_ts) = tm.mean_sd();
+    let ns: Vec<f64> = tm.secs.iter().map(|s| s * 1e9).collect();
+    let n = ns.len() as f64;
+    let avg_ns = ns.iter().sum::<f64>() / n;
+    let stddev_ns = if ns.len() > 1 {
+        (ns.iter().map(|x| (x - avg_ns).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    let (n_prompt, n_gen) = if test.starts_with("pp") {
+        (tm.n_tokens, 0)
+    } else {
+        (0, tm.n_tokens)
+    };
+    json!({
+        "build_commit": option_env!("POCKET_COMMIT").unwrap_or("unknown"),
+        "cpu_info": crate::fmt::kernels(),
+        "backends": "CPU",
+        "model_filename": a.model.display().to_string(),
+        "model_type": model_type,
+        "model_size": size,
+        "model_n_params": params,
+        "n_threads": threads,
+        "n_prompt": n_prompt,
+        "n_gen": n_gen,
+        "avg_ns": avg_ns.round() as u64,
+        "stddev_ns": stddev_ns.round() as u64,
+        "avg_ts": avg_ts,
+        "stddev_ts": stddev_ts,
+        "samples_ns": ns.iter().map(|x| x.round() as u64).collect::<Vec<_>>(),
+        "samples_ts": tm.rates(),
+    })
+}
+
+fn csv_field(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+        serde_json::Value::Array(xs) => format!(
+            "\"{}\"",
+            xs.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(";")
+        ),
+        other => other.to_string(),
+    }
 }
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -84,7 +154,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let (rss_now, rss_peak) = bench::rss().unwrap_or((0, 0));
     let per_token = bench::weight_bytes_per_token(&w);
     let bw = (!a.no_bandwidth).then(|| bench::memory_bandwidth(1 << 30, threads, 3));
-    let kernels = format!("{:?}", pocket::exec::dot::kernels());
+    let kernels = crate::fmt::kernels();
     let tg = tests
         .iter()
         .find(|t| t.0.starts_with("tg"))
@@ -117,22 +187,113 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         writeln!(out)?;
         return Ok(0);
     }
+    if let Some(f) = a.output {
+        let recs: Vec<serde_json::Value> = tests
+            .iter()
+            .map(|(t, tm)| {
+                llama_record(
+                    a,
+                    &name,
+                    summary.tensor_bytes,
+                    summary.n_params,
+                    threads,
+                    t,
+                    tm,
+                )
+            })
+            .collect();
+        match f {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, &recs)?;
+                writeln!(out)?;
+            }
+            Format::Jsonl => {
+                for r in &recs {
+                    serde_json::to_writer(&mut *out, r)?;
+                    writeln!(out)?;
+                }
+            }
+            Format::Csv => {
+                if let Some(serde_json::Value::Object(first)) = recs.first() {
+                    let keys: Vec<&String> = first.keys().collect();
+                    writeln!(
+                        out,
+                        "{}",
+                        keys.iter()
+                            .map(|k| format!("\"{k}\""))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )?;
+                    for r in &recs {
+                        let row: Vec<String> =
+                            keys.iter().map(|k| csv_field(&r[k.as_str()])).collect();
+                        writeln!(out, "{}", row.join(","))?;
+                    }
+                }
+            }
+            Format::Md => {
+                writeln!(
+                    out,
+                    "| model | size | params | backend | threads | test | t/s |"
+                )?;
+                writeln!(out, "| --- | ---: | ---: | --- | ---: | ---: | ---: |")?;
+                for (test, tm) in &tests {
+                    let (m, sd) = tm.mean_sd();
+                    writeln!(
+                        out,
+                        "| {name} | {} | {} | CPU | {threads} | {test} | {m:.2} ± {sd:.2} |",
+                        bytes(summary.tensor_bytes),
+                        count(summary.n_params)
+                    )?;
+                }
+            }
+        }
+        return Ok(0);
+    }
     let mut t = table(&[
         "model", "size", "params", "backend", "threads", "test", "t/s",
     ]);
+    t.max_lines(3).align_right(6);
     for (test, tm) in &tests {
         let (m, sd) = tm.mean_sd();
         t.add_row(vec![
             name.clone(),
             bytes(summary.tensor_bytes),
             count(summary.n_params),
-            format!("pocket CPU ({kernels})"),
+            format!("CPU {kernels}"),
             threads.to_string(),
             test.clone(),
             format!("{m:.2} ± {sd:.2}"),
         ]);
     }
     writeln!(out, "{t}")?;
+    let mut foot = String::new();
+    {
+        let out = &mut foot;
+        footer(
+            out, per_token, bw, limit, tg, threads, dispatch, ops, rss_now, rss_peak,
+        )?;
+    }
+    for line in foot.lines() {
+        writeln!(out, "{}", crate::fmt::wrap(line, 2))?;
+    }
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn footer(
+    out: &mut String,
+    per_token: u64,
+    bw: Option<f64>,
+    limit: Option<f64>,
+    tg: Option<f64>,
+    threads: usize,
+    dispatch: f64,
+    ops: usize,
+    rss_now: u64,
+    rss_peak: u64,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
     writeln!(
         out,
         "weights read per generated token: {}",
@@ -168,5 +329,5 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         bytes(rss_now),
         bytes(rss_peak)
     )?;
-    Ok(0)
+    Ok(())
 }

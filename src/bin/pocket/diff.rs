@@ -76,10 +76,11 @@ fn shape(s: &Option<Vec<u64>>) -> String {
 
 fn print_human(d: &Diff, out: &mut dyn Write) -> std::io::Result<()> {
     for (f, x, y) in &d.header {
-        writeln!(out, "{f}: {x} → {y}")?;
+        writeln!(out, "{}", crate::fmt::wrap(&format!("{f}: {x} → {y}"), 2))?;
     }
     if !d.keys.is_empty() {
         let mut t = table(&["key", "change", "A", "B"]);
+        t.max_lines(2).min_width(0, 32);
         for k in &d.keys {
             t.add_row(vec![
                 k.key.clone(),
@@ -92,6 +93,7 @@ fn print_human(d: &Diff, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !d.tensors.is_empty() {
         let mut t = table(&["tensor", "change", "A", "B", "RMSE", "max |Δ|"]);
+        t.max_lines(2).min_width(0, 26);
         for c in &d.tensors {
             let side = |ty: &Option<String>, s: &Option<Vec<u64>>| match ty {
                 Some(ty) => format!("{ty} {}", shape(s)),
@@ -112,17 +114,17 @@ fn print_human(d: &Diff, out: &mut dyn Write) -> std::io::Result<()> {
         }
         writeln!(out, "{t}")?;
     }
-    writeln!(
-        out,
-        "{}: {} keys and {} tensors the same; {} keys and {} tensors differ",
+    let line = format!(
+        "{}: {} and {} the same; {} and {} differ",
         if d.identical() {
             "identical"
         } else {
             "different"
         },
-        d.keys_same,
-        d.tensors_same,
-        d.keys.len(),
-        d.tensors.len()
-    )
+        crate::fmt::plural(d.keys_same as u64, "key", "keys"),
+        crate::fmt::plural(d.tensors_same as u64, "tensor", "tensors"),
+        crate::fmt::plural(d.keys.len() as u64, "key", "keys"),
+        crate::fmt::plural(d.tensors.len() as u64, "tensor", "tensors"),
+    );
+    writeln!(out, "{}", crate::fmt::wrap(&line, 2))
 }

@@ -1,17 +1,297 @@
-//! Number formatting and table style shared by the commands.
+//! How output looks: the terminal's width, colour, quiet/verbose, tables in the house style that fit
+//! the terminal, prose wrapped to it, and numbers in a short form (shared by the commands).
 
-use comfy_table::{presets, ContentArrangement, Table};
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
-/// A table in the house style: light borders, no wrapping (pipes and wide terminals read it whole).
+use comfy_table::{presets, Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement};
+
+/// Settings that every command's output follows, set once from the global flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Look {
+    /// Width to fit tables and prose to: the terminal's when stdout is one (and not `--wide`).
+    pub width: Option<usize>,
+    /// FAIL/WARN in colour: stdout is a terminal and NO_COLOR is not set.
+    pub color: bool,
+    /// `-q`: no progress bars, no notes or warnings on stderr.
+    pub quiet: bool,
+    /// `-v`: timings and error chains on stderr.
+    pub verbose: bool,
+}
+
+static LOOK: OnceLock<Look> = OnceLock::new();
+
+/// Reads the terminal (stdout) and the environment once, with the global flags.
+pub fn init(wide: bool, quiet: bool, verbose: bool) {
+    let tty = std::io::stdout().is_terminal();
+    let width = if wide || !tty {
+        None
+    } else {
+        terminal_size::terminal_size_of(std::io::stdout())
+            .map(|(w, _)| w.0 as usize)
+            .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+            .filter(|&w| w >= 20)
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let _ = LOOK.set(Look {
+        width,
+        color: tty && !no_color,
+        quiet,
+        verbose,
+    });
+}
+
+pub fn look() -> Look {
+    *LOOK.get().unwrap_or(&Look {
+        width: None,
+        color: false,
+        quiet: false,
+        verbose: false,
+    })
+}
+
+/// A table in the house style (light borders). On a terminal it fits the width: columns wrap,
+/// cells longer than `max_lines` lines are cut with "…"; columns with no content are dropped.
 /// An empty `header` means a table without a header row.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<usize>,
+    status: Option<usize>,
+    max_lines: usize,
+    min: Vec<(usize, usize)>,
+}
+
 pub fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if !header.is_empty() {
-        t.set_header(header.to_vec());
+    Table {
+        header: header.iter().map(|s| s.to_string()).collect(),
+        rows: Vec::new(),
+        right: Vec::new(),
+        status: None,
+        max_lines: 1,
+        min: Vec::new(),
     }
-    t
+}
+
+impl Table {
+    pub fn add_row(&mut self, row: Vec<String>) -> &mut Self {
+        self.rows.push(row);
+        self
+    }
+
+    /// Numbers: aligned right.
+    pub fn align_right(&mut self, col: usize) -> &mut Self {
+        self.right.push(col);
+        self
+    }
+
+    /// The column holding pass/WARN/FAIL, coloured on a colour terminal.
+    pub fn status_column(&mut self, col: usize) -> &mut Self {
+        self.status = Some(col);
+        self
+    }
+
+    /// Column `col` keeps at least `width` characters (or its content's width if less) when the
+    /// table is narrowed to the terminal.
+    pub fn min_width(&mut self, col: usize, width: usize) -> &mut Self {
+        self.min.push((col, width));
+        self
+    }
+
+    /// Cells may wrap over up to `n` lines before being cut (on a terminal).
+    pub fn max_lines(&mut self, n: usize) -> &mut Self {
+        self.max_lines = n.max(1);
+        self
+    }
+
+    fn build(&self, look: Look) -> comfy_table::Table {
+        let mut t = comfy_table::Table::new();
+        t.load_style(presets::UTF8_BORDERS_ONLY);
+        if look.color {
+            t.enforce_styling();
+        } else {
+            t.force_no_tty();
+        }
+        match look.width {
+            Some(w) => {
+                t.set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(w.min(u16::MAX as usize) as u16)
+                    .set_truncation_indicator("…");
+            }
+            None => {
+                t.set_content_arrangement(ContentArrangement::Disabled);
+            }
+        }
+        let n_cols = self
+            .rows
+            .iter()
+            .map(Vec::len)
+            .chain([self.header.len()])
+            .max()
+            .unwrap_or(0);
+        let empty = |s: &str| s.is_empty() || s == "—";
+        let hidden: Vec<bool> = (0..n_cols)
+            .map(|c| {
+                !self.rows.is_empty() && self.rows.iter().all(|r| r.get(c).is_none_or(|s| empty(s)))
+            })
+            .collect();
+        if !self.header.is_empty() {
+            t.set_header(self.header.clone());
+        }
+        for r in &self.rows {
+            let cells: Vec<Cell> = r
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let c = Cell::new(s);
+                    match (self.status == Some(i), s.as_str()) {
+                        (true, "FAIL") | (true, "fail") => c.fg(Color::Red),
+                        (true, "WARN") | (true, "warn") => c.fg(Color::Yellow),
+                        _ => c,
+                    }
+                })
+                .collect();
+            t.add_row(cells);
+        }
+        if look.width.is_some() {
+            for r in t.row_iter_mut() {
+                r.max_height(self.max_lines);
+            }
+        }
+        for (i, h) in hidden.iter().enumerate() {
+            let content = self
+                .rows
+                .iter()
+                .chain([&self.header])
+                .filter_map(|r| r.get(i))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0);
+            if let Some(c) = t.column_mut(i) {
+                if *h {
+                    c.set_constraint(ColumnConstraint::Hidden);
+                } else if let (Some(&(_, w)), Some(_)) =
+                    (self.min.iter().find(|m| m.0 == i), look.width)
+                {
+                    let w = w.min(content) + 2;
+                    c.set_constraint(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+                        w.min(u16::MAX as usize) as u16,
+                    )));
+                }
+                if self.right.contains(&i) {
+                    c.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.build(look()))
+    }
+}
+
+/// `text` wrapped at spaces to the terminal's width (unchanged when not on a terminal); lines after
+/// the first of each paragraph are indented by `indent` spaces.
+pub fn wrap(text: &str, indent: usize) -> String {
+    let Some(width) = look().width else {
+        return text.to_string();
+    };
+    let mut out = String::new();
+    for (n, para) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        let mut first = true;
+        for word in para.split(' ') {
+            let w = word.chars().count();
+            if !first && col + 1 + w > width {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                col = indent;
+            } else if !first {
+                out.push(' ');
+                col += 1;
+            }
+            // A word longer than a line is cut where the line ends.
+            let mut rest: Vec<char> = word.chars().collect();
+            while col + rest.len() > width && width > col + 1 {
+                let take = width - col;
+                out.extend(&rest[..take]);
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                col = indent;
+                rest.drain(..take);
+            }
+            out.extend(&rest);
+            col += rest.len();
+            first = false;
+        }
+    }
+    out
+}
+
+/// "FAIL"/"WARN"/others, coloured on a colour terminal.
+pub fn paint_status(word: &str) -> String {
+    if !look().color {
+        return word.to_string();
+    }
+    match word.to_ascii_lowercase().as_str() {
+        "fail" => format!("\x1b[31m{word}\x1b[0m"),
+        "warn" => format!("\x1b[33m{word}\x1b[0m"),
+        _ => word.to_string(),
+    }
+}
+
+/// A warning or note on stderr (not with `-q`), "warning" coloured on a colour terminal.
+pub fn warn(msg: &str) {
+    if look().quiet {
+        return;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if tty && !no_color {
+        eprintln!("pocket: \x1b[33mwarning\x1b[0m: {msg}");
+    } else {
+        eprintln!("pocket: warning: {msg}");
+    }
+}
+
+/// "1 byte", "2 bytes".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// An f32 as JSON in its shortest round-trip form (0.95, not 0.949999988079071); null when not finite.
+pub fn f32_json(x: f32) -> serde_json::Value {
+    if !x.is_finite() {
+        return serde_json::Value::Null;
+    }
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// An enum's Debug form as a stable lower-case name: `X86(Avx512Vnni)` -> `x86-avx512vnni`.
+pub fn enum_name(debug: &str) -> String {
+    debug
+        .to_ascii_lowercase()
+        .replace('(', "-")
+        .replace([')', ' '], "")
+}
+
+/// The CPU kernels pocket's executor uses here, as a stable lower-case name.
+pub fn kernels() -> String {
+    enum_name(&format!("{:?}", pocket::exec::dot::kernels()))
 }
 
 /// Bytes as llama.cpp prints them (MiB / GiB, binary units).
@@ -49,5 +329,29 @@ pub fn clip(s: &str, max: usize) -> String {
     match one_line.char_indices().nth(max) {
         None => one_line,
         Some((i, _)) => format!("{}… ({} bytes)", &one_line[..i], s.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_shortest() {
+        assert_eq!(f32_json(0.95).to_string(), "0.95");
+        assert_eq!(f32_json(1e-6).to_string(), "1e-6");
+        assert_eq!(f32_json(f32::NAN), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn enum_names() {
+        assert_eq!(enum_name("X86(Avx512Vnni)"), "x86-avx512vnni");
+        assert_eq!(enum_name("Scalar"), "scalar");
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "header byte", "header bytes"), "1 header byte");
+        assert_eq!(plural(3, "header byte", "header bytes"), "3 header bytes");
     }
 }

@@ -27,6 +27,9 @@ pub struct Args {
     /// Threads (default: all cores; at most 1024).
     #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: usize,
+    /// One JSON document: each tensor's hash, the file's, and with --check each one's verdict.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(PartialEq)]
@@ -41,9 +44,8 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let manifest = match &a.check {
         None => None,
         Some(m) => {
-            let text = std::fs::read_to_string(m).map_err(|e| Failure {
-                code: 2,
-                error: anyhow!("ERROR cannot open manifest {}: {e}", m.display()),
+            let text = std::fs::read_to_string(m).map_err(|e| {
+                Failure::from(anyhow!("ERROR cannot open manifest {}: {e}", m.display())).kind("io")
             })?;
             let entries = parse(&text);
             let mut kinds: Vec<&str> = Vec::new();
@@ -53,23 +55,23 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
                 }
             }
             if !kinds.contains(&"sha256") {
-                return Err(Failure {
-                    code: 2,
-                    error: anyhow!(
-                        "ERROR manifest does not have any sha256 entry in {} (pocket checks sha256 only)",
-                        m.display()
-                    ),
-                });
+                return Err(Failure::from(anyhow!(
+                    "ERROR manifest does not have any sha256 entry in {} (pocket checks sha256 only)",
+                    m.display()
+                ))
+                .kind("invalid_manifest"));
             }
-            write!(out, "manifest  {}", m.display())?;
-            for k in &kinds {
-                write!(out, "  {k}")?;
+            if !a.json {
+                write!(out, "manifest  {}", m.display())?;
+                for k in &kinds {
+                    write!(out, "  {k}")?;
+                }
+                writeln!(out)?;
             }
-            writeln!(out)?;
             Some(entries)
         }
     };
-    let bar = crate::progress::bytes_bar(0, &format!("hashing {}", a.file.display()));
+    let bar = crate::progress::bytes_bar(0, "hashing");
     let r = pocket::verify::hash_file(&a.file, a.threads, &|d, t| {
         crate::progress::update(&bar, d, t)
     });
@@ -86,7 +88,30 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         }
     };
     let (mut layer_in, mut layer_bad, mut model_in, mut model_bad) = (false, false, false, false);
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    let json_out = a.json;
     let mut line = |out: &mut dyn Write, name: &str, h: &str, layer: bool| -> std::io::Result<()> {
+        if json_out {
+            let mut rec = serde_json::json!({"name": name, "sha256": h});
+            if manifest.is_some() {
+                let r = verify(name, h);
+                let (inn, bad) = if layer {
+                    (&mut layer_in, &mut layer_bad)
+                } else {
+                    (&mut model_in, &mut model_bad)
+                };
+                *inn |= r != Res::NotFound;
+                *bad |= r == Res::Mismatch;
+                rec["check"] = match r {
+                    Res::NotFound => "not_found",
+                    Res::Mismatch => "mismatch",
+                    Res::Ok => "ok",
+                }
+                .into();
+            }
+            records.push(rec);
+            return Ok(());
+        }
         if manifest.is_some() {
             let r = verify(name, h);
             let (inn, bad) = if layer {
@@ -113,6 +138,12 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     }
     line(out, &fname, &hex(&whole), false)?;
     let Some(_) = &manifest else {
+        if a.json {
+            let doc = serde_json::json!({"file": fname, "tensors": &records[..records.len() - 1],
+                "sha256": hex(&whole)});
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
         return Ok(0);
     };
     // llama-gguf-hash's verdict (gguf_hash's manifest branch).
@@ -134,6 +165,15 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    if a.json {
+        let doc = serde_json::json!({"file": fname, "tensors": &records[..records.len() - 1],
+            "sha256": hex(&whole), "manifest": m,
+            "whole_file_check": records.last().map(|r| r["check"].clone()),
+            "result": word.to_lowercase().replace(' ', "_")});
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+        return Ok(code);
+    }
     writeln!(out, "\nVerification results for {m} - {word}")?;
     Ok(code)
 }

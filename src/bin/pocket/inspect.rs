@@ -32,7 +32,14 @@ pub struct Args {
     /// Read only this file, even if it is one shard of a split model.
     #[arg(long)]
     single: bool,
+    /// With --json: every element of long arrays (the vocabulary...) instead of their length and
+    /// first elements.
+    #[arg(long)]
+    full_arrays: bool,
 }
+
+/// Arrays longer than this are summarised in `--json` unless `--full-arrays`.
+const JSON_ARRAY_MAX: u64 = 64;
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let filter = a
@@ -64,9 +71,19 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         ),
         None => None,
     };
+    let facts = model_facts(&shards[0]);
+    if let (Some(n), Some(train)) = (a.ctx, facts.n_ctx_train) {
+        if n > train {
+            crate::fmt::warn(&format!(
+                "--ctx {n} is above the model's training context ({train}): quality past {train} \
+                 tokens is not what the model was trained for"
+            ));
+        }
+    }
     let shard_name = |i: usize| model.files[i].path().display().to_string();
     if a.json {
-        let mut doc = to_json(&model, &shards, &s, &keep, mem.as_ref());
+        let mut doc = to_json(a, &model, &shards, &s, &keep, mem.as_ref());
+        doc["model"] = facts.to_json();
         if let (Some((i, first)), J::Object(m)) = (problems.first(), &mut doc) {
             let list: Vec<J> = problems
                 .iter()
@@ -84,13 +101,20 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
-        print_human(a, &model, &shards, &s, &keep, mem.as_ref(), out)?;
+        print_human(a, &shards, &s, &keep, mem.as_ref(), &facts, out)?;
         if !problems.is_empty() {
             writeln!(out)?;
             writeln!(
                 out,
-                "PROBLEMS: llama.cpp would refuse this file ({} found; what is shown above is read despite them)",
-                problems.len()
+                "{}",
+                crate::fmt::wrap(
+                    &format!(
+                        "{}: llama.cpp would refuse this file ({} found; what is shown above is read despite them)",
+                        crate::fmt::paint_status("PROBLEMS"),
+                        problems.len()
+                    ),
+                    2
+                )
             )?;
             for (i, e) in &problems {
                 let at = e
@@ -102,15 +126,21 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
                 } else {
                     String::new()
                 };
-                writeln!(out, "  - {file}{e}{at}")?;
+                writeln!(
+                    out,
+                    "{}",
+                    crate::fmt::wrap(&format!("  - {file}{e}{at}"), 4)
+                )?;
             }
         }
     }
     if let Some((i, first)) = problems.into_iter().next() {
-        return Err(Failure {
-            code: 2,
-            error: anyhow::anyhow!("not loadable by llama.cpp: {first}").context(shard_name(i)),
-        });
+        // The JSON document above already carries the error.
+        return Err(Failure::from(
+            anyhow::anyhow!("not loadable by llama.cpp: {first}").context(shard_name(i)),
+        )
+        .kind(first.kind())
+        .reported(a.json));
     }
     Ok(0)
 }
@@ -118,15 +148,12 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
 /// Turns a library error into a failure; with `--json`, also prints it as the JSON document.
 fn report(a: &Args, e: impl Into<anyhow::Error> + std::fmt::Display + ErrorFacts) -> Failure {
     let path = a.file.display().to_string();
-    if a.json {
-        let doc = json!({"error": {"file": path, "kind": e.kind(), "offset": e.offset(), "message": e.to_string()}});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    }
+    let (kind, offset) = (e.kind(), e.offset());
     let err: anyhow::Error = e.into();
-    Failure {
-        code: 2,
-        error: err.context(path),
-    }
+    Failure::from(err.context(path.clone()))
+        .kind(kind)
+        .fact("file", path)
+        .fact("offset", offset)
 }
 
 /// What an error says about itself, for JSON error reports.
@@ -144,7 +171,131 @@ impl ErrorFacts for pocket::GgufError {
     }
 }
 
+/// What a person wants to know about the model before running it, from its metadata.
+pub struct Facts {
+    n_ctx_train: Option<u64>,
+    n_layers: Option<u64>,
+    n_heads: Option<String>,
+    n_heads_kv: Option<String>,
+    sliding_window: Option<u64>,
+    n_vocab: Option<u64>,
+    bos: Option<(u64, String)>,
+    eos: Option<(u64, String)>,
+    chat_template: Option<String>,
+}
+
+fn model_facts(g: &Gguf<'_>) -> Facts {
+    let arch = g
+        .get("general.architecture")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let key = |k: &str| format!("{arch}.{k}");
+    let num = |k: &str| g.get(&key(k)).and_then(|v| v.as_u64());
+    // Head counts can be per layer (an array): shown as their range.
+    let heads = |k: &str| {
+        g.get(&key(k)).and_then(|v| match v {
+            Value::Array(arr) => {
+                let xs: Vec<u64> = arr.iter().filter_map(|e| e.as_u64()).collect();
+                let (lo, hi) = (xs.iter().min()?, xs.iter().max()?);
+                Some(if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}..{hi} (per layer)")
+                })
+            }
+            other => other.as_u64().map(|n| n.to_string()),
+        })
+    };
+    let tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array());
+    let token = |k: &str| {
+        let id = g.get(k).and_then(|v| v.as_u64())?;
+        let text = tokens
+            .and_then(|t| t.strings().nth(id as usize))
+            .map_or_else(|| "(not in the vocabulary)".to_string(), |s| s.to_string());
+        Some((id, text))
+    };
+    let chat_template = g
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.as_str())
+        .map(|src| {
+            pocket::exec::chat::Template::detect(src)
+                .map_or_else(|| "not recognised".to_string(), |t| t.name().to_string())
+        });
+    Facts {
+        n_ctx_train: num("context_length"),
+        n_layers: num("block_count"),
+        n_heads: heads("attention.head_count"),
+        n_heads_kv: heads("attention.head_count_kv"),
+        sliding_window: num("attention.sliding_window"),
+        n_vocab: tokens.map(|t| t.len),
+        bos: token("tokenizer.ggml.bos_token_id"),
+        eos: token("tokenizer.ggml.eos_token_id"),
+        chat_template,
+    }
+}
+
+impl Facts {
+    fn to_json(&self) -> J {
+        let tok =
+            |t: &Option<(u64, String)>| t.as_ref().map(|(id, s)| json!({"id": id, "text": s}));
+        json!({
+            "context_length": self.n_ctx_train,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "n_heads_kv": self.n_heads_kv,
+            "sliding_window": self.sliding_window,
+            "n_vocab": self.n_vocab,
+            "bos": tok(&self.bos),
+            "eos": tok(&self.eos),
+            "chat_template": self.chat_template,
+        })
+    }
+
+    fn rows(&self) -> Vec<(String, String)> {
+        let mut r = Vec::new();
+        let mut add = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                r.push((k.to_string(), v));
+            }
+        };
+        add("training context", self.n_ctx_train.map(|n| n.to_string()));
+        add("layers", self.n_layers.map(|n| n.to_string()));
+        add(
+            "attention heads",
+            self.n_heads.as_ref().map(|h| match &self.n_heads_kv {
+                Some(kv) if kv != h => format!("{h} ({kv} for K/V)"),
+                _ => h.clone(),
+            }),
+        );
+        add(
+            "sliding window",
+            self.sliding_window.map(|n| format!("{n} tokens")),
+        );
+        add("vocabulary", self.n_vocab.map(|n| format!("{n} tokens")));
+        let tok = |t: &Option<(u64, String)>| {
+            t.as_ref()
+                .map(|(id, s)| format!("{:?} (id {id})", clip(s, 30)))
+        };
+        add("BOS", tok(&self.bos));
+        add("EOS", tok(&self.eos));
+        add("chat template", self.chat_template.clone());
+        r
+    }
+}
+
+/// A metadata value for `--json`: long arrays as their length and first elements unless `full`.
+fn meta_json(v: &Value<'_>, full: bool) -> J {
+    match v {
+        Value::Array(arr) if !full && arr.len > JSON_ARRAY_MAX => json!({
+            "length": arr.len,
+            "first": arr.iter().take(8).map(|e| value_to_json(&e)).collect::<Vec<_>>(),
+        }),
+        other => value_to_json(other),
+    }
+}
+
 fn to_json(
+    a: &Args,
     model: &Model,
     shards: &[Gguf<'_>],
     s: &Summary,
@@ -156,7 +307,7 @@ fn to_json(
     let mut types = Map::new();
     let mut order = Vec::new();
     for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
-        metadata.insert(kv.key.to_string(), value_to_json(&kv.value));
+        metadata.insert(kv.key.to_string(), meta_json(&kv.value, a.full_arrays));
         types.insert(kv.key.to_string(), J::String(type_string(&kv.value)));
         order.push(J::String(kv.key.to_string()));
     }
@@ -200,6 +351,7 @@ fn to_json(
         "n_tensors": s.n_tensors,
         "n_kv": s.n_kv,
         "n_shards": s.n_shards,
+        "arrays_summarised": !a.full_arrays,
         "kv_order": order,
         "metadata": metadata,
         "metadata_types": types,
@@ -214,11 +366,11 @@ fn to_json(
 
 fn print_human(
     a: &Args,
-    model: &Model,
     shards: &[Gguf<'_>],
     s: &Summary,
     keep: &dyn Fn(&str) -> bool,
     mem: Option<&crate::memory::Report>,
+    facts: &Facts,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let first = &shards[0];
@@ -227,7 +379,11 @@ fn print_human(
     } else {
         String::new()
     };
-    writeln!(out, "{}", a.file.display())?;
+    writeln!(
+        out,
+        "{}",
+        crate::fmt::wrap(&a.file.display().to_string(), 0)
+    )?;
     let mut t = table(&[]);
     t.add_row(vec![
         "format".to_string(),
@@ -244,13 +400,10 @@ fn print_human(
         t.add_row(vec!["name".to_string(), n.clone()]);
     }
     t.add_row(vec!["file type".to_string(), s.file_type_name.clone()]);
-    t.add_row(vec![
-        "parameters".to_string(),
-        format!("{} ({})", count(s.n_params), s.n_params),
-    ]);
+    t.add_row(vec!["parameters".to_string(), count(s.n_params)]);
     t.add_row(vec![
         "file size".to_string(),
-        format!("{} ({} bytes{files})", bytes(s.file_size), s.file_size),
+        format!("{}{files}", bytes(s.file_size)),
     ]);
     t.add_row(vec![
         "bits per weight".to_string(),
@@ -259,7 +412,7 @@ fn print_human(
     t.add_row(vec![
         "tensors".to_string(),
         format!(
-            "{} ({} of data, starting at byte {})",
+            "{} ({} of data at byte {})",
             s.n_tensors,
             bytes(s.tensor_bytes),
             first.data_offset
@@ -268,7 +421,17 @@ fn print_human(
     t.add_row(vec!["keys".to_string(), s.n_kv.to_string()]);
     writeln!(out, "{t}")?;
 
+    let rows = facts.rows();
+    if !rows.is_empty() {
+        let mut m = table(&[]);
+        for (k, v) in rows {
+            m.add_row(vec![k, v]);
+        }
+        writeln!(out, "\nmodel\n{m}")?;
+    }
+
     let mut m = table(&["key", "type", "value"]);
+    m.min_width(0, 44);
     let mut shown = 0;
     for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
         m.add_row(vec![
@@ -296,6 +459,7 @@ fn print_human(
 
     if a.tensors {
         let mut tt = table(&["name", "type", "shape", "bytes", "offset"]);
+        tt.min_width(0, 32);
         let many = s.n_shards > 1;
         for (i, g) in shards.iter().enumerate() {
             for ti in g.tensors.iter().filter(|t| keep(t.name)) {
@@ -322,9 +486,8 @@ fn print_human(
         writeln!(out, "\ntensors\n{tt}")?;
     }
     if let Some(m) = mem {
-        writeln!(out, "\n{}", m.render())?;
+        writeln!(out, "\n{}", crate::fmt::wrap(&m.render(), 6))?;
     }
-    let _ = model;
     Ok(())
 }
 

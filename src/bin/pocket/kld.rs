@@ -41,18 +41,83 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
-    let result = measure(a, out);
-    if let Err(f) = &result {
-        if a.json {
-            let doc = json!({"error": {
-                "base": a.base.display().to_string(),
-                "other": a.other.display().to_string(),
-                "message": format!("{:#}", f.error)}});
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)?;
+    measure(a, out).map_err(|f| {
+        f.fact("base", a.base.display().to_string())
+            .fact("other", a.other.display().to_string())
+    })
+}
+
+/// Prints each chunk's running values as it is done (flushed, also into a pipe): llama-perplexity's
+/// rows exactly, or on a terminal narrower than them a compact row with the errors of PPL and KLD.
+struct Rows<'o> {
+    out: &'o mut dyn Write,
+    compact: bool,
+    n: usize,
+    err: Option<std::io::Error>,
+}
+
+/// Width of llama-perplexity's per-chunk rows.
+const LLAMA_ROW: usize = 125;
+
+impl<'o> Rows<'o> {
+    fn new(out: &'o mut dyn Write) -> Self {
+        Rows {
+            out,
+            compact: fmt::look().width.is_some_and(|w| w < LLAMA_ROW),
+            n: 0,
+            err: None,
         }
     }
-    result
+
+    fn row(&mut self, c: &Running) {
+        self.n += 1;
+        let r = (|| -> std::io::Result<()> {
+            let o = &mut *self.out;
+            if self.compact {
+                if self.n == 1 {
+                    writeln!(
+                        o,
+                        "chunk         PPL ± err     ln ratio        KLD ± err       Δp RMS  same top"
+                    )?;
+                }
+                writeln!(
+                    o,
+                    "{:>5} {:>10.4} ± {:<8.4} {:>9.5} {:>9.5} ± {:<8.5} {:>6.3}% {:>7.3}%",
+                    self.n,
+                    c.ppl.value,
+                    c.ppl.err,
+                    c.ln_ppl_ratio.value,
+                    c.kld.value,
+                    c.kld.err,
+                    100.0 * c.p_diff_rms.value,
+                    100.0 * c.same_top.value
+                )?;
+            } else {
+                if self.n == 1 {
+                    writeln!(o, "chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p")?;
+                }
+                writeln!(
+                    o,
+                    "{:4}    {:9.4} ± {:9.4}    {:10.5} ± {:10.5}    {:10.5} ± {:10.5}    {:6.3} ± {:6.3} %    {:6.3} ± {:6.3} %",
+                    self.n,
+                    c.ppl.value,
+                    c.ppl.err,
+                    c.ln_ppl_ratio.value,
+                    c.ln_ppl_ratio.err,
+                    c.kld.value,
+                    c.kld.err,
+                    100.0 * c.p_diff_rms.value,
+                    100.0 * c.p_diff_rms.err,
+                    100.0 * c.same_top.value,
+                    100.0 * c.same_top.err
+                )?;
+            }
+            o.flush()
+        })();
+        if let (Err(e), None) = (r, &self.err) {
+            self.err = Some(e);
+        }
+    }
 }
 
 fn open(path: &Path) -> anyhow::Result<Model> {
@@ -94,10 +159,18 @@ fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         let n_chunk = file.n_chunk.min(a.chunks.unwrap_or(usize::MAX).max(1));
         let bar = progress::steps_bar(n_chunk as u64, "kld", "chunk");
-        let r = kl_divergence_from_file(&file, &wo, bos, a.chunks, |_| bar.inc(1)).with_context(
-            || format!("comparing {} with {}", a.other.display(), a.base.display()),
-        )?;
+        let mut rows = Rows::new(out);
+        let r = kl_divergence_from_file(&file, &wo, bos, a.chunks, |c| {
+            if !a.json {
+                bar.suspend(|| rows.row(c));
+            }
+            bar.inc(1)
+        })
+        .with_context(|| format!("comparing {} with {}", a.other.display(), a.base.display()))?;
         bar.finish_and_clear();
+        if let Some(e) = rows.err {
+            return Err(e.into());
+        }
         (r, file.n_ctx, file.n_ctx * file.n_chunk)
     } else {
         let Some(text_path) = &a.file else {
@@ -119,8 +192,17 @@ fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         let tokens = vb.tokenize(&text, true, false)?;
         let n_chunk = (tokens.len() / n_ctx.max(1)).min(a.chunks.unwrap_or(usize::MAX).max(1));
         let bar = progress::steps_bar(n_chunk as u64, "kld", "chunk");
-        let r = kl_divergence(&wb, &wo, &tokens, n_ctx, bos, a.chunks, |_| bar.inc(1))?;
+        let mut rows = Rows::new(out);
+        let r = kl_divergence(&wb, &wo, &tokens, n_ctx, bos, a.chunks, |c| {
+            if !a.json {
+                bar.suspend(|| rows.row(c));
+            }
+            bar.inc(1)
+        })?;
         bar.finish_and_clear();
+        if let Some(e) = rows.err {
+            return Err(e.into());
+        }
         (r, n_ctx, tokens.len())
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -152,7 +234,7 @@ fn est(e: &Estimate) -> Value {
 fn quantiles_json(q: &Quantiles) -> Value {
     Value::Object(
         q.iter()
-            .map(|(n, v)| (n.to_lowercase(), json!(*v as f64)))
+            .map(|(n, v)| (n.to_lowercase(), fmt::f32_json(*v)))
             .collect(),
     )
 }
@@ -199,38 +281,6 @@ fn label(name: &str) -> String {
 }
 
 fn print_people(out: &mut dyn Write, r: &KldResult) -> std::io::Result<()> {
-    let mut t = fmt::table(&[
-        "chunk",
-        "PPL",
-        "ln(PPL(Q)/PPL(base))",
-        "KL Divergence",
-        "Δp RMS",
-        "Same top p",
-    ]);
-    for (i, c) in r.chunks.iter().enumerate() {
-        t.add_row(vec![
-            format!("{}", i + 1),
-            format!("{:.4} ± {:.4}", c.ppl.value, c.ppl.err),
-            format!("{:.5} ± {:.5}", c.ln_ppl_ratio.value, c.ln_ppl_ratio.err),
-            format!("{:.5} ± {:.5}", c.kld.value, c.kld.err),
-            format!(
-                "{:.3} ± {:.3} %",
-                100.0 * c.p_diff_rms.value,
-                100.0 * c.p_diff_rms.err
-            ),
-            format!(
-                "{:.3} ± {:.3} %",
-                100.0 * c.same_top.value,
-                100.0 * c.same_top.err
-            ),
-        ]);
-    }
-    for i in 0..6 {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(comfy_table::CellAlignment::Right);
-        }
-    }
-    writeln!(out, "{t}")?;
     let s = &r.summary;
     if s.count < 100 {
         writeln!(

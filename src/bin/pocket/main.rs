@@ -23,22 +23,46 @@ mod verify;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::{json, Map, Value as J};
+
+/// `--version`: the package version, the commit it was built from and the SIMD kernels chosen on
+/// this CPU.
+fn long_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{} (commit {}, kernels {})",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("POCKET_COMMIT").unwrap_or("unknown"),
+            fmt::kernels()
+        )
+    })
+}
 
 #[derive(Parser)]
 #[command(
     name = "pocket",
-    version,
+    version = long_version(),
     about = "Inspect, verify, requantize and run GGUF model files for phones"
 )]
 struct Cli {
+    /// Tables as wide as their content, even on a narrow terminal.
+    #[arg(long, global = true)]
+    wide: bool,
+    /// No progress bars, notes or warnings on stderr (errors are still printed).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More on stderr: the time each command took.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// What is in a GGUF file: summary, metadata, tensor types, memory at a context length.
+    /// What is in a GGUF file: summary, model, metadata, tensor types, memory at a context length.
     Inspect(inspect::Args),
     /// Read and edit metadata: get, set, rm (in place when the header fits).
     Meta(meta::Args),
@@ -46,7 +70,8 @@ enum Command {
     Split(split::SplitArgs),
     /// Merge the shards of a split model into one file (as llama-gguf-split --merge).
     Merge(split::MergeArgs),
-    /// Write the model in the other byte order (big- or little-endian).
+    /// Write the model in the other byte order (big- or little-endian); not a format conversion.
+    #[command(visible_alias = "endian")]
     Convert(convert::Args),
     /// What differs between two models: metadata, tensors, values (exit 1 when they differ).
     Diff(diff::Args),
@@ -58,14 +83,24 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Convert a model to another quantization type exactly as llama-quantize does (--dry-run: the plan).
     Requantize(requantize::Args),
-    /// Generate text from a prompt (greedy at --temp 0), streaming tokens as they come.
+    /// Generate text from a prompt (greedy at --temp 0), streaming tokens as they come; -i: a chat.
     Run(run::Args),
+    /// A conversation with the model in its chat template (as `run -i`): one user message per line
+    /// on stdin, the KV cache kept between turns.
+    Chat(run::Args),
     /// Perplexity of a text, measured as llama-perplexity measures it.
     Perplexity(perplexity::Args),
     /// Prompt processing and generation speed, as llama-bench measures them.
     Bench(bench::Args),
     /// KL-divergence of a model from a base model on a text, as llama-perplexity --kl-divergence.
     Kld(kld::Args),
+    /// Shell completions for pocket: `pocket completions bash > /etc/bash_completion.d/pocket`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// pocket's manual page (roff), generated from its options: `pocket man | man -l -`.
+    Man,
 }
 
 /// The most threads a command starts (`-t`, `--threads`, NTHREADS): more is a typo, not a machine.
@@ -94,26 +129,74 @@ pub fn check_output(
     Ok(())
 }
 
-/// An error that has already been reported in the right form, with the exit code to use.
+/// An error with the exit code to use and, for the `--json` error document, what kind of error it
+/// is and facts about it (file, offset...).
 pub struct Failure {
     pub code: u8,
     pub error: anyhow::Error,
+    pub kind: Option<&'static str>,
+    pub facts: Map<String, J>,
+    /// Its `--json` document is already on stdout (inspect's report of a file llama.cpp refuses).
+    pub reported: bool,
 }
 
-/// `result`, and with `--json` its failure also as one JSON document naming `file` (what the
-/// executor commands print when they fail).
+impl Failure {
+    /// A usage error (exit 2, kind "usage").
+    pub fn usage(msg: impl std::fmt::Display) -> Failure {
+        Failure::from(anyhow::anyhow!("{msg}")).kind("usage")
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> Failure {
+        self.kind = Some(kind);
+        self
+    }
+
+    pub fn reported(mut self, yes: bool) -> Failure {
+        self.reported = yes;
+        self
+    }
+
+    pub fn fact(mut self, name: &str, value: impl Into<J>) -> Failure {
+        self.facts.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// The `--json` failure document: `{"error": {"kind", "message", ...facts}}`.
+    fn to_json(&self) -> J {
+        let mut e = Map::new();
+        let gguf = self
+            .error
+            .chain()
+            .find_map(|c| c.downcast_ref::<pocket::GgufError>());
+        let kind = self.kind.unwrap_or_else(|| {
+            if let Some(g) = gguf {
+                g.kind()
+            } else if self.error.chain().any(|c| c.is::<io::Error>()) {
+                "io"
+            } else {
+                "invalid_input"
+            }
+        });
+        e.insert("kind".into(), json!(kind));
+        e.insert("message".into(), json!(format!("{:#}", self.error)));
+        if let Some(g) = gguf {
+            e.insert("offset".into(), json!(g.offset()));
+        }
+        for (k, v) in &self.facts {
+            e.insert(k.clone(), v.clone());
+        }
+        json!({ "error": e })
+    }
+}
+
+/// `result` with `file` named in its `--json` failure document.
 pub fn json_failure(
-    json: bool,
+    _json: bool,
     file: &std::path::Path,
-    out: &mut dyn std::io::Write,
+    _out: &mut dyn std::io::Write,
     result: Result<u8, Failure>,
 ) -> Result<u8, Failure> {
-    if let (true, Err(f)) = (json, &result) {
-        let doc = serde_json::json!({"error": {"file": file.display().to_string(), "message": format!("{:#}", f.error)}});
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
-    }
-    result
+    result.map_err(|f| f.fact("file", file.display().to_string()))
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -121,19 +204,54 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         Failure {
             code: 2,
             error: e.into(),
+            kind: None,
+            facts: Map::new(),
+            reported: false,
         }
     }
 }
 
+/// The command line asks for JSON on stdout (`--json`, or bench's `-o json|jsonl`).
+fn wants_json(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--json"
+            || ((a == "-o" || a == "--output")
+                && args.get(i + 1).is_some_and(|v| v.starts_with("json")))
+            || a.starts_with("-ojson")
+            || a.starts_with("--output=json")
+    })
+}
+
+fn print_json_error(doc: &J) {
+    let mut o = io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut o, doc);
+    let _ = writeln!(o);
+    let _ = o.flush();
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let json_out = wants_json(&args);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
+            if code == 2 && json_out {
+                let msg = e.kind().to_string();
+                let full = e.render().to_string();
+                let first = full
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or(&msg)
+                    .trim_start_matches("error: ")
+                    .to_string();
+                print_json_error(&json!({"error": {"kind": "usage", "message": first}}));
+            }
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
+    fmt::init(cli.wide, cli.quiet, cli.verbose);
     pocket::gguf::file::install_sigbus_handler();
     // SIGINT, SIGTERM, SIGHUP: exit at once when nothing is being written; otherwise the writer is
     // asked to stop at a safe point, removes its temporary file and leaves the target as it was (an
@@ -146,6 +264,7 @@ fn main() -> ExitCode {
             if exclusive { "using" } else { "writing" }
         )
     });
+    let started = std::time::Instant::now();
     let stdout = io::stdout();
     let buffered = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     // Human output never carries a file's control characters to the terminal (sanitize.rs); JSON and
@@ -170,11 +289,25 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a, &mut out),
         Command::Requantize(a) => requantize::run(a, &mut out),
         Command::Run(a) => run::run(a, &mut out),
+        Command::Chat(a) => run::chat(a, &mut out),
         Command::Perplexity(a) => perplexity::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
         Command::Kld(a) => kld::run(a, &mut out),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pocket", &mut out);
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .map(|_| 0)
+            .map_err(Failure::from),
     };
+    // Nothing half-written goes before the error document.
     let flushed = out.flush();
+    drop(out);
+    if fmt::look().verbose {
+        eprintln!("pocket: took {:.3} s", started.elapsed().as_secs_f64());
+    }
     match result {
         Ok(code) => match flushed {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -184,12 +317,19 @@ fn main() -> ExitCode {
             _ => ExitCode::from(code),
         },
         Err(f) => {
-            if is_broken_pipe(&f.error) {
+            if is_broken_pipe(&f.error)
+                || flushed
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::from(0);
             }
             if pocket::fsio::stop_requested() {
                 eprintln!("pocket: interrupted: nothing was written (the output is as it was)");
                 return ExitCode::from(130);
+            }
+            if json_out && !f.reported {
+                print_json_error(&f.to_json());
             }
             eprintln!("pocket: {}", sanitize::clean(&format!("{:#}", f.error)));
             ExitCode::from(f.code)
@@ -197,9 +337,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// A write to a closed pipe, however it was wrapped (serde_json keeps the io::Error inside itself).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
     })
 }

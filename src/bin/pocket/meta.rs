@@ -31,7 +31,8 @@ enum Op {
         #[arg(long)]
         json: bool,
     },
-    /// Set (or add) keys: KEY VALUE, or many at once with --from-json.
+    /// Set (or add) keys: KEY VALUE, or many at once with --from-json; gguf-new-metadata's
+    /// --chat-template-config and --special-token too.
     Set {
         file: PathBuf,
         /// The key to set (not with --from-json).
@@ -50,6 +51,17 @@ enum Op {
         /// null removes the key.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "value", "value_file"])]
         from_json: Option<PathBuf>,
+        /// The chat template(s) of a Hugging Face tokenizer_config.json, as gguf-new-metadata sets
+        /// them (tokenizer.chat_template, and tokenizer.chat_template.NAME for named ones).
+        #[arg(long, value_name = "JSON", conflicts_with_all = ["key", "value", "value_file"])]
+        chat_template_config: Option<PathBuf>,
+        /// TYPE TEXT: the special token (bos, eos, eot, unknown, padding, mask, ...: gguf-py's names) is
+        /// the vocabulary's token TEXT (its first), as gguf-new-metadata --special-token (repeatable).
+        #[arg(long, num_args = 2, value_names = ["TYPE", "TEXT"], conflicts_with_all = ["key", "value", "value_file"])]
+        special_token: Vec<String>,
+        /// TYPE ID: the special token is token ID, as gguf-new-metadata --special-token-by-id.
+        #[arg(long, num_args = 2, value_names = ["TYPE", "ID"], conflicts_with_all = ["key", "value", "value_file"])]
+        special_token_by_id: Vec<String>,
         #[command(flatten)]
         w: WriteArgs,
     },
@@ -103,6 +115,9 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             ty,
             value_file,
             from_json: fj,
+            chat_template_config,
+            special_token,
+            special_token_by_id,
             w,
         } => {
             if let Some(p) = fj {
@@ -121,8 +136,18 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             let edits = {
                 let f = GgufFile::open(file).with_context(|| file.display().to_string())?;
                 let g = f.gguf().with_context(|| file.display().to_string())?;
+                let conveniences = chat_template_config.is_some()
+                    || !special_token.is_empty()
+                    || !special_token_by_id.is_empty();
                 if let Some(p) = fj {
                     edits_from_json(&g, p)?
+                } else if conveniences {
+                    let mut e = Vec::new();
+                    if let Some(p) = chat_template_config {
+                        e.extend(chat_template_edits(p)?);
+                    }
+                    e.extend(special_token_edits(&g, special_token, special_token_by_id)?);
+                    e
                 } else {
                     let key = key
                         .as_deref()
@@ -186,6 +211,143 @@ fn get(file: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> Result<u8,
         }
     }
     Ok(0)
+}
+
+fn set(key: impl Into<String>, v: J, spec: TypeSpec) -> Result<Edit, Failure> {
+    let key = key.into();
+    let value = from_json(&key, &v, Some(spec))?;
+    Ok(Edit::Set { key, value })
+}
+
+/// gguf-py's `add_chat_template` for a tokenizer_config.json's "chat_template": a string, or a list
+/// of {name, template} (names reduced to letters, digits and '_'; "default" is the main template).
+fn chat_template_edits(path: &Path) -> Result<Vec<Edit>, Failure> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| name.clone())?;
+    let doc: J = serde_json::from_str(&text).with_context(|| name.clone())?;
+    let str_spec = TypeSpec::Scalar(pocket::ValueType::String);
+    let mut edits = Vec::new();
+    let default = match doc.get("chat_template") {
+        Some(J::String(s)) => Some(s.clone()),
+        Some(J::Array(choices)) => {
+            let mut default = None;
+            let mut names = Vec::new();
+            for c in choices {
+                let n: String = c
+                    .get("name")
+                    .and_then(J::as_str)
+                    .unwrap_or("")
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                    .collect();
+                let Some(t) = c.get("template").and_then(J::as_str) else {
+                    continue;
+                };
+                if n.is_empty() {
+                    continue;
+                }
+                if n == "default" {
+                    default = Some(t.to_string());
+                } else if !names.contains(&n) {
+                    edits.push(set(
+                        format!("tokenizer.chat_template.{n}"),
+                        J::String(t.into()),
+                        str_spec,
+                    )?);
+                    names.push(n);
+                }
+            }
+            if !names.is_empty() {
+                edits.push(set(
+                    "tokenizer.chat_templates",
+                    J::from(names),
+                    TypeSpec::Array(Some(pocket::ValueType::String)),
+                )?);
+            }
+            default
+        }
+        _ => {
+            return Err(anyhow!(
+                "{name}: no \"chat_template\" (a string or a list of {{name, template}})"
+            )
+            .into())
+        }
+    };
+    if let Some(t) = default {
+        edits.push(set("tokenizer.chat_template", J::String(t), str_spec)?);
+    }
+    Ok(edits)
+}
+
+/// gguf-new-metadata's special-token names: gguf-py's `tokenizer.ggml.NAME_token_id` keys.
+const SPECIAL: [&str; 17] = [
+    "bos",
+    "eos",
+    "eot",
+    "eom",
+    "unknown",
+    "seperator",
+    "padding",
+    "mask",
+    "fim_pre",
+    "fim_suf",
+    "fim_mid",
+    "fim_pad",
+    "fim_rep",
+    "fim_sep",
+    "prefix",
+    "suffix",
+    "middle",
+];
+
+/// gguf-new-metadata's --special-token TYPE TEXT (the token whose text is TEXT) and
+/// --special-token-by-id TYPE ID: tokenizer.ggml.TYPE_token_id.
+fn special_token_edits(
+    g: &Gguf<'_>,
+    by_text: &[String],
+    by_id: &[String],
+) -> Result<Vec<Edit>, Failure> {
+    let tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array());
+    let n_vocab = tokens.map_or(0, |t| t.len);
+    let key = |ty: &str| -> Result<String, Failure> {
+        if !SPECIAL.contains(&ty) {
+            return Err(Failure::usage(format!(
+                "special token type '{ty}': one of {}",
+                SPECIAL.join(", ")
+            )));
+        }
+        Ok(format!("tokenizer.ggml.{ty}_token_id"))
+    };
+    let u32_spec = TypeSpec::Scalar(pocket::ValueType::U32);
+    let mut edits = Vec::new();
+    for pair in by_text.chunks(2) {
+        let (ty, text) = (&pair[0], &pair[1]);
+        let k = key(ty)?;
+        let tokens =
+            tokens.ok_or_else(|| anyhow!("the file has no vocabulary (tokenizer.ggml.tokens)"))?;
+        let id = tokens
+            .strings()
+            .position(|t| t == text)
+            .ok_or_else(|| anyhow!("--special-token {ty}: no token {text:?} in the vocabulary"))?;
+        edits.push(set(k, J::from(id), u32_spec)?);
+    }
+    for pair in by_id.chunks(2) {
+        let (ty, id) = (&pair[0], &pair[1]);
+        let k = key(ty)?;
+        let id: u64 = id.parse().map_err(|_| {
+            Failure::usage(format!(
+                "--special-token-by-id {ty}: '{id}' is not a token id"
+            ))
+        })?;
+        if id >= n_vocab {
+            return Err(anyhow!(
+                "--special-token-by-id {ty}: token {id} is past the vocabulary ({n_vocab} tokens)"
+            )
+            .into());
+        }
+        edits.push(set(k, J::from(id), u32_spec)?);
+    }
+    Ok(edits)
 }
 
 fn edits_from_json(g: &Gguf<'_>, path: &Path) -> Result<Vec<Edit>, Failure> {
@@ -299,9 +461,9 @@ fn print_plan(p: &MetaPlan, dry_run: bool, secs: f64, out: &mut dyn Write) -> st
         pocket::edit::meta::Mode::Unchanged => writeln!(out, "nothing to write: {}", p.reason)?,
         pocket::edit::meta::Mode::InPlace => writeln!(
             out,
-            "{}: {verb} edited in place, {} header bytes at offset {} ({}); no tensor byte touched",
+            "{}: {verb} edited in place, {} at offset {} ({}); no tensor byte touched",
             p.output.display(),
-            p.bytes_written,
+            crate::fmt::plural(p.bytes_written, "header byte", "header bytes"),
             p.write_offset,
             p.reason
         )?,

@@ -48,21 +48,43 @@ fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let tokens = vocab.tokenize(&text, true, false)?;
     let bos = if vocab.add_bos() { vocab.bos() } else { None };
     let n_chunk = (tokens.len() / a.ctx.max(1)).min(a.chunks.unwrap_or(usize::MAX));
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(n_chunk as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(s) =
-        indicatif::ProgressStyle::with_template("perplexity [{bar:40}] chunk {pos}/{len} eta {eta}")
-    {
-        bar.set_style(s.progress_chars("=> "));
-    }
-    let mut line = String::new();
+    // The `[1]12.3456,[2]...` line is printed chunk by chunk as llama-perplexity prints it, flushed
+    // each time (into a pipe too). On a terminal that line is the progress: no bar, and the time per
+    // chunk with an estimate of the rest on stderr after the first, as llama-perplexity says it.
+    let stdout_tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let bar = if stdout_tty || a.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        crate::progress::steps_bar(n_chunk as u64, "perplexity", "chunk")
+    };
+    let started = std::time::Instant::now();
+    let mut done = 0usize;
+    let mut err: Option<std::io::Error> = None;
     let r = perplexity(&w, &tokens, a.ctx, bos, a.chunks, |c| {
+        done += 1;
         bar.inc(1);
-        line.push_str(&format!("[{}]{:.4},", bar.position(), c.ppl_so_far));
+        if done == 1 && stdout_tty && !a.json && !crate::fmt::look().quiet {
+            let per = started.elapsed().as_secs_f64();
+            eprintln!(
+                "perplexity: {per:.2} seconds per pass - ETA {:.2} minutes",
+                per * n_chunk.saturating_sub(1) as f64 / 60.0
+            );
+        }
+        if a.json || err.is_some() {
+            return;
+        }
+        let r = bar.suspend(|| {
+            write!(out, "[{done}]{:.4},", c.ppl_so_far)?;
+            out.flush()
+        });
+        if let Err(e) = r {
+            err = Some(e);
+        }
     })?;
     bar.finish_and_clear();
+    if let Some(e) = err {
+        return Err(e.into());
+    }
     if a.json {
         let doc = json!({
             "model": a.model.display().to_string(),
@@ -79,7 +101,7 @@ fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "{line}")?;
+        writeln!(out)?;
         writeln!(
             out,
             "Final estimate: PPL = {:.4} +/- {:.5}",

@@ -5,9 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use pocket::gguf::spec::{ggml_type_by_name, ggml_types, GgmlType};
@@ -22,6 +21,10 @@ use crate::fmt::{bytes, table};
 use crate::Failure;
 
 #[derive(Parser)]
+#[command(
+    override_usage = "pocket requantize [OPTIONS] IN OUT TYPE [NTHREADS]\n       \
+                            pocket requantize --dry-run [OPTIONS] IN TYPE [NTHREADS]"
+)]
 pub struct Args {
     /// IN OUT TYPE [NTHREADS]; with --dry-run OUT may be left out (IN TYPE [NTHREADS]).
     /// TYPE is one of llama-quantize's names (Q4_K_M, Q8_0, IQ4_XS, F16, COPY, ...) or its number.
@@ -75,10 +78,7 @@ pub struct Args {
 }
 
 fn usage(msg: String) -> Failure {
-    Failure {
-        code: 2,
-        error: anyhow!(msg),
-    }
+    Failure::usage(msg)
 }
 
 fn parse_type(s: &str, what: &str) -> Result<GgmlType, Failure> {
@@ -272,6 +272,7 @@ fn print_plan(
         return Ok(());
     }
     let mut t = table(&["tensor", "shape", "from", "to", "rule", "before", "after"]);
+    t.max_lines(2);
     for p in &prep.plan.tensors {
         let rule = match p.fallback_from {
             Some(f) => format!("{} (rows fit no {} block: fallback)", p.rule, f.name),
@@ -317,15 +318,29 @@ fn print_plan(
     Ok(())
 }
 
+/// Sizes before and after (bytes), elements, and seconds taken: llama-quantize's closing summary.
+struct Sizes {
+    before: u64,
+    after: u64,
+    n: u64,
+    secs: f64,
+}
+
 fn print_report(
     reports: &[TensorReport],
     written: &[PathBuf],
+    sizes: &Sizes,
     json_out: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if json_out {
         let doc = json!({
             "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "model_size_bytes": sizes.before,
+            "quant_size_bytes": sizes.after,
+            "bpw_from": bpw(sizes.before, sizes.n),
+            "bpw_to": bpw(sizes.after, sizes.n),
+            "seconds": sizes.secs,
             "report": reports.iter().map(|r| json!({
                 "name": r.name, "from": r.from.upper_name(), "to": r.to.upper_name(), "n": r.n,
                 "rmse": r.rmse, "max_abs": r.max_abs, "rel": r.rel,
@@ -338,6 +353,20 @@ fn print_report(
     for p in written {
         writeln!(out, "wrote {}", p.display())?;
     }
+    let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
+    writeln!(
+        out,
+        "model size  = {:8.2} MiB ({:.2} BPW)",
+        mib(sizes.before),
+        bpw(sizes.before, sizes.n)
+    )?;
+    writeln!(
+        out,
+        "quant size  = {:8.2} MiB ({:.2} BPW)",
+        mib(sizes.after),
+        bpw(sizes.after, sizes.n)
+    )?;
+    writeln!(out, "quantize time = {:8.2} ms", sizes.secs * 1000.0)?;
     if !reports.is_empty() {
         let mut t = table(&["tensor", "from", "to", "rmse", "max abs", "relative"]);
         for r in reports {
@@ -388,19 +417,20 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         crate::check_output(o, a.force, &aux)?;
     }
     let total: u64 = prep.order.iter().map(|(_, t)| t.n_bytes).sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::tensors_bar(total);
+    let started = std::time::Instant::now();
     let reports = requantize(&model.files, &ggufs, &prep, &opts, &outputs, &mut |p| {
         bar.set_position(p.bytes_done);
         bar.set_message(p.name.to_string());
     });
     bar.finish_and_clear();
     let reports = reports?;
-    print_report(&reports, &outputs, a.json, out)?;
+    let sizes = Sizes {
+        before: prep.plan.tensors.iter().map(|t| t.bytes_from()).sum(),
+        after: prep.plan.tensors.iter().map(|t| t.bytes_to()).sum(),
+        n: prep.n_elements,
+        secs: started.elapsed().as_secs_f64(),
+    };
+    print_report(&reports, &outputs, &sizes, a.json, out)?;
     Ok(0)
 }

@@ -66,10 +66,9 @@ fn tokenize(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             .context("reading standard input")?;
         b
     } else {
-        return Err(Failure {
-            code: 2,
-            error: anyhow::anyhow!("give the text with -p TEXT, -f FILE or --stdin"),
-        });
+        return Err(Failure::usage(
+            "give the text with -p TEXT, -f FILE or --stdin",
+        ));
     };
     if !a.no_escape {
         text = process_escapes(&text);
@@ -112,7 +111,7 @@ fn tokenize(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             .collect();
         let doc = json!({
             "model": path,
-            "vocab_type": format!("{:?}", vocab.vocab_type()).to_lowercase(),
+            "vocab_type": crate::fmt::enum_name(&format!("{:?}", vocab.vocab_type())),
             "pre": vocab.pre(),
             "n_vocab": vocab.n_tokens(),
             "add_special": add_special,

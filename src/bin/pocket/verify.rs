@@ -69,7 +69,7 @@ fn load_device(spec: &str) -> Result<DeviceProfile, Failure> {
     }
     device::find(spec).ok_or_else(|| {
         let ids: Vec<String> = device::builtin().into_iter().map(|d| d.id).collect();
-        Failure::from(anyhow!(
+        Failure::usage(format!(
             "--device {spec}: no such built-in profile and no such file (built-in: {})",
             ids.join(", ")
         ))
@@ -106,9 +106,30 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         n_ctx: Some(a.ctx),
         manifest,
     };
-    let mut reports = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    // `verify *.gguf` names every shard of a split set: the set is checked whole from its first
+    // shard, so the others are not checked again on their own (which would fail them as "not the
+    // first shard").
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     for f in &a.files {
-        let bar = crate::progress::bytes_bar(0, &format!("verifying {}", f.display()));
+        let cf = canon(f);
+        if reports
+            .iter()
+            .any(|r| r.files.len() > 1 && r.files.iter().any(|p| canon(p) == cf))
+        {
+            if !a.json {
+                crate::fmt::warn(&format!(
+                    "{}: checked above as a shard of its split set",
+                    f.display()
+                ));
+            }
+            continue;
+        }
+        let name = f
+            .file_name()
+            .map_or(f.display().to_string(), |n| n.to_string_lossy().to_string());
+        let bar =
+            crate::progress::bytes_bar(0, &format!("verifying {}", crate::fmt::clip(&name, 24)));
         let r = verify_with_progress(f, &opts, &|done, total| {
             crate::progress::update(&bar, done, total)
         });
@@ -116,11 +137,10 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         match r {
             Ok(r) => reports.push(r),
             Err(e) => {
-                if a.json {
-                    let doc = json!({"error": {"file": f.display().to_string(), "kind": "io", "offset": null, "message": e.to_string()}});
-                    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-                }
-                return Err(Failure::from(anyhow!(e)));
+                return Err(Failure::from(anyhow!(e))
+                    .kind("io")
+                    .fact("file", f.display().to_string())
+                    .fact("offset", J::Null));
             }
         }
     }
@@ -176,29 +196,38 @@ fn list_devices(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         writeln!(out)?;
         return Ok(0);
     }
-    let mut t = table(&[
-        "id",
-        "device",
-        "RAM",
-        "app may use",
-        "bandwidth",
-        "battery",
-        "source",
-    ]);
+    // On a narrow terminal the sources (long citations) are left to --wide and --json.
+    let narrow = crate::fmt::look().width.is_some_and(|w| w < 160);
+    let mut h = vec!["id", "device", "RAM", "app may use", "bandwidth", "battery"];
+    if !narrow {
+        h.push("source");
+    }
+    let mut t = table(&h);
+    t.min_width(0, 24).max_lines(2);
     for d in &all {
-        t.add_row(vec![
+        let mut row = vec![
             d.id.clone(),
             d.name.clone(),
             bytes(d.ram_bytes),
             bytes(d.app_bytes),
             format!("{:.1} GB/s", d.bandwidth / 1e9),
             d.battery_joules.map_or("mains".to_string(), |j| {
-                format!("{:.1} Wh ({:.0} kJ)", j / 3600.0, j / 1e3)
+                if narrow {
+                    format!("{:.1} Wh", j / 3600.0)
+                } else {
+                    format!("{:.1} Wh ({:.0} kJ)", j / 3600.0, j / 1e3)
+                }
             }),
-            d.source.clone(),
-        ]);
+        ];
+        if !narrow {
+            row.push(d.source.clone());
+        }
+        t.add_row(row);
     }
     writeln!(out, "{t}")?;
+    if narrow {
+        writeln!(out, "(sources of the figures: --wide or --json)")?;
+    }
     Ok(0)
 }
 
@@ -259,13 +288,23 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let files: Vec<String> = r.files.iter().map(|p| p.display().to_string()).collect();
     writeln!(
         out,
-        "{} — {}, {} tensors, {}",
-        files.join(" + "),
-        r.architecture.as_deref().unwrap_or("?"),
-        r.n_tensors,
-        bytes(r.tensor_bytes)
+        "{}",
+        crate::fmt::wrap(
+            &format!(
+                "{} — {}, {} tensors, {}",
+                files.join(" + "),
+                r.architecture.as_deref().unwrap_or("?"),
+                r.n_tensors,
+                bytes(r.tensor_bytes)
+            ),
+            2
+        )
     )?;
     let mut t = table(&["check", "status", "what", "where"]);
+    t.status_column(1)
+        .max_lines(4)
+        .min_width(0, 12)
+        .min_width(2, 44);
     for c in &r.checks {
         let status = match c.status {
             Status::Pass => "pass",
@@ -284,18 +323,30 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         let mut h = vec!["type", "matrices"];
         h.extend(pocket::verify::backends::BACKENDS.iter().copied());
         let mut t = table(&h);
+        t.max_lines(2);
         for (n, c, s) in &r.types {
             let mut row = vec![n.clone(), c.to_string()];
             row.extend(
                 s.iter()
-                    .map(|ok| if *ok { "yes" } else { "CPU fallback" }.to_string()),
+                    .map(|ok| if *ok { "yes" } else { "CPU" }.to_string()),
             );
             t.add_row(row);
         }
         writeln!(out, "{t}")?;
+        if r.types.iter().any(|(_, _, s)| s.iter().any(|ok| !ok)) {
+            writeln!(
+                out,
+                "{}",
+                crate::fmt::wrap(
+                    "CPU: that backend has no kernel for the type; its matrices fall back to the CPU",
+                    0
+                )
+            )?;
+        }
     }
     if let Some(e) = &r.device {
         let mut t = table(&[&e.device.name, e.verdict.name()]);
+        t.max_lines(3);
         t.add_row(vec!["weights".to_string(), bytes(e.memory.weights_bytes)]);
         t.add_row(vec![
             format!("KV cache (f16, context {})", e.memory.n_ctx),
@@ -329,14 +380,14 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         ]);
         writeln!(out, "{t}")?;
         for n in &e.notes {
-            writeln!(out, "note: {n}")?;
+            writeln!(out, "{}", crate::fmt::wrap(&format!("note: {n}"), 6))?;
         }
     }
     let count = |s: Status| r.checks.iter().filter(|c| c.status == s).count();
     writeln!(
         out,
         "{}: {} pass, {} warn, {} fail\n",
-        r.worst().name(),
+        crate::fmt::paint_status(r.worst().name()),
         count(Status::Pass),
         count(Status::Warn),
         count(Status::Fail)
