@@ -8,6 +8,8 @@ pub mod fsio;
 pub mod gguf;
 pub mod memory;
 pub mod quant;
+#[cfg(feature = "http")]
+pub mod remote;
 pub mod requant;
 pub mod summary;
 pub mod verify;

@@ -15,7 +15,8 @@ use crate::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The GGUF file (for a split model, its first shard).
+    /// The GGUF file (for a split model, its first shard): a path, an https:// or http:// URL, or a
+    /// Hugging Face hub file hf://OWNER/REPO/FILE[@REVISION] (only the header is fetched).
     file: PathBuf,
     /// Also list every tensor: name, type, shape, bytes, offset.
     #[arg(long)]
@@ -32,6 +33,8 @@ pub struct Args {
     /// Read only this file, even if it is one shard of a split model.
     #[arg(long)]
     single: bool,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -42,13 +45,38 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         .transpose()
         .context("--filter")?;
     let keep = |name: &str| filter.as_ref().is_none_or(|r| r.is_match(name));
-    let model = if a.single {
-        Model::open_single(&a.file)
-    } else {
-        Model::open(&a.file)
+    // A URL or hf:// name: its header (and each shard's) fetched by range requests.
+    let name = a.file.to_string_lossy().into_owned();
+    let session = match pocket::remote::is_remote(&name) {
+        true => Some(a.remote.session()?),
+        false => None,
     };
-    let model = model.map_err(|e| report(a, e))?;
-    let shards = model.ggufs().map_err(|e| report(a, e))?;
+    let remote_shards = match &session {
+        Some(s) => s.open_model(&name, a.single).map_err(|e| report(a, e))?,
+        None => Vec::new(),
+    };
+    let model = match session {
+        Some(_) => None,
+        None if a.single => Some(Model::open_single(&a.file).map_err(|e| report(a, e))?),
+        None => Some(Model::open(&a.file).map_err(|e| report(a, e))?),
+    };
+    let (files, shards): (Vec<String>, _) = match &model {
+        Some(m) => (
+            m.files
+                .iter()
+                .map(|f| f.path().display().to_string())
+                .collect(),
+            m.ggufs().map_err(|e| report(a, e))?,
+        ),
+        None => (
+            remote_shards
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
+            pocket::remote::ggufs(&remote_shards).map_err(|e| report(a, e))?,
+        ),
+    };
+    let fetched = session.as_ref().map(|s| s.stats());
     let s = summarize(&shards);
     let mem = match a.ctx {
         Some(n) => Some(
@@ -57,11 +85,17 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         None => None,
     };
     if a.json {
-        let doc = to_json(&model, &shards, &s, &keep, mem.as_ref());
+        let mut doc = to_json(&files, &shards, &s, &keep, mem.as_ref());
+        if let Some(st) = &fetched {
+            doc["remote"] = crate::remote::stats_json(st);
+        }
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
-        print_human(a, &model, &shards, &s, &keep, mem.as_ref(), out)?;
+        print_human(a, &shards, &s, &keep, mem.as_ref(), out)?;
+        if let Some(st) = &fetched {
+            writeln!(out, "\n{}", crate::remote::stats_line(st))?;
+        }
     }
     Ok(0)
 }
@@ -96,7 +130,7 @@ impl ErrorFacts for pocket::GgufError {
 }
 
 fn to_json(
-    model: &Model,
+    files: &[String],
     shards: &[Gguf<'_>],
     s: &Summary,
     keep: &dyn Fn(&str) -> bool,
@@ -129,11 +163,6 @@ fn to_json(
                         "share_of_file": b.bytes as f64 / s.file_size as f64})
         })
         .collect();
-    let files: Vec<String> = model
-        .files
-        .iter()
-        .map(|f| f.path().display().to_string())
-        .collect();
     let mut doc = json!({
         "files": files,
         "version": s.version,
@@ -165,7 +194,6 @@ fn to_json(
 
 fn print_human(
     a: &Args,
-    model: &Model,
     shards: &[Gguf<'_>],
     s: &Summary,
     keep: &dyn Fn(&str) -> bool,
@@ -275,7 +303,6 @@ fn print_human(
     if let Some(m) = mem {
         writeln!(out, "\n{}", m.render())?;
     }
-    let _ = model;
     Ok(())
 }
 
