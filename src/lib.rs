@@ -6,6 +6,7 @@ pub mod edit;
 pub mod exec;
 pub mod fsio;
 pub mod gguf;
+pub mod isa;
 pub mod memory;
 pub mod quant;
 #[cfg(feature = "http")]

@@ -37,10 +37,19 @@ fn gemma_bos_logits_match_llama_cpp() {
     assert!(d / scale < 1e-5, "{}", d / scale);
 }
 
-/// Greedy generation (llama-simple's loop): the prompt's tokens equal llama.cpp's, and the 16
-/// generated tokens are identical for at least 5 of the 6 committed prompts where the x86 kernels
-/// run (they follow llama.cpp's arithmetic on this kind of CPU). Elsewhere (scalar kernels, ARM)
-/// the sums run in another order and only the first 2 tokens of every prompt are held.
+/// How far (in logits) llama.cpp's greedy choice may sit below pocket's best token and still count
+/// as the same choice. llama.cpp's own logits move with the CPU and its settings (the sums of a
+/// matrix product run in another order on AVX2 than on AVX-512, and with another micro-batch):
+/// near-ties between two tokens flip between machines. Measured on gemma-3 270M Q4_K_M for these
+/// prompts: pocket against goldens recorded on an AVX-512 VNNI machine gives gaps up to about 0.05
+/// on an AVX2-only machine, at every kernel level; see testdata/README.md ("CPU classes").
+const NEAR_TIE: f32 = 0.25;
+
+/// Greedy generation (llama-simple's loop), held token by token on any CPU: the prompt's tokens
+/// equal llama.cpp's, and at each of the 16 steps llama.cpp's token is pocket's argmax or within
+/// [`NEAR_TIE`] of it (a near-tie that llama.cpp's own arithmetic on another CPU may break the other
+/// way). pocket is then fed llama.cpp's token (teacher forcing), so one flipped near-tie does not
+/// end the comparison: every step of every prompt is checked.
 #[test]
 fn gemma_greedy_matches_llama_cpp() {
     let f = GgufFile::open(common::gemma()).unwrap();
@@ -54,33 +63,37 @@ fn gemma_greedy_matches_llama_cpp() {
         assert_eq!(it.next(), Some(tag));
         it.map(|t| t.parse().unwrap()).collect()
     };
-    let full = cfg!(target_arch = "x86_64")
-        && pocket::exec::dot::kernels() != pocket::exec::dot::Kernels::Scalar;
-    let n_check = if full { 16 } else { 2 };
-    let mut identical = 0;
-    let cases = lines.chunks_exact(3).count();
+    let (mut steps, mut exact, mut worst) = (0, 0, 0f32);
     for case in lines.chunks_exact(3) {
         let (prompt, want_p, want_g) = (case[0], ids(case[1], "prompt"), ids(case[2], "gen"));
         let toks = vocab.tokenize(prompt, true, true).unwrap();
         assert_eq!(toks, want_p, "{prompt:?}");
-        let mut s = Session::new(&w, toks.len() + n_check);
+        let mut s = Session::new(&w, toks.len() + want_g.len());
         let mut logits = s.eval(&toks, 1).unwrap();
-        let mut got = Vec::new();
-        for _ in 0..n_check {
-            let t = argmax(&logits);
-            got.push(t);
+        let mut same = 0;
+        for (step, &t) in want_g.iter().enumerate() {
+            let best = argmax(&logits);
+            let gap = logits[best as usize] - logits[t as usize];
+            assert!(
+                gap <= NEAR_TIE,
+                "{prompt:?} step {step}: llama.cpp chose {t}, {gap} below pocket's choice {best}"
+            );
+            worst = worst.max(gap);
+            same += usize::from(best == t);
+            steps += 1;
             logits = s.eval(&[t], 1).unwrap();
         }
-        let same = got.iter().zip(&want_g).take_while(|(a, b)| a == b).count();
-        eprintln!("{prompt:?}: first {same} of {n_check} identical");
-        if full {
-            identical += usize::from(got == want_g[..n_check]);
-        } else {
-            assert_eq!(got, want_g[..n_check], "{prompt:?}");
-        }
+        exact += same;
+        eprintln!(
+            "{prompt:?}: {same} of {} steps pocket's argmax",
+            want_g.len()
+        );
     }
-    if full {
-        eprintln!("greedy: {identical} of {cases} prompts identical for 16 tokens");
-        assert!(identical >= 5, "{identical} of {cases}");
-    }
+    eprintln!(
+        "greedy ({}): {exact} of {steps} steps identical, largest gap {worst:.4}",
+        pocket::isa::level()
+    );
+    assert_eq!(steps, 6 * 16);
+    // Near-ties are rare: most steps must be the very same token.
+    assert!(exact * 10 >= steps * 9, "{exact} of {steps}");
 }

@@ -73,13 +73,7 @@ thread_local! {
 fn use_x86() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| {
-            crate::quant::simd_allowed()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        })
+        crate::isa::cpu().at_least(crate::isa::Level::Avx2)
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -161,8 +155,7 @@ fn tiled_x86_512(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32],
 /// Whether this CPU has AVX-512F for [`tiled_x86_512`] (with what [`use_x86`] checks).
 #[cfg(target_arch = "x86_64")]
 fn use_x86_512() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| use_x86() && is_x86_feature_detected!("avx512f"))
+    crate::isa::cpu().at_least(crate::isa::Level::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -325,29 +318,13 @@ fn pv_chunk<const OC: usize>(o: &mut [f32], p: &[f32], vt: &[f32], hd: usize, c0
 /// `ggml_vec_mad_f16` and `ggml_vec_scale_f16` on `__m512h` vectors (the f16 dot product keeps f32
 /// accumulators). pocket reproduces that arithmetic there, and ggml's f32 path elsewhere.
 fn fp16_arith() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *F.get_or_init(|| is_x86_feature_detected!("avx512fp16"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::isa::numerics().fp16_arith
 }
 
 /// Whether llama.cpp's softmax runs its AVX-512 code here (`ggml_vec_soft_max_f32` with AVX512F
 /// and AVX512DQ: `ggml_v_expf` on 16 values at a time, each 16 summed as `_mm512_reduce_add_ps`).
 fn avx512_softmax() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *F.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512dq")
-                && is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::isa::numerics().avx512_softmax
 }
 
 /// `ggml_vec_soft_max_f32`: `x[i] = exp(x[i] - max)` in place, the sum in double.
@@ -358,7 +335,8 @@ fn soft_max(x: &mut [f32], max: f32) -> f64 {
     if avx512_softmax() {
         while i + 16 <= x.len() {
             let c = &mut x[i..i + 16];
-            // SAFETY: `avx512_softmax` found AVX512F, AVX512DQ and FMA.
+            // SAFETY: `avx512_softmax` holds only at the `avx512` level of `isa` or above, which needs
+            // AVX512F, AVX512DQ and FMA.
             #[cfg(target_arch = "x86_64")]
             let part = unsafe { exp16_sum_avx512(c, max) };
             #[cfg(not(target_arch = "x86_64"))]

@@ -471,8 +471,8 @@ pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     s as f32
 }
 
-/// The SIMD kernels this process uses: chosen once from the CPU's features, none when
-/// `POCKET_FORCE_SCALAR` is set.
+/// The SIMD kernels this process uses: chosen once from the level of [`crate::isa`] (none at
+/// `POCKET_CPU=scalar` or with `POCKET_FORCE_SCALAR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
     Scalar,
@@ -484,9 +484,6 @@ pub enum Kernels {
 pub fn kernels() -> Kernels {
     static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
     *K.get_or_init(|| {
-        if !crate::quant::simd_allowed() {
-            return Kernels::Scalar;
-        }
         #[cfg(target_arch = "x86_64")]
         if let Some(l) = super::x86::detect() {
             return Kernels::X86(l);

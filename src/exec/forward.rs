@@ -394,8 +394,7 @@ fn rope_angles(w: &Weights, pos: usize, base: f32, cs: &mut [f32]) {
 fn rope_head(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *FMA.get_or_init(|| is_x86_feature_detected!("fma")) {
+        if crate::isa::cpu().fma() {
             #[target_feature(enable = "fma")]
             fn with_fma(hp: &super::model::HParams, x: &mut [f32], cs: &[f32]) {
                 rope(hp, x, cs)

@@ -42,18 +42,18 @@ pub(crate) type DotFn = fn(&[u8], &[u8]) -> f32;
 pub(crate) type Dot2x2Fn = fn(&[u8], &[u8], &[u8], &[u8]) -> [[f32; 2]; 2];
 
 fn has_dotprod() -> bool {
-    std::arch::is_aarch64_feature_detected!("dotprod")
+    crate::isa::cpu().at_least(crate::isa::Level::Dotprod)
 }
 
 fn has_i8mm() -> bool {
-    std::arch::is_aarch64_feature_detected!("i8mm")
+    crate::isa::cpu().at_least(crate::isa::Level::I8mm)
 }
 
 /// The fastest NEON dot product of weight type `ty_id` with its activation type (`vec_dot_type`) on
 /// this CPU: the `sdot` form with dotprod, else the plain NEON one. `None` for types without a NEON
 /// kernel, and when `POCKET_FORCE_SCALAR` asks for the scalar code.
 pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
-    if !crate::quant::simd_allowed() {
+    if !crate::isa::cpu().simd() {
         return None;
     }
     dot_for(ty_id, has_dotprod())
@@ -63,7 +63,7 @@ pub(crate) fn best_dot(ty_id: u32) -> Option<DotFn> {
 /// Q6_K), as ggml uses it when at least two activation rows are multiplied. `None` otherwise, and
 /// when `POCKET_FORCE_SCALAR` asks for the scalar code.
 pub(crate) fn best_dot_2x2(ty_id: u32) -> Option<Dot2x2Fn> {
-    if !crate::quant::simd_allowed() || !has_i8mm() {
+    if !crate::isa::cpu().simd() || !has_i8mm() {
         return None;
     }
     match ty_id {
@@ -1043,7 +1043,7 @@ mod tests {
         for case in &CASES {
             let (name, id, _, _, per, scalar) = *case;
             let best = best_dot(id);
-            if crate::quant::simd_allowed() {
+            if crate::isa::cpu().simd() {
                 let want = dot_for(id, dotprod).unwrap();
                 assert!(best.unwrap() as usize == want as usize, "{name}: best_dot");
             } else {
@@ -1107,7 +1107,7 @@ mod tests {
             let (name, id, _, _, per, scalar) = *case;
             assert_eq!(
                 best_dot_2x2(id).is_some(),
-                i8mm && crate::quant::simd_allowed(),
+                i8mm && crate::isa::cpu().simd(),
                 "{name}"
             );
             for &nb in &LENGTHS {

@@ -20,21 +20,18 @@ pub enum Level {
     Avx512Vnni,
 }
 
-/// The best level this CPU runs, if any.
+/// The kernel set for this CPU's level in force ([`crate::isa`]), if any: the AVX-512 VNNI
+/// compilation from `avx512vnni` up, the AVX2 one from `avx2` up.
 pub fn detect() -> Option<Level> {
-    if !(is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c"))
-    {
-        return None;
+    use crate::isa::{cpu, Level as L};
+    let c = cpu();
+    if c.at_least(L::Avx512Vnni) {
+        Some(Level::Avx512Vnni)
+    } else if c.at_least(L::Avx2) {
+        Some(Level::Avx2)
+    } else {
+        None
     }
-    if is_x86_feature_detected!("avx512vnni")
-        && is_x86_feature_detected!("avx512vl")
-        && is_x86_feature_detected!("avx512bw")
-    {
-        return Some(Level::Avx512Vnni);
-    }
-    Some(Level::Avx2)
 }
 
 /// `get_scale_shuffle_k4`: picks the 16-bit scale `i` into every lane.

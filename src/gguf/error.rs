@@ -20,7 +20,7 @@ pub enum GgufError {
     UnsupportedVersion { version: u32 },
     #[error("{what} count {count} at byte {offset} cannot fit in the {available} bytes left (each needs at least {min_each})")]
     CountTooLarge {
-        what: &'static str,
+        what: String,
         count: u64,
         offset: u64,
         available: u64,

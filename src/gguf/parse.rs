@@ -275,7 +275,7 @@ fn check_count(
         .is_none_or(|need| need > available)
     {
         return Err(GgufError::CountTooLarge {
-            what,
+            what: what.to_string(),
             count,
             offset,
             available,
@@ -344,12 +344,16 @@ fn check_array_len(
             max: MAX_ARRAY_ELEMENTS,
         });
     }
-    if len.saturating_mul(min_elem_size(elem_type, lw)) > available {
-        return Err(GgufError::LengthPastEnd {
+    // A count, not a byte length: report it with the least each element needs, so a reader that
+    // grows its buffer (verify's, the remote one) knows how many bytes the array can take.
+    let min_each = min_elem_size(elem_type, lw);
+    if len.saturating_mul(min_each) > available {
+        return Err(GgufError::CountTooLarge {
             what,
-            len,
+            count: len,
             offset,
             available,
+            min_each,
         });
     }
     Ok(())

@@ -16,9 +16,8 @@ mod neon;
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_f16c() -> bool {
-    super::simd_allowed()
-        && std::arch::is_x86_feature_detected!("avx")
-        && std::arch::is_x86_feature_detected!("f16c")
+    // The AVX2 level includes AVX and F16C.
+    super::has_avx2()
 }
 
 /// `ggml_fp32_to_fp16_row` into little-endian bytes.

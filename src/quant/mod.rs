@@ -21,8 +21,6 @@ pub mod ternary;
 #[cfg(test)]
 mod simd_tests;
 
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
@@ -166,31 +164,18 @@ pub fn quantize_chunk(
     Ok(row * nrows)
 }
 
-/// Whether the SIMD fast paths (AVX2/F16C on x86-64, NEON on aarch64) may run: false when the
-/// environment variable `POCKET_FORCE_SCALAR` is set to anything but empty or `0`. Read once; every
-/// fast path gives the scalar port's bits, so this only changes speed (and is how to check that).
-pub(crate) fn simd_allowed() -> bool {
-    static ALLOWED: OnceLock<bool> = OnceLock::new();
-    *ALLOWED.get_or_init(|| !force_scalar(std::env::var_os("POCKET_FORCE_SCALAR").as_deref()))
-}
-
-/// Whether a `POCKET_FORCE_SCALAR` value asks for the scalar paths: set, not empty, not `0`.
-fn force_scalar(v: Option<&std::ffi::OsStr>) -> bool {
-    v.is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 /// Whether the AVX2 kernels can run here (and are allowed to).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx2() -> bool {
-    simd_allowed() && std::arch::is_x86_feature_detected!("avx2")
+    crate::isa::cpu().at_least(crate::isa::Level::Avx2)
 }
 
 /// Whether the NEON kernels can run here (and are allowed to).
 #[cfg(target_arch = "aarch64")]
 #[inline]
 pub(crate) fn has_neon() -> bool {
-    simd_allowed() && std::arch::is_aarch64_feature_detected!("neon")
+    crate::isa::cpu().at_least(crate::isa::Level::Neon)
 }
 
 /// Chunks at least this large (in values) are split across rayon's threads.

@@ -206,13 +206,3 @@ fn f16_rows_with_tails_equal_scalar() {
         }
     }
 }
-
-#[test]
-fn force_scalar_switch_parses_like_a_flag() {
-    use std::ffi::OsStr;
-    assert!(!super::force_scalar(None));
-    assert!(!super::force_scalar(Some(OsStr::new(""))));
-    assert!(!super::force_scalar(Some(OsStr::new("0"))));
-    assert!(super::force_scalar(Some(OsStr::new("1"))));
-    assert!(super::force_scalar(Some(OsStr::new("yes"))));
-}

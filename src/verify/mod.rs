@@ -487,11 +487,14 @@ fn tokenizer_checks(g: &Gguf<'_>, embd_rows: Option<u64>, out: &mut Out) -> Opti
         let mut bad = 0u64;
         let mut first = None;
         for (i, s) in m.strings().enumerate() {
-            // llama.cpp splits each merge at the first space after position 0 (`find(' ', 1)`).
-            let good = s
-                .get(1..)
-                .and_then(|r| r.find(' '))
-                .is_some_and(|p| p + 2 < s.len());
+            // llama.cpp splits each merge's bytes at the first space after byte 0 (`find(' ', 1)`);
+            // the first part may be a multi-byte character (`"Ġ t"`), so this works on bytes.
+            let b = s.as_bytes();
+            let good = b
+                .iter()
+                .skip(1)
+                .position(|&c| c == b' ')
+                .is_some_and(|p| p + 2 < b.len());
             if !good {
                 bad += 1;
                 first.get_or_insert((i, s.to_string()));

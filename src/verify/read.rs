@@ -159,8 +159,10 @@ impl Shard {
                 Ok(_) => break buf,
                 Err(e) => bytes_wanted(&e),
             };
-            let more = need.is_some_and(|n| n > buf.len() as u64 && n <= size && n <= MAX_HEAD);
-            if !more || want >= size || (got as u64) < want {
+            // The parser ran out of bytes the file has: read at least 4 times more, or as much as
+            // the error says the header needs (a count of elements times the least each takes).
+            let more = need.is_some_and(|n| n > buf.len() as u64 && n <= size);
+            if !more || want >= size || want >= MAX_HEAD || (got as u64) < want {
                 break buf;
             }
             want = size.min(MAX_HEAD).min(growth.next(want, need));

@@ -137,6 +137,41 @@ pub fn gemma() -> PathBuf {
     path
 }
 
+/// A model of the zoo (`scripts/fetch-models.sh NAME`: gemma, qwen, nomic, or vocab for the folder of
+/// llama.cpp's vocabulary files), fetched and checked by the script if not already cached.
+pub fn zoo(name: &str) -> PathBuf {
+    if name == "gemma" {
+        return gemma();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-models.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .output()
+        .expect("run scripts/fetch-models.sh");
+    assert!(
+        out.status.success(),
+        "scripts/fetch-models.sh {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).expect("utf-8 path");
+    let path = line
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("fetch-models.sh {name} printed {line:?}"));
+    let path = PathBuf::from(path.trim());
+    assert!(
+        path.exists(),
+        "fetch-models.sh printed {path:?}, which does not exist"
+    );
+    path
+}
+
+/// A vocabulary-only file of llama.cpp's (`ggml-vocab-NAME.gguf`) from the zoo.
+pub fn zoo_vocab(name: &str) -> PathBuf {
+    zoo("vocab").join(format!("ggml-vocab-{name}.gguf"))
+}
+
 /// The runner to prefix to a program built for the target, where the tests run under emulation:
 /// `POCKET_TEST_RUNNER` (scripts/test-aarch64.sh), else on aarch64 the runner cargo itself uses
 /// (`CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER`, exported by ../shared/peers/aarch64.sh).
