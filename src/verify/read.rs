@@ -16,20 +16,27 @@ const FIRST_READ: u64 = 4 << 20;
 /// The most read to find the end of a header (a 262,144-token vocabulary takes ~6 MB).
 pub const MAX_HEAD: u64 = 512 << 20;
 
-/// How many bytes from the start of the file the parser needed when it ran out, if that is why
-/// it failed.
-fn bytes_wanted(e: &GgufError) -> Option<u64> {
-    // Offsets point at a length or count field; what it counts starts up to 8 bytes later.
+/// How many bytes from the start of the file the parser needed when it ran out of the `have` bytes
+/// it had, if that is why it failed.
+fn bytes_wanted(e: &GgufError, have: u64) -> Option<u64> {
+    // What is counted starts where `available` bytes were left (the error's offset names the count
+    // field, which for the tensor infos is at byte 8, far before them), plus some slack.
     const SLACK: u64 = 16;
     let n = match *e {
-        GgufError::Truncated { offset, needed, .. } => offset.checked_add(needed),
-        GgufError::LengthPastEnd { offset, len, .. } => offset.checked_add(len),
+        GgufError::Truncated {
+            needed, available, ..
+        } => have.checked_sub(available)?.checked_add(needed),
+        GgufError::LengthPastEnd { len, available, .. } => {
+            have.checked_sub(available)?.checked_add(len)
+        }
         GgufError::CountTooLarge {
-            offset,
             count,
             min_each,
+            available,
             ..
-        } => count.checked_mul(min_each)?.checked_add(offset),
+        } => count
+            .checked_mul(min_each)?
+            .checked_add(have.checked_sub(available)?),
         _ => None,
     };
     n?.checked_add(SLACK)
@@ -157,11 +164,13 @@ impl Shard {
             // and never past MAX_HEAD: a bad or hostile header costs at most that much memory.
             let need = match parse_header(&buf) {
                 Ok(_) => break buf,
-                Err(e) => bytes_wanted(&e),
+                Err(e) => bytes_wanted(&e, buf.len() as u64),
             };
-            // The parser ran out of bytes the file has: read at least 4 times more, or as much as
-            // the error says the header needs (a count of elements times the least each takes).
-            let more = need.is_some_and(|n| n > buf.len() as u64 && n <= size);
+            // The parser ran out of bytes the file has: read one growth step more (locally 4 times
+            // as much), or as much as the error says the header needs (a count of elements times the
+            // least each takes).
+            // (An estimate within what was read — a nested array's — still means more is needed.)
+            let more = need.is_some_and(|n| n <= size);
             if !more || want >= size || want >= MAX_HEAD || (got as u64) < want {
                 break buf;
             }

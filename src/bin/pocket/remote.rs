@@ -54,7 +54,7 @@ impl RemoteArgs {
         if let Some(n) = self.min_step {
             o.min_step = n;
         }
-        Ok(o).map(Session::new)
+        Ok(Session::new(o))
     }
 }
 
