@@ -6,7 +6,7 @@
 //! add one sampled range of tensor data for the numbers check. Every response is checked against the
 //! first one's size and ETag, so a file that changes mid-read is an error, not a mixed view. The hub's
 //! conventions are followed: `HF_TOKEN` or the hub's token file (sent to the hub's origin only),
-//! `HF_ENDPOINT`, proxies, redirects to the CDN; see [`client`]. Headers are cached by URL and ETag
+//! `HF_ENDPOINT`, proxies, redirects to the CDN (see client.rs). Headers are cached by URL and ETag
 //! ([`cache`]).
 
 pub mod cache;

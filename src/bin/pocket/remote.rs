@@ -77,25 +77,33 @@ pub fn stats_json(stats: &[FileStats]) -> J {
     json!({"bytes_fetched": fetched, "file_size": size, "files": files})
 }
 
-/// What was fetched, for people: "fetched 6.50 MiB of 241.39 MiB (…)".
+/// What was fetched, for people: "fetched 9.90 MiB of 241.39 MiB in 4 requests: 9.00 MiB to read
+/// the 6.22 MiB header, 0.90 MiB of sampled tensor data".
 pub fn stats_line(stats: &[FileStats]) -> String {
-    let fetched: u64 = stats.iter().map(|s| s.bytes_fetched).sum();
-    let size: u64 = stats.iter().map(|s| s.size).sum();
-    let cached: u64 = stats.iter().map(|s| s.from_cache).sum();
-    let requests: u64 = stats.iter().map(|s| s.requests).sum();
-    let header: u64 = stats.iter().filter_map(|s| s.header_size).sum();
+    let sum = |f: fn(&FileStats) -> u64| stats.iter().map(f).sum::<u64>();
+    let fetched = sum(|s| s.bytes_fetched);
+    let for_header = sum(|s| s.header_fetched);
+    let cached = sum(|s| s.from_cache);
+    let header = sum(|s| s.header_size.unwrap_or(0));
     let mut line = format!(
-        "fetched {} of {} ({requests} requests; header {}",
+        "fetched {} of {} in {} requests: {} to read the {} header",
         bytes(fetched),
-        bytes(size),
+        bytes(sum(|s| s.size)),
+        sum(|s| s.requests),
+        bytes(for_header),
         bytes(header)
     );
     if cached > 0 {
-        line.push_str(&format!(", {} of it from the cache", bytes(cached)));
+        line.push_str(&format!(" ({} of it from the cache)", bytes(cached)));
     }
-    line.push(')');
+    if fetched > for_header {
+        line.push_str(&format!(
+            ", {} of sampled tensor data",
+            bytes(fetched - for_header)
+        ));
+    }
     if stats.iter().any(|s| s.whole) {
-        line.push_str("; the server ignored range requests, so the whole file was downloaded");
+        line.push_str(" (the server ignored range requests: the whole file was downloaded)");
     }
     line
 }
