@@ -345,12 +345,18 @@ fn pocket(args: &[&str], env: &[(&str, &str)], cache: &Path) -> Run {
     }
 }
 
+/// Every testdata/*.gguf, and the damaged files of testdata/damaged/ (the same errors and failed
+/// checks are expected over HTTP).
 fn testdata_ggufs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(common::testdata(""))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
-        .collect();
+    let mut v = Vec::new();
+    for dir in ["", "damaged"] {
+        v.extend(
+            std::fs::read_dir(common::testdata(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "gguf")),
+        );
+    }
     v.sort();
     v
 }
@@ -404,7 +410,7 @@ fn tmp() -> tempfile::TempDir {
 #[test]
 fn inspect_and_verify_over_http_equal_the_local_results_for_every_testdata_file() {
     let files = testdata_ggufs();
-    assert!(files.len() >= 10, "{files:?}");
+    assert!(files.len() >= 15, "{files:?}");
     let s = serve_files(&files, Mode::default());
     let cache = tmp();
     for f in &files {
@@ -1070,4 +1076,34 @@ fn bad_remote_names_are_usage_errors() {
     );
     assert_eq!(r.code, 2);
     assert!(r.err.contains("http://127.0.0.1:9/x.gguf"), "{}", r.err);
+}
+
+/// A file llama.cpp refuses but whose records read (tiny-llama-q8_0 with `general.alignment` = 64
+/// while laid out at 32) is shown over HTTP as locally: everything readable, its problems, exit 2.
+#[test]
+fn a_file_llama_cpp_refuses_is_shown_with_its_problems_over_http() {
+    let dir = tmp();
+    let mut b = std::fs::read(common::testdata("tiny-llama-q8_0.gguf")).unwrap();
+    let i = b
+        .windows(17)
+        .position(|w| w == b"llama.block_count")
+        .unwrap();
+    b[i..i + 17].copy_from_slice(b"general.alignment");
+    b[i + 21..i + 25].copy_from_slice(&64u32.to_le_bytes());
+    let p = dir.path().join("align64.gguf");
+    std::fs::write(&p, b).unwrap();
+    let s = serve_files(std::slice::from_ref(&p), Mode::default());
+    let u = url(&s, &p);
+    let local = pocket(&["inspect", "--json", p.to_str().unwrap()], &[], dir.path());
+    let remote = pocket(&["inspect", "--json", "--no-cache", &u], &[], dir.path());
+    assert_eq!((local.code, remote.code), (2, 2), "{}", remote.err);
+    let same = |d: J| {
+        inspect_core(d)
+            .to_string()
+            .replace(p.to_str().unwrap(), "FILE")
+            .replace(&u, "FILE")
+    };
+    let (l, r) = (same(local.json()), same(remote.json()));
+    assert!(r.contains("problems") && r.contains("tensor_past_end"), "{r}");
+    assert_eq!(r, l);
 }

@@ -492,3 +492,77 @@ fn a_partial_download_is_scanned_as_far_as_it_goes() {
         && st == "pass"
         && m.contains("of 21 tensors the file holds so far")));
 }
+
+/// GPT-2-style merges whose first part is a multi-byte character ("Ġ t", "ä ö") are merges of the
+/// form "a b": llama.cpp splits a merge's bytes at the first space after byte 0.
+#[test]
+fn merges_with_multi_byte_first_parts_pass_the_tokenizer_check() {
+    use pocket::gguf::write::{array_from_encoded, encode_array};
+    use pocket::gguf::{GgufWriter, Value, ValueType};
+    let src = std::fs::read(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let g = pocket::Gguf::parse(&src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let merges = [
+        Value::String("Ġ t"),
+        Value::String("ä ö"),
+        Value::String("Ġt he"),
+        Value::String("🙂 x"),
+        Value::String("  "),
+    ];
+    let raw = encode_array(ValueType::String, &merges, g.endian);
+    let mut w = GgufWriter::from_gguf(&g);
+    w.set(
+        "tokenizer.ggml.merges",
+        Value::Array(array_from_encoded(ValueType::String, 5, &raw, g.endian)),
+    );
+    let p = dir.path().join("merges.gguf");
+    std::fs::write(&p, w.header_bytes().unwrap()).unwrap();
+    let (code, doc) = verify_json(&["--header-only", s(&p)]);
+    let bad: Vec<_> = checks(&doc)
+        .into_iter()
+        .filter(|(c, st, _)| c == "tokenizer" && st == "fail")
+        .collect();
+    // Only "  " (a space at byte 0, then one with nothing after it) is not of the form "a b".
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert!(bad[0].2.contains("1 merges are not of the form") && bad[0].2.contains("#4"));
+    assert_eq!(code, 1);
+}
+
+/// A header far larger than the first read (a 70 MB string array, as a 150k-token vocabulary's
+/// merges are 6 MB and larger vocabularies grow): verify's reader grows until the header is whole
+/// and the structure check passes.
+#[test]
+fn a_70_mb_header_of_string_arrays_is_read_whole() {
+    use pocket::gguf::write::{array_from_encoded, encode_array};
+    use pocket::gguf::{GgufWriter, Value, ValueType};
+    let src = std::fs::read(common::testdata("tiny-llama-q4_k_m.gguf")).unwrap();
+    let g = pocket::Gguf::parse(&src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 700,000 strings of 92 bytes + 8 bytes of length each: 70 MB.
+    let texts: Vec<String> = (0..700_000).map(|i| format!("{i:0>92}")).collect();
+    let vals: Vec<Value> = texts.iter().map(|t| Value::String(t)).collect();
+    let raw = encode_array(ValueType::String, &vals, g.endian);
+    let mut w = GgufWriter::from_gguf(&g);
+    w.set(
+        "test.big_strings",
+        Value::Array(array_from_encoded(
+            ValueType::String,
+            vals.len() as u64,
+            &raw,
+            g.endian,
+        )),
+    );
+    let header = w.header_bytes().unwrap();
+    assert!(header.len() > 70_000_000, "{}", header.len());
+    let p = dir.path().join("big-header.gguf");
+    std::fs::write(&p, &header).unwrap();
+    let (_, doc) = verify_json(&["--header-only", s(&p)]);
+    let structure: Vec<_> = checks(&doc)
+        .into_iter()
+        .filter(|(c, _, _)| c == "structure")
+        .collect();
+    assert!(
+        structure.iter().all(|(_, st, _)| st == "pass"),
+        "{structure:#?}"
+    );
+}

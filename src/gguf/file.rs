@@ -254,6 +254,26 @@ pub fn check_split_set(gs: &[Gguf<'_>], paths: &[&Path]) -> Result<()> {
     Ok(())
 }
 
+/// Validation problems of a model's shards: (shard index, problem).
+pub type Problems = Vec<(usize, GgufError)>;
+
+impl Model {
+    /// For a model [`Model::ggufs`] refuses: every shard parsed and validated leniently
+    /// ([`Gguf::parse_lenient`]), with the problems found (shard index, error). `None` when the
+    /// records of some shard cannot be read at all, or when every shard is valid on its own (the
+    /// shards then disagree as a set, which `ggufs` already names).
+    pub fn ggufs_lenient(&self) -> Option<(Vec<Gguf<'_>>, Problems)> {
+        let mut gs = Vec::with_capacity(self.files.len());
+        let mut problems = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            let (g, p) = Gguf::parse_lenient(f.bytes()).ok()?;
+            problems.extend(p.into_iter().map(|e| (i, e)));
+            gs.push(g);
+        }
+        (!problems.is_empty()).then_some((gs, problems))
+    }
+}
+
 /// Prefixes a shard's path to errors that don't carry one, so the user knows which file is bad.
 pub(crate) fn with_path(path: &Path, e: GgufError) -> GgufError {
     match e {

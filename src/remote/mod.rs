@@ -636,3 +636,18 @@ pub fn ggufs(shards: &[Shard]) -> Result<Vec<Gguf<'_>>, GgufError> {
     crate::gguf::file::check_split_set(&gs, &paths)?;
     Ok(gs)
 }
+
+/// For shards [`ggufs`] refuses: each header validated leniently, with the problems found (shard
+/// index, error), as `Model::ggufs_lenient` does for local files. `None` when the records of some
+/// shard cannot be read at all, or when every shard is valid on its own.
+pub fn ggufs_lenient(shards: &[Shard]) -> Option<(Vec<Gguf<'_>>, crate::gguf::file::Problems)> {
+    let mut gs = Vec::with_capacity(shards.len());
+    let mut problems = Vec::new();
+    for (i, s) in shards.iter().enumerate() {
+        let raw = parse_header(&s.head).ok()?;
+        let (g, p) = crate::gguf::validate::validate_lenient(&s.head, raw, s.size);
+        problems.extend(p.into_iter().map(|e| (i, e)));
+        gs.push(g);
+    }
+    (!problems.is_empty()).then_some((gs, problems))
+}

@@ -60,20 +60,34 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         None if a.single => Some(Model::open_single(&a.file).map_err(|e| report(a, e))?),
         None => Some(Model::open(&a.file).map_err(|e| report(a, e))?),
     };
-    let (files, shards): (Vec<String>, _) = match &model {
+    // A file whose records read but which the validation pass refuses (llama.cpp would not load it)
+    // is still shown: everything readable, then each problem, and exit 2.
+    let (files, (shards, problems)): (Vec<String>, _) = match &model {
         Some(m) => (
             m.files
                 .iter()
                 .map(|f| f.path().display().to_string())
                 .collect(),
-            m.ggufs().map_err(|e| report(a, e))?,
+            match m.ggufs() {
+                Ok(s) => (s, Vec::new()),
+                Err(e) => match m.ggufs_lenient() {
+                    Some(v) => v,
+                    None => return Err(report(a, e)),
+                },
+            },
         ),
         None => (
             remote_shards
                 .iter()
                 .map(|s| s.path.display().to_string())
                 .collect(),
-            pocket::remote::ggufs(&remote_shards).map_err(|e| report(a, e))?,
+            match pocket::remote::ggufs(&remote_shards) {
+                Ok(s) => (s, Vec::new()),
+                Err(e) => match pocket::remote::ggufs_lenient(&remote_shards) {
+                    Some(v) => v,
+                    None => return Err(report(a, e)),
+                },
+            },
         ),
     };
     let fetched = session.as_ref().map(|s| s.stats());
@@ -84,10 +98,25 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         ),
         None => None,
     };
+    let shard_name = |i: usize| files[i].clone();
     if a.json {
         let mut doc = to_json(&files, &shards, &s, &keep, mem.as_ref());
         if let Some(st) = &fetched {
             doc["remote"] = crate::remote::stats_json(st);
+        }
+        if let (Some((i, first)), J::Object(m)) = (problems.first(), &mut doc) {
+            let list: Vec<J> = problems
+                .iter()
+                .map(|(i, e)| {
+                    json!({"file": shard_name(*i), "kind": e.kind(), "offset": e.offset(), "message": e.to_string()})
+                })
+                .collect();
+            m.insert("problems".into(), J::Array(list));
+            m.insert(
+                "error".into(),
+                json!({"file": shard_name(*i), "kind": first.kind(), "offset": first.offset(),
+                       "message": format!("not loadable by llama.cpp: {first}")}),
+            );
         }
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
@@ -96,6 +125,32 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         if let Some(st) = &fetched {
             writeln!(out, "\n{}", crate::remote::stats_line(st))?;
         }
+        if !problems.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "PROBLEMS: llama.cpp would refuse this file ({} found; what is shown above is read despite them)",
+                problems.len()
+            )?;
+            for (i, e) in &problems {
+                let at = e
+                    .offset()
+                    .map(|o| format!(" [byte {o}]"))
+                    .unwrap_or_default();
+                let file = if files.len() > 1 {
+                    format!("{}: ", shard_name(*i))
+                } else {
+                    String::new()
+                };
+                writeln!(out, "  - {file}{e}{at}")?;
+            }
+        }
+    }
+    if let Some((i, first)) = problems.into_iter().next() {
+        return Err(Failure {
+            code: 2,
+            error: anyhow::anyhow!("not loadable by llama.cpp: {first}").context(shard_name(i)),
+        });
     }
     Ok(0)
 }
