@@ -427,7 +427,11 @@ fn inspect_and_verify_over_http_equal_the_local_results_for_every_testdata_file(
             // The same error, naming the URL where the local one names the path.
             let path = f.to_str().unwrap();
             let same = |d: &J| d.to_string().replace(path, "FILE").replace(&u, "FILE");
-            assert_eq!(same(&r), same(&l), "{u}");
+            assert_eq!(
+                same(&inspect_core(r.clone())),
+                same(&inspect_core(l.clone())),
+                "{u}"
+            );
             continue;
         }
         assert_eq!(inspect_core(r.clone()), inspect_core(l.clone()), "{u}");
@@ -523,6 +527,9 @@ fn growing_header_reads_fetch_under_the_header_plus_one_step() {
             let i = cs.iter().position(|c| c["check"] == "numbers");
             let n = i.map(|i| cs.remove(i));
             cs.retain(|c| c["check"] != "all-zero" && c["check"] != "magnitude");
+            // The statuses follow (a NaN the sample does not reach fails only the local file).
+            d["status"] = J::Null;
+            d["models"][0]["status"] = J::Null;
             n
         };
         let (rn, ln) = (numbers(&mut r), numbers(&mut l));
@@ -1104,6 +1111,9 @@ fn a_file_llama_cpp_refuses_is_shown_with_its_problems_over_http() {
             .replace(&u, "FILE")
     };
     let (l, r) = (same(local.json()), same(remote.json()));
-    assert!(r.contains("problems") && r.contains("tensor_past_end"), "{r}");
+    assert!(
+        r.contains("problems") && r.contains("tensor_past_end"),
+        "{r}"
+    );
     assert_eq!(r, l);
 }
