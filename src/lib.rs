@@ -10,6 +10,8 @@ pub mod gguf;
 pub mod isa;
 pub mod memory;
 pub mod quant;
+#[cfg(feature = "http")]
+pub mod remote;
 pub mod requant;
 pub mod summary;
 pub mod verify;

@@ -359,7 +359,7 @@ fn a_file_that_shrinks_after_opening_gives_an_error_not_sigbus() {
     // Another process truncates the file in the middle of the last tensor.
     let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
     f.set_len(last.file_offset + 10).unwrap();
-    let r = scan_tensor(&shard.file, last, g.endian, true, true);
+    let r = scan_tensor(&*shard.src, last, g.endian, true, true);
     let e = r.expect_err("a short read is an error");
     assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     assert!(e.to_string().contains("shrank"), "{e}");

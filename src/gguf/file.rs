@@ -346,57 +346,66 @@ impl Model {
                     .map_err(|e| if many { with_path(f.path(), e) } else { e })
             })
             .collect::<Result<Vec<_>>>()?;
-        if gs.len() > 1 {
-            let count = gs.len() as u64;
-            for (i, g) in gs.iter().enumerate() {
-                if g.endian != gs[0].endian {
-                    return Err(GgufError::Split {
-                        message: format!(
-                            "{} is {}-endian but the first shard is {}-endian: a set must be one byte order",
-                            self.files[i].path.display(),
-                            g.endian.name(),
-                            gs[0].endian.name()
-                        ),
-                    });
-                }
-                let (no, c) = (g.get_u64(KEY_SPLIT_NO), g.get_u64(KEY_SPLIT_COUNT));
-                if no != Some(i as u64) || c != Some(count) {
-                    return Err(GgufError::Split {
-                        message: format!(
-                            "{}: split.no {no:?} split.count {c:?}, expected {i} and {count}",
-                            self.files[i].path.display()
-                        ),
-                    });
-                }
-            }
-            let total: u64 = gs.iter().map(|g| g.tensors.len() as u64).sum();
-            if let Some(want) = gs[0].get_u64(KEY_SPLIT_TENSORS_COUNT) {
-                if want != total {
-                    return Err(GgufError::Split {
-                        message: format!(
-                            "split.tensors.count is {want} but the shards hold {total} tensors"
-                        ),
-                    });
-                }
-            }
-            let mut seen = std::collections::HashMap::new();
-            for (i, g) in gs.iter().enumerate() {
-                for t in &g.tensors {
-                    if let Some(j) = seen.insert(t.name, i) {
-                        return Err(GgufError::Split {
-                            message: format!(
-                                "tensor '{}' is in shard {} and shard {}",
-                                t.name,
-                                j + 1,
-                                i + 1
-                            ),
-                        });
-                    }
-                }
-            }
-        }
+        let paths: Vec<&Path> = self.files.iter().map(|f| f.path()).collect();
+        check_split_set(&gs, &paths)?;
         Ok(gs)
     }
+}
+
+/// Checks that parsed shards form one split set: the same count, numbered in order, no tensor twice,
+/// and the tensor total `split.tensors.count` says. `paths` names the shards in errors.
+pub fn check_split_set(gs: &[Gguf<'_>], paths: &[&Path]) -> Result<()> {
+    if gs.len() <= 1 {
+        return Ok(());
+    }
+    let count = gs.len() as u64;
+    for (i, g) in gs.iter().enumerate() {
+        if g.endian != gs[0].endian {
+            return Err(GgufError::Split {
+                message: format!(
+                    "{} is {}-endian but the first shard is {}-endian: a set must be one byte order",
+                    paths[i].display(),
+                    g.endian.name(),
+                    gs[0].endian.name()
+                ),
+            });
+        }
+        let (no, c) = (g.get_u64(KEY_SPLIT_NO), g.get_u64(KEY_SPLIT_COUNT));
+        if no != Some(i as u64) || c != Some(count) {
+            return Err(GgufError::Split {
+                message: format!(
+                    "{}: split.no {no:?} split.count {c:?}, expected {i} and {count}",
+                    paths[i].display()
+                ),
+            });
+        }
+    }
+    let total: u64 = gs.iter().map(|g| g.tensors.len() as u64).sum();
+    if let Some(want) = gs[0].get_u64(KEY_SPLIT_TENSORS_COUNT) {
+        if want != total {
+            return Err(GgufError::Split {
+                message: format!(
+                    "split.tensors.count is {want} but the shards hold {total} tensors"
+                ),
+            });
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (i, g) in gs.iter().enumerate() {
+        for t in &g.tensors {
+            if let Some(j) = seen.insert(t.name, i) {
+                return Err(GgufError::Split {
+                    message: format!(
+                        "tensor '{}' is in shard {} and shard {}",
+                        t.name,
+                        j + 1,
+                        i + 1
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Validation problems of a model's shards: (shard index, problem).
@@ -420,7 +429,7 @@ impl Model {
 }
 
 /// Prefixes a shard's path to errors that don't carry one, so the user knows which file is bad.
-fn with_path(path: &Path, e: GgufError) -> GgufError {
+pub(crate) fn with_path(path: &Path, e: GgufError) -> GgufError {
     match e {
         GgufError::Io { .. } | GgufError::Split { .. } => e,
         other => GgufError::Io {

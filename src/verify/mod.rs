@@ -154,8 +154,8 @@ fn file_name(p: &Path) -> String {
 }
 
 /// Finds the other shards of a split model from its first shard's header, the way llama.cpp names
-/// them. Missing shards are reported as failed `split` checks.
-fn discover(first: Shard, opts: &Options, out: &mut Out) -> Vec<Shard> {
+/// them, opening each with `open`. Missing shards are reported as failed `split` checks.
+fn discover(first: Shard, opts: &Options, out: &mut Out, open: OpenShard<'_>) -> Vec<Shard> {
     if opts.single {
         return vec![first];
     }
@@ -203,7 +203,7 @@ fn discover(first: Shard, opts: &Options, out: &mut Out) -> Vec<Shard> {
     let mut shards = vec![first];
     for i in 2..=count {
         let sp = split_path(&prefix, i, count);
-        match Shard::open(Path::new(&sp)) {
+        match open(&sp) {
             Ok(s) => shards.push(s),
             Err(e) => out.fail(
                 "split",
@@ -730,7 +730,7 @@ fn data_pass(
                 .map(|&(i, j)| {
                     let (g, _) = gs[i].as_ref().expect("shard with data");
                     let t = &g.tensors[j];
-                    let r = numbers::scan_tensor(&shards[i].file, t, g.endian, true, hash);
+                    let r = numbers::scan_tensor(&*shards[i].src, t, g.endian, true, hash);
                     let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
                     progress(d + t.n_bytes, total);
                     ((i, j), r)
@@ -741,7 +741,9 @@ fn data_pass(
             gs.iter()
                 .enumerate()
                 .map(|(i, g)| match g {
-                    Some((g, true)) if whole_hash => Some(whole_data_hash(&shards[i], g)),
+                    Some((g, true)) if whole_hash && shards[i].holds(0, shards[i].size) => {
+                        Some(whole_data_hash(&shards[i], g))
+                    }
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -763,7 +765,7 @@ pub fn whole_data_hash(s: &Shard, g: &Gguf<'_>) -> std::io::Result<[u8; 32]> {
         let mut done = 0u64;
         while done < t.n_bytes {
             let n = (buf.len() as u64).min(t.n_bytes - done) as usize;
-            read::read_exact_at(&s.file, &mut buf[..n], t.file_offset + done)?;
+            read::read_exact_at(&*s.src, &mut buf[..n], t.file_offset + done)?;
             h.update(&buf[..n]);
             done += n as u64;
         }
@@ -813,8 +815,23 @@ pub fn verify_with_progress(
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
+    verify_shards(first, &|p: &str| Shard::open(Path::new(p)), opts, progress)
+}
+
+/// Opens another shard of a split model by its name (a path, or a URL for a remote model).
+pub type OpenShard<'o> = &'o dyn Fn(&str) -> std::io::Result<Shard>;
+
+/// [`verify_with_progress`] on a shard already opened (a local file or a remote one), opening the
+/// other shards of a split model with `open`. Tensor data is checked where the shards hold it
+/// ([`read::Source::holds`]): all of a local file, the fetched ranges of a remote one.
+pub fn verify_shards(
+    first: Shard,
+    open: OpenShard<'_>,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> Result<Report, VerifyError> {
     let mut out = Out { checks: Vec::new() };
-    let shards = discover(first, opts, &mut out);
+    let shards = discover(first, opts, &mut out, open);
     let labels: Vec<String> = shards.iter().map(|s| file_name(&s.path)).collect();
     let gs: Vec<Option<(Gguf<'_>, bool)>> = shards
         .iter()
@@ -946,12 +963,11 @@ pub fn verify_with_progress(
         .iter()
         .zip(&gs)
         .map(|(s, g)| match g {
-            Some((g, true)) => (0..g.tensors.len()).collect(),
-            Some((g, false)) => g
+            Some((g, _)) => g
                 .tensors
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.file_offset.saturating_add(t.n_bytes) <= s.size)
+                .filter(|(_, t)| t.file_offset <= s.size && s.holds(t.file_offset, t.n_bytes))
                 .map(|(j, _)| j)
                 .collect(),
             _ => Vec::new(),
@@ -986,6 +1002,7 @@ pub fn verify_with_progress(
             pool.install(|| data_pass(&shards, &gs, &avail, opts.hash, opts.whole_hash, progress));
         let (mut n_bad, mut zero, mut huge, mut read_errs) = (0u64, Vec::new(), Vec::new(), 0u64);
         let mut scanned = 0u64;
+        let mut scanned_names: Vec<&str> = Vec::new();
         for (i, (g, rs)) in gs.iter().zip(&scans).enumerate() {
             let Some((g, _)) = g else { continue };
             for (j, r) in rs {
@@ -1001,6 +1018,7 @@ pub fn verify_with_progress(
                     }
                     Ok(sc) => {
                         scanned += 1;
+                        scanned_names.push(t.name);
                         if sc.nan + sc.inf > 0 {
                             n_bad += 1;
                             let b = sc.first_bad.as_ref();
@@ -1044,7 +1062,12 @@ pub fn verify_with_progress(
             out.pass(
                 "numbers",
                 if (scanned as usize) < all_tensors {
-                    format!("no NaN or Inf in the values and block scales of the {scanned} of {all_tensors} tensors the file holds so far")
+                    let note = shards.first().map_or("", |s| s.src.partial_note());
+                    format!(
+                        "no NaN or Inf in the values and block scales of the {scanned} of {all_tensors} tensors {note}: {}{}",
+                        scanned_names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
+                        if scanned_names.len() > 8 { ", …" } else { "" }
+                    )
                 } else {
                     format!("no NaN or Inf in the values and block scales of {scanned} tensors")
                 },
@@ -1098,7 +1121,9 @@ pub fn verify_with_progress(
     }
     if let Some(text) = &opts.manifest {
         let theirs = manifest::parse(text);
-        let header_only = opts.header_only;
+        // Only the header entries can be compared when some tensor data is not at hand.
+        let partial = shards.iter().any(|s| !s.holds(0, s.size));
+        let header_only = opts.header_only || partial;
         let whole = opts.whole_hash;
         let include = |e: &Entry| {
             let file_line = e.kind == "sha256" && !e.name.contains(':');
@@ -1180,7 +1205,7 @@ pub fn hash_file(
                 g.tensors
                     .par_iter()
                     .map(|t| {
-                        let r = numbers::scan_tensor(&s.file, t, g.endian, false, true);
+                        let r = numbers::scan_tensor(&*s.src, t, g.endian, false, true);
                         let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
                         progress(d + t.n_bytes, total);
                         r

@@ -5,7 +5,6 @@
 //! the tensor is all zeros (every value, or for block formats every scale, is ±0; for formats without
 //! float fields, every byte is 0).
 
-use std::fs::File;
 use std::io;
 
 use sha2::{Digest, Sha256};
@@ -13,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::gguf::blocks::{float_fields, Field, Kind};
 use crate::gguf::{Endian, TensorInfo, TypeId};
 
-use super::read::read_exact_at;
+use super::read::{read_exact_at, Source};
 
 /// Bytes read per step (rounded down to whole blocks).
 const CHUNK: u64 = 4 << 20;
@@ -173,7 +172,7 @@ impl Scanner {
 
 /// Reads tensor `t` of `file` once, hashing it if `hash` and scanning it if `scan`.
 pub fn scan_tensor(
-    file: &File,
+    file: &dyn Source,
     t: &TensorInfo<'_>,
     endian: Endian,
     scan: bool,

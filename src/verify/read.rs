@@ -16,30 +16,116 @@ const FIRST_READ: u64 = 4 << 20;
 /// The most read to find the end of a header (a 262,144-token vocabulary takes ~6 MB).
 pub const MAX_HEAD: u64 = 512 << 20;
 
-/// How many bytes from the start of the file the parser needed when it ran out, if that is why
-/// it failed.
-fn bytes_wanted(e: &GgufError) -> Option<u64> {
-    // Offsets point at a length or count field; what it counts starts up to 8 bytes later.
+/// How many bytes from the start of the file the parser needed when it ran out of the `have` bytes
+/// it had, if that is why it failed.
+fn bytes_wanted(e: &GgufError, have: u64) -> Option<u64> {
+    // What is counted starts where `available` bytes were left (the error's offset names the count
+    // field, which for the tensor infos is at byte 8, far before them), plus some slack.
     const SLACK: u64 = 16;
     let n = match *e {
-        GgufError::Truncated { offset, needed, .. } => offset.checked_add(needed),
-        GgufError::LengthPastEnd { offset, len, .. } => offset.checked_add(len),
+        GgufError::Truncated {
+            needed, available, ..
+        } => have.checked_sub(available)?.checked_add(needed),
+        GgufError::LengthPastEnd { len, available, .. } => {
+            have.checked_sub(available)?.checked_add(len)
+        }
         GgufError::CountTooLarge {
-            offset,
             count,
             min_each,
+            available,
             ..
-        } => count.checked_mul(min_each)?.checked_add(offset),
+        } => count
+            .checked_mul(min_each)?
+            .checked_add(have.checked_sub(available)?),
         _ => None,
     };
     n?.checked_add(SLACK)
 }
 
+/// Where a shard's bytes come from: a local file read with `pread`, or (with the `http` feature) a
+/// remote file read by HTTP range requests (`crate::remote`). Reads are positioned and never mapped.
+pub trait Source: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`, returning how many were read (fewer only at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The size of the file now (it may have changed since it was opened).
+    fn current_size(&self) -> io::Result<u64>;
+    /// Whether `len` bytes at `offset` can be read without fetching anything: all of a local file (up to
+    /// its size when opened), only the ranges already fetched of a remote one.
+    fn holds(&self, offset: u64, len: u64) -> bool;
+    /// How to name the tensors [`Source::holds`] covers when that is not all of them, as in "the 3 of
+    /// 236 tensors {…}".
+    fn partial_note(&self) -> &'static str {
+        "the file holds so far"
+    }
+}
+
+impl<T: Source + ?Sized> Source for std::sync::Arc<T> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+    fn current_size(&self) -> io::Result<u64> {
+        (**self).current_size()
+    }
+    fn holds(&self, offset: u64, len: u64) -> bool {
+        (**self).holds(offset, len)
+    }
+    fn partial_note(&self) -> &'static str {
+        (**self).partial_note()
+    }
+}
+
+/// A local file and its size when opened.
+pub struct LocalFile {
+    pub file: File,
+    pub size: u64,
+}
+
+impl Source for LocalFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        read_at(&self.file, buf, offset)
+    }
+    fn current_size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn holds(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.size)
+    }
+}
+
+/// How the header read grows: the first read, then after `have` bytes proved too few, the larger of
+/// what the parser says it needs and `have` plus one step (`have × ratio`, at least `min_step`).
+pub struct Growth {
+    pub first: u64,
+    pub min_step: u64,
+    /// The step as a percentage of what was read.
+    pub ratio_percent: u64,
+}
+
+impl Growth {
+    /// How much more to read after `have` bytes.
+    pub fn step(&self, have: u64) -> u64 {
+        self.min_step
+            .max(have.saturating_mul(self.ratio_percent) / 100)
+    }
+
+    fn next(&self, have: u64, need: Option<u64>) -> u64 {
+        have.saturating_add(self.step(have)).max(need.unwrap_or(0))
+    }
+}
+
+/// A local file is cheap to read again: 4 MiB, then ×4.
+pub const LOCAL_GROWTH: Growth = Growth {
+    first: FIRST_READ,
+    min_step: 0,
+    ratio_percent: 300,
+};
+
 /// A file opened for verification: its size when opened and the bytes of its header.
 pub struct Shard {
+    /// The file's path, or for a remote file its URL.
     pub path: PathBuf,
-    pub file: File,
-    /// Size from `fstat` when opened.
+    pub src: Box<dyn Source>,
+    /// Size from `fstat` when opened (for a remote file, from the server's `Content-Range`).
     pub size: u64,
     /// A prefix of the file holding at least the whole header (or the whole file if the header is
     /// bad or longer than the file).
@@ -52,30 +138,45 @@ impl Shard {
     pub fn open(path: &Path) -> io::Result<Shard> {
         let file = crate::gguf::file::open_locked(path, false)?;
         let size = file.metadata()?.len();
-        let mut want = size.min(FIRST_READ);
+        Shard::with_source(
+            path.to_path_buf(),
+            Box::new(LocalFile { file, size }),
+            size,
+            &LOCAL_GROWTH,
+        )
+    }
+
+    /// Reads the header of `src` (a file of `size` bytes) in growing prefixes.
+    pub fn with_source(
+        path: PathBuf,
+        src: Box<dyn Source>,
+        size: u64,
+        growth: &Growth,
+    ) -> io::Result<Shard> {
+        let mut want = size.min(growth.first);
         let head = loop {
             let mut buf = vec![0u8; want as usize];
-            let got = read_at(&file, &mut buf, 0)?;
+            let got = src.read_at(&mut buf, 0)?;
             buf.truncate(got);
             // Read more only while the parser stopped for lack of bytes that the file does have,
             // and never past MAX_HEAD: a bad or hostile header costs at most that much memory.
             let need = match parse_header(&buf) {
                 Ok(_) => break buf,
-                Err(e) => bytes_wanted(&e),
+                Err(e) => bytes_wanted(&e, buf.len() as u64),
             };
-            // The parser ran out of bytes the file has: read at least 4 times more, or as much as
-            // the error says the header needs (a count of elements times the least each takes).
-            let more = need.is_some_and(|n| n > buf.len() as u64 && n <= size);
+            // The parser ran out of bytes the file has: read one growth step more (locally 4 times
+            // as much), or as much as the error says the header needs (a count of elements times the
+            // least each takes).
+            // (An estimate within what was read — a nested array's — still means more is needed.)
+            let more = need.is_some_and(|n| n <= size);
             if !more || want >= size || want >= MAX_HEAD || (got as u64) < want {
                 break buf;
             }
-            want = size
-                .min(MAX_HEAD)
-                .min(want.saturating_mul(4).max(need.unwrap_or(0)));
+            want = size.min(MAX_HEAD).min(growth.next(want, need));
         };
         Ok(Shard {
-            path: path.to_path_buf(),
-            file,
+            path,
+            src,
             size,
             head,
         })
@@ -88,7 +189,12 @@ impl Shard {
 
     /// The current size of the file (it may have changed since it was opened).
     pub fn current_size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        self.src.current_size()
+    }
+
+    /// Whether `len` bytes at `offset` are at hand (see [`Source::holds`]).
+    pub fn holds(&self, offset: u64, len: u64) -> bool {
+        self.src.holds(offset, len)
     }
 }
 
@@ -109,8 +215,8 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 /// Fills `buf` from `offset`, failing with `UnexpectedEof` (and how many bytes were there) if the file
 /// ends first.
-pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let n = read_at(file, buf, offset)?;
+pub fn read_exact_at(src: &dyn Source, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let n = src.read_at(buf, offset)?;
     if n < buf.len() {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,

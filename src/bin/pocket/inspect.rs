@@ -15,7 +15,8 @@ use crate::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The GGUF file (for a split model, its first shard).
+    /// The GGUF file (for a split model, its first shard): a path, an https:// or http:// URL, or a
+    /// Hugging Face hub file hf://OWNER/REPO/FILE[@REVISION] (only the header is fetched).
     file: PathBuf,
     /// Also list every tensor: name, type, shape, bytes, offset.
     #[arg(long)]
@@ -36,6 +37,8 @@ pub struct Args {
     /// first elements.
     #[arg(long)]
     full_arrays: bool,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 /// Arrays longer than this are summarised in `--json` unless `--full-arrays`.
@@ -49,21 +52,52 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         .transpose()
         .context("--filter")?;
     let keep = |name: &str| filter.as_ref().is_none_or(|r| r.is_match(name));
-    let model = if a.single {
-        Model::open_single(&a.file)
-    } else {
-        Model::open(&a.file)
+    // A URL or hf:// name: its header (and each shard's) fetched by range requests.
+    let name = a.file.to_string_lossy().into_owned();
+    let session = match pocket::remote::is_remote(&name) {
+        true => Some(a.remote.session()?),
+        false => None,
     };
-    let model = model.map_err(|e| report(a, e))?;
+    let remote_shards = match &session {
+        Some(s) => s.open_model(&name, a.single).map_err(|e| report(a, e))?,
+        None => Vec::new(),
+    };
+    let model = match session {
+        Some(_) => None,
+        None if a.single => Some(Model::open_single(&a.file).map_err(|e| report(a, e))?),
+        None => Some(Model::open(&a.file).map_err(|e| report(a, e))?),
+    };
     // A file whose records read but which the validation pass refuses (llama.cpp would not load it)
     // is still shown: everything readable, then each problem, and exit 2.
-    let (shards, problems) = match model.ggufs() {
-        Ok(s) => (s, Vec::new()),
-        Err(e) => match model.ggufs_lenient() {
-            Some(v) => v,
-            None => return Err(report(a, e)),
-        },
+    let (files, (shards, problems)): (Vec<String>, _) = match &model {
+        Some(m) => (
+            m.files
+                .iter()
+                .map(|f| f.path().display().to_string())
+                .collect(),
+            match m.ggufs() {
+                Ok(s) => (s, Vec::new()),
+                Err(e) => match m.ggufs_lenient() {
+                    Some(v) => v,
+                    None => return Err(report(a, e)),
+                },
+            },
+        ),
+        None => (
+            remote_shards
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
+            match pocket::remote::ggufs(&remote_shards) {
+                Ok(s) => (s, Vec::new()),
+                Err(e) => match pocket::remote::ggufs_lenient(&remote_shards) {
+                    Some(v) => v,
+                    None => return Err(report(a, e)),
+                },
+            },
+        ),
     };
+    let fetched = session.as_ref().map(|s| s.stats());
     let s = summarize(&shards);
     let mem = match a.ctx {
         Some(n) => Some(
@@ -80,10 +114,13 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             ));
         }
     }
-    let shard_name = |i: usize| model.files[i].path().display().to_string();
+    let shard_name = |i: usize| files[i].clone();
     if a.json {
-        let mut doc = to_json(a, &model, &shards, &s, &keep, mem.as_ref());
+        let mut doc = to_json(a, &files, &shards, &s, &keep, mem.as_ref());
         doc["model"] = facts.to_json();
+        if let Some(st) = &fetched {
+            doc["remote"] = crate::remote::stats_json(st);
+        }
         if let (Some((i, first)), J::Object(m)) = (problems.first(), &mut doc) {
             let list: Vec<J> = problems
                 .iter()
@@ -102,6 +139,9 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         writeln!(out)?;
     } else {
         print_human(a, &shards, &s, &keep, mem.as_ref(), &facts, out)?;
+        if let Some(st) = &fetched {
+            writeln!(out, "\n{}", crate::remote::stats_line(st))?;
+        }
         if !problems.is_empty() {
             writeln!(out)?;
             writeln!(
@@ -121,7 +161,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
                     .offset()
                     .map(|o| format!(" [byte {o}]"))
                     .unwrap_or_default();
-                let file = if model.files.len() > 1 {
+                let file = if files.len() > 1 {
                     format!("{}: ", shard_name(*i))
                 } else {
                     String::new()
@@ -296,7 +336,7 @@ fn meta_json(v: &Value<'_>, full: bool) -> J {
 
 fn to_json(
     a: &Args,
-    model: &Model,
+    files: &[String],
     shards: &[Gguf<'_>],
     s: &Summary,
     keep: &dyn Fn(&str) -> bool,
@@ -328,11 +368,6 @@ fn to_json(
             json!({"type": b.ty.name, "tensors": b.count, "n_params": b.params, "n_bytes": b.bytes,
                         "share_of_file": b.bytes as f64 / s.file_size as f64})
         })
-        .collect();
-    let files: Vec<String> = model
-        .files
-        .iter()
-        .map(|f| f.path().display().to_string())
         .collect();
     let mut doc = json!({
         "files": files,

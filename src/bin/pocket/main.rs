@@ -13,6 +13,7 @@ mod memory;
 mod meta;
 mod perplexity;
 mod progress;
+mod remote;
 mod requantize;
 mod run;
 mod sanitize;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use pocket::fsio::AtomicFile;
 use pocket::verify::device::{self, DeviceProfile};
-use pocket::verify::{verify_with_progress, Options, Report, Status};
+use pocket::verify::{verify_shards, verify_with_progress, Options, Report, Status};
 use serde_json::{json, Value as J};
 
 use crate::fmt::{bytes, table};
@@ -16,7 +16,9 @@ use crate::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF files (for a split model, its first shard: the others are found and checked as a set).
+    /// GGUF files (for a split model, its first shard: the others are found and checked as a set):
+    /// paths, https:// or http:// URLs, or Hugging Face hub files hf://OWNER/REPO/FILE[@REVISION]
+    /// (a remote file's header is fetched by range requests, and its tensor data only as --sample).
     #[arg(required_unless_present = "list_devices")]
     files: Vec<PathBuf>,
     /// Print one JSON document instead of tables.
@@ -54,6 +56,12 @@ pub struct Args {
     /// Threads for the data pass (default: all cores; at most 1024).
     #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::MAX_THREADS as u64))]
     threads: usize,
+    /// For a URL: bytes of tensor data to fetch for the numbers check, as one range holding the most
+    /// whole tensors (the report names them). 0: only those the header's ranges hold.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    sample: u64,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 fn load_device(spec: &str) -> Result<DeviceProfile, Failure> {
@@ -107,6 +115,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         manifest,
     };
     let mut reports: Vec<Report> = Vec::new();
+    let mut fetched = Vec::new();
     // `verify *.gguf` names every shard of a split set: the set is checked whole from its first
     // shard, so the others are not checked again on their own (which would fail them as "not the
     // first shard").
@@ -125,20 +134,37 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             }
             continue;
         }
-        let name = f
+        let short = f
             .file_name()
             .map_or(f.display().to_string(), |n| n.to_string_lossy().to_string());
         let bar =
-            crate::progress::bytes_bar(0, &format!("verifying {}", crate::fmt::clip(&name, 24)));
-        let r = verify_with_progress(f, &opts, &|done, total| {
-            crate::progress::update(&bar, done, total)
-        });
+            crate::progress::bytes_bar(0, &format!("verifying {}", crate::fmt::clip(&short, 24)));
+        let progress = |done, total| crate::progress::update(&bar, done, total);
+        let name = f.to_string_lossy();
+        let r = if pocket::remote::is_remote(&name) {
+            if a.write_manifest.is_some() {
+                return Err(Failure::from(anyhow!("--write-manifest hashes all tensor data, which pocket does not download from {name}: download the file first")));
+            }
+            let session = a.remote.session()?;
+            let open = |p: &str| session.open(p, a.sample).map_err(std::io::Error::other);
+            let r = session
+                .open(&name, a.sample)
+                .map_err(|e| (e.kind(), e.to_string()))
+                .and_then(|first| {
+                    verify_shards(first, &open, &opts, &progress).map_err(|e| ("io", e.to_string()))
+                });
+            fetched.push(Some(session.stats()));
+            r
+        } else {
+            fetched.push(None);
+            verify_with_progress(f, &opts, &progress).map_err(|e| ("io", e.to_string()))
+        };
         bar.finish_and_clear();
         match r {
             Ok(r) => reports.push(r),
-            Err(e) => {
+            Err((kind, e)) => {
                 return Err(Failure::from(anyhow!(e))
-                    .kind("io")
+                    .kind(kind)
                     .fact("file", f.display().to_string())
                     .fact("offset", J::Null));
             }
@@ -172,12 +198,21 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     if a.json {
         let doc = json!({
             "status": worst.name(),
-            "models": reports.iter().map(to_json).collect::<Vec<_>>(),
+            "models": reports.iter().zip(&fetched).map(|(r, st)| {
+                let mut m = to_json(r);
+                if let Some(st) = st {
+                    m["remote"] = crate::remote::stats_json(st);
+                }
+                m
+            }).collect::<Vec<_>>(),
         });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
-        for r in &reports {
+        for (r, st) in reports.iter().zip(&fetched) {
+            if let Some(st) = st {
+                writeln!(out, "{}", crate::remote::stats_line(st))?;
+            }
             print_human(r, out)?;
         }
     }
