@@ -2,6 +2,7 @@
 //! way from a download folder to a phone. This crate is the library; the `pocket` binary is a thin
 //! command-line layer over it. The public API is re-exported here; the logic lives in the modules.
 
+pub mod compute_buffer;
 pub mod edit;
 pub mod exec;
 pub mod fsio;

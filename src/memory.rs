@@ -104,6 +104,31 @@ const RECURRENT: &[&str] = &[
     "qwen3next",
 ];
 
+/// Architectures for which llama.cpp creates no KV cache at all (`llama_model::create_memory` returns
+/// none): encoder-only embedding models and diffusion models, which attend within one micro-batch.
+/// (zooexec: data only, so that it merges with the src/arch/ refactor.)
+const NO_KV_CACHE: &[&str] = &[
+    "bert",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "neo-bert",
+    "eurobert",
+    "wavtokenizer-dec",
+    "modern-bert",
+    "gemma-embedding",
+    "dream",
+    "llada",
+    "llada-moe",
+    "rnd1",
+];
+
+/// Whether llama.cpp runs `arch` without a KV cache (see [`NO_KV_CACHE`]).
+pub fn has_no_kv_cache(arch: &str) -> bool {
+    NO_KV_CACHE.contains(&arch)
+}
+
 /// A per-layer value: a single number, or an array with one entry per layer.
 fn per_layer(g: &Gguf<'_>, key: &str, n_layer: u64) -> Result<Option<Vec<u64>>, MemoryError> {
     let bad = |why: String| MemoryError::BadKey {
@@ -169,10 +194,14 @@ pub fn estimate(
     let n_ctx_padded = pad(n_ctx.max(1), KV_PAD);
 
     let n_head = per_layer(g, &k("attention.head_count"), n_layer)?;
-    let Some(n_head) = n_head else {
-        notes.push(format!(
-            "{arch} has no attention heads in its metadata: no KV cache sized"
-        ));
+    // An encoder (nomic-bert...) has heads but no cache: llama.cpp allocates none for it.
+    let no_cache = has_no_kv_cache(arch);
+    let Some(n_head) = n_head.filter(|_| !no_cache) else {
+        notes.push(if no_cache {
+            format!("{arch} runs without a KV cache in llama.cpp (attention within one batch)")
+        } else {
+            format!("{arch} has no attention heads in its metadata: no KV cache sized")
+        });
         if RECURRENT.contains(&arch) {
             notes.push(format!("{arch} keeps a recurrent state, not sized here"));
         }
