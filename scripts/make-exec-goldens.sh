@@ -32,6 +32,21 @@ done < $OUT/gemma-prompts.txt
 "$BIN/llama-perplexity" -m "$GEMMA" -f $OUT/ppl-text.txt -c 128 -t 2 2>&1 \
   | grep -E '^\[1\]|Final estimate' > $OUT/gemma-ppl-c128.txt
 cat $OUT/gemma-ppl-c128.txt
+# Per CPU class (CLASS=avx2 on an AVX2-only machine): greedy ids and the logits of one 30-token
+# batch (every 64th), which tests/exec_gemma.rs holds at the matching POCKET_CPU level.
+if [ -n "${CLASS:-}" ]; then
+  : > $OUT/gemma-greedy.$CLASS.txt
+  while IFS= read -r p; do
+    printf '%s\n' "$p" >> $OUT/gemma-greedy.$CLASS.txt
+    "$TOOL" --greedy "$GEMMA" 16 "$p" >> $OUT/gemma-greedy.$CLASS.txt
+  done < $OUT/gemma-prompts.txt
+  "$TOOL" "$GEMMA" /tmp/pocket-gemma-seq.f32 $(cat $OUT/gemma-seq.tokens)
+  python3 -c "
+import numpy as np
+np.fromfile('/tmp/pocket-gemma-seq.f32', dtype='<f4').reshape(-1, 262144)[:, ::64].astype('<f4').tofile('$OUT/gemma-seq-logits-every64.$CLASS.f32')"
+  rm -f /tmp/pocket-gemma-seq.f32
+  exit 0
+fi
 # gemma-3 270M logits after BOS alone (position 0: no attention mixing), every 64th of the 262144.
 "$TOOL" "$GEMMA" /tmp/pocket-gemma-bos.f32 2
 python3 -c "

@@ -116,6 +116,38 @@ pub struct Numerics {
     /// `ggml_vec_mad_f16` / `ggml_vec_scale_f16` on `__m512h` vectors (AVX512-FP16 builds): the
     /// flash-attention accumulator's f16 arithmetic in half precision.
     pub fp16_arith: bool,
+    /// The vector shape of ggml's f16 row code (`GGML_F16_STEP`, `GGML_F16_EPR` and the reduction
+    /// of `ggml_vec_dot_f16`): the order in which attention's scores are summed.
+    pub f16_vec: F16Vec,
+}
+
+/// The shape of ggml-cpu's f16 vector code for a class of CPU (`simd-mappings.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum F16Vec {
+    /// No `GGML_SIMD`: plain loops, the dot product summed in double.
+    #[default]
+    Scalar,
+    /// `__AVX__` (with F16C and FMA): 4 accumulators of 8 lanes, steps of 32 values; the lanes
+    /// reduced as `GGML_F32x8_REDUCE` (halves added, then two horizontal adds).
+    Avx,
+    /// `__AVX512F__`: 4 accumulators of 16 lanes, steps of 64 values; `_mm512_reduce_add_ps`.
+    Avx512,
+    /// `__AVX512FP16__`: the multiply-adds and scales of rows in half precision, 32 lanes, steps of
+    /// 128 values; the dot product as [`F16Vec::Avx512`] (f32 accumulators).
+    Avx512Fp16,
+}
+
+impl F16Vec {
+    /// `GGML_F16_STEP` of `ggml_vec_mad_f16` / `ggml_vec_scale_f16`: the values the vector code
+    /// covers are the whole steps; the rest runs as scalar code.
+    pub fn step(self) -> usize {
+        match self {
+            F16Vec::Scalar => 1,
+            F16Vec::Avx => 32,
+            F16Vec::Avx512 => 64,
+            F16Vec::Avx512Fp16 => 128,
+        }
+    }
 }
 
 /// The CPU as pocket uses it: features detected once, capped by `POCKET_CPU`.
@@ -156,9 +188,19 @@ impl Cpu {
 
     /// Which llama.cpp numerics to imitate.
     pub fn numerics(&self) -> Numerics {
+        let f16_vec = if self.at_least(Level::Avx512Fp16) {
+            F16Vec::Avx512Fp16
+        } else if self.at_least(Level::Avx512) {
+            F16Vec::Avx512
+        } else if self.at_least(Level::Avx2) {
+            F16Vec::Avx
+        } else {
+            F16Vec::Scalar
+        };
         Numerics {
             avx512_softmax: self.at_least(Level::Avx512),
             fp16_arith: self.at_least(Level::Avx512Fp16),
+            f16_vec,
         }
     }
 }
@@ -305,10 +347,13 @@ mod tests {
         if cfg!(target_arch = "x86_64") {
             let n = |l| capped(Level::Avx512Fp16, true, Some(l)).numerics();
             assert_eq!(n(Level::Scalar), Numerics::default());
-            assert_eq!(n(Level::Avx2), Numerics::default());
+            assert!(!n(Level::Avx2).avx512_softmax && !n(Level::Avx2).fp16_arith);
             assert!(n(Level::Avx512).avx512_softmax && !n(Level::Avx512).fp16_arith);
             assert!(n(Level::Avx512Vnni).avx512_softmax && !n(Level::Avx512Vnni).fp16_arith);
             assert!(n(Level::Avx512Fp16).avx512_softmax && n(Level::Avx512Fp16).fp16_arith);
+            assert_eq!(n(Level::Avx2).f16_vec, F16Vec::Avx);
+            assert_eq!(n(Level::Avx512Vnni).f16_vec, F16Vec::Avx512);
+            assert_eq!(n(Level::Avx512Fp16).f16_vec, F16Vec::Avx512Fp16);
         }
     }
 

@@ -441,39 +441,65 @@ fn round_to_odd_f32(v: f64) -> f32 {
     })
 }
 
-/// `ggml_vec_dot_f16` as ggml-cpu's AVX-512 build computes it (what llama.cpp runs on this kind of
-/// x86 machine): 4 accumulators of 16 lanes fed by multiply-adds in steps of 64 values, summed
-/// pairwise, the lanes reduced as a tree, the leftover values added in double.
+/// `ggml_vec_dot_f16` as ggml-cpu computes it for the class of CPU pocket imitates
+/// ([`crate::isa::F16Vec`]): 4 accumulators of 8 (AVX) or 16 (AVX-512) lanes fed by multiply-adds in
+/// steps of 4 vectors, summed pairwise, the lanes reduced as that build reduces them, the leftover
+/// values added in double; without SIMD, every product added in double.
+#[inline(always)]
+fn dot_f16(v: crate::isa::F16Vec, x: &[f32], y: &[f32]) -> f32 {
+    use crate::isa::F16Vec;
+    match v {
+        F16Vec::Scalar => {
+            let mut sum = 0f64;
+            for (a, b) in x.iter().zip(y) {
+                sum += (a * b) as f64;
+            }
+            sum as f32
+        }
+        F16Vec::Avx => dot_f16_lanes::<8>(x, y),
+        F16Vec::Avx512 | F16Vec::Avx512Fp16 => dot_f16_lanes::<16>(x, y),
+    }
+}
+
+/// [`dot_f16`] with `L`-lane vectors: `L` = 8 reduces as `GGML_F32x8_REDUCE` (the 128-bit halves
+/// added, then two `hadd`s), `L` = 16 as `_mm512_reduce_add_ps` (halves, as a tree).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn dot_f16_simd(x: &[f32], y: &[f32]) -> f32 {
-    let np = x.len() / 64 * 64;
-    let mut acc = [[0f32; 16]; 4];
-    for i in (0..np).step_by(64) {
+fn dot_f16_lanes<const L: usize>(x: &[f32], y: &[f32]) -> f32 {
+    let step = 4 * L;
+    let np = x.len() / step * step;
+    let mut acc = [[0f32; L]; 4];
+    for i in (0..np).step_by(step) {
         for (j, a) in acc.iter_mut().enumerate() {
-            let (xs, ys) = (
-                &x[i + 16 * j..i + 16 * j + 16],
-                &y[i + 16 * j..i + 16 * j + 16],
-            );
-            for l in 0..16 {
+            let (xs, ys) = (&x[i + L * j..i + L * j + L], &y[i + L * j..i + L * j + L]);
+            for l in 0..L {
                 a[l] = xs[l].mul_add(ys[l], a[l]);
             }
         }
     }
-    for l in 0..16 {
+    for l in 0..L {
         acc[0][l] += acc[2][l];
         acc[1][l] += acc[3][l];
     }
-    for l in 0..16 {
+    for l in 0..L {
         acc[0][l] += acc[1][l];
     }
     let mut w = acc[0];
-    for half in [8, 4, 2, 1] {
-        for l in 0..half {
-            w[l] += w[l + half];
+    let r = if L == 8 {
+        // t0 = low half + high half; hadd(t0, t0) = [t0_0 + t0_1, t0_2 + t0_3, ..]; hadd again.
+        let t0: [f32; 4] = std::array::from_fn(|l| w[l] + w[l + 4]);
+        (t0[0] + t0[1]) + (t0[2] + t0[3])
+    } else {
+        let mut half = L / 2;
+        while half >= 1 {
+            for l in 0..half {
+                w[l] += w[l + half];
+            }
+            half /= 2;
         }
-    }
-    let mut sum = w[0] as f64;
+        w[0]
+    };
+    let mut sum = r as f64;
     for k in np..x.len() {
         sum += (x[k] * y[k]) as f64;
     }
@@ -503,10 +529,11 @@ fn one_row(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
     // ggml's f16 vector code covers whole steps of `np` values; the rest is scalar f32 code.
     let fp16 = fp16_arith();
-    let np = if fp16 { hd / 128 * 128 } else { hd / 64 * 64 };
+    let f16_vec = crate::isa::numerics().f16_vec;
+    let np = hd / f16_vec.step() * f16_vec.step();
     for j in a.lo(pos)..=pos {
         a.krow(j, kvh).convert_to_f32_slice(kf);
-        let sc = dot_f16_simd(qh, kf) * a.scale;
+        let sc = dot_f16(f16_vec, qh, kf) * a.scale;
         let (mut ms, mut vs) = (1f32, 1f32);
         if sc > m {
             let m_old = m;
