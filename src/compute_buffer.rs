@@ -43,7 +43,10 @@ const MEASURED: &[&str] = &["llama", "qwen2", "gemma3", "nomic-bert"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputeEstimate {
-    /// Tokens of the micro-batch llama.cpp reserves the graph for.
+    /// llama.cpp's `n_ubatch` for this context.
+    pub n_ubatch: u64,
+    /// Tokens of the micro-batch llama.cpp reserves the graph for (`n_ubatch`, at most the padded
+    /// context).
     pub n_tokens: u64,
     /// llama.cpp's `CPU compute buffer size`.
     pub compute_bytes: u64,
@@ -85,7 +88,8 @@ pub fn estimate(g: &Gguf<'_>, mem: &MemoryEstimate, n_vocab_hint: Option<u64>) -
     } else {
         N_BATCH.min(mem.n_ctx.max(1))
     };
-    let t = N_UBATCH.min(n_batch).min(mem.n_ctx_padded);
+    let n_ubatch = N_UBATCH.min(n_batch);
+    let t = n_ubatch.min(mem.n_ctx_padded);
     // Counts come from the file: saturate instead of wrapping.
     let f32s = |n: u64| n.saturating_mul(4).saturating_mul(t);
     let compute = if encoder {
@@ -115,6 +119,7 @@ pub fn estimate(g: &Gguf<'_>, mem: &MemoryEstimate, n_vocab_hint: Option<u64>) -
         ));
     }
     ComputeEstimate {
+        n_ubatch,
         n_tokens: t,
         compute_bytes: compute,
         output_bytes: n_vocab.saturating_mul(4),

@@ -36,7 +36,7 @@ impl Report {
             "n_layers_swa": m.n_layers_swa, "n_layers_kv": m.n_layers_kv,
             "swa_cache_cells": m.swa_cache_cells, "total_bytes": m.total_bytes,
             "compute_bytes": c.compute_bytes, "output_bytes": c.output_bytes,
-            "n_ubatch": c.n_tokens,
+            "n_ubatch": c.n_ubatch, "n_tokens_reserved": c.n_tokens,
             "total_with_buffers_bytes": m.total_bytes.saturating_add(c.compute_bytes).saturating_add(c.output_bytes),
             "notes": m.notes.iter().chain(&c.notes).collect::<Vec<_>>(),
         })
