@@ -230,5 +230,8 @@ fn gemma_within_llama_cpp_noise() {
     within_noise("gemma", &common::gemma(), 4);
 }
 
-// Qwen's spread is not in the golden yet (its llama.cpp passes did not finish in the session that
-// made it): scripts/kld-noise-zoo.sh qwen measures it; then a test as gemma's, on 2 chunks.
+/// Two of the golden's four chunks (126 positions), to keep the test near a minute.
+#[test]
+fn qwen_within_llama_cpp_noise() {
+    within_noise("qwen", &common::zoo("qwen"), 2);
+}
