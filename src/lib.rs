@@ -3,6 +3,7 @@
 //! command-line layer over it. The public API is re-exported here; the logic lives in the modules.
 
 pub mod arch;
+pub mod compute_buffer;
 pub mod edit;
 pub mod exec;
 pub mod fsio;

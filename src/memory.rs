@@ -64,6 +64,30 @@ impl fmt::Display for MemoryError {
 
 impl std::error::Error for MemoryError {}
 
+/// Architectures for which llama.cpp creates no KV cache at all (`llama_model::create_memory` returns
+/// none): encoder-only embedding models and diffusion models, which attend within one micro-batch.
+const NO_KV_CACHE: &[&str] = &[
+    "bert",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "neo-bert",
+    "eurobert",
+    "wavtokenizer-dec",
+    "modern-bert",
+    "gemma-embedding",
+    "dream",
+    "llada",
+    "llada-moe",
+    "rnd1",
+];
+
+/// Whether llama.cpp runs `arch` without a KV cache (see [`NO_KV_CACHE`]).
+pub fn has_no_kv_cache(arch: &str) -> bool {
+    NO_KV_CACHE.contains(&arch)
+}
+
 fn pad(x: u64, to: u64) -> u64 {
     x.div_ceil(to).saturating_mul(to)
 }
@@ -104,10 +128,14 @@ pub fn estimate(
     let mut notes = Vec::new();
     let n_ctx_padded = pad(n_ctx.max(1), KV_PAD);
 
-    if h.n_head.is_none() {
-        notes.push(format!(
-            "{arch} has no attention heads in its metadata: no KV cache sized"
-        ));
+    // An encoder (nomic-bert...) has heads but no cache: llama.cpp allocates none for it.
+    let no_cache = has_no_kv_cache(arch);
+    if h.n_head.is_none() || no_cache {
+        notes.push(if no_cache {
+            format!("{arch} runs without a KV cache in llama.cpp (attention within one batch)")
+        } else {
+            format!("{arch} has no attention heads in its metadata: no KV cache sized")
+        });
         if h.recurrent {
             notes.push(format!("{arch} keeps a recurrent state, not sized here"));
         }

@@ -3,14 +3,8 @@
 //! memory bandwidth, and energy per token.
 //!
 //! Approximations, stated so they can be judged:
-//! - Compute buffers: llama.cpp's graph allocator reuses memory, so its compute buffer is about the
-//!   largest set of tensors alive at once. With flash attention (`flash_attn_type` AUTO is the default,
-//!   `llama_context_default_params` in `src/llama-context.cpp`, and is on for CPU, Metal, Vulkan and
-//!   CUDA) no attention-score matrix is materialised, and for one 512-token ubatch (`n_ubatch` of the
-//!   common tools) the peak is the output logits (`n_vocab × 512` f32) plus the hidden state, or the
-//!   FFN activations if larger; plus the host output buffer (`n_vocab` f32). For llama-3-8B this is
-//!   258.5 MiB + 0.49 MiB, the `CPU compute buffer size = 258.50 MiB` / `CPU output buffer size =
-//!   0.49 MiB` llama.cpp prints; without flash attention it would add `n_head × n_ctx × 512` f32.
+//! - Compute and output buffers: [`crate::compute_buffer`], llama.cpp's graph allocator's peak for
+//!   one micro-batch with flash attention (its default), checked against its log lines.
 //! - Decode is memory-bound: every weight read once per token (the token embedding only one row,
 //!   unless it is tied to the output) plus the whole KV cache at the given context, at 70% of the
 //!   peak bandwidth (what llama.cpp reaches on phones in published measurements is 50–80%).
@@ -18,7 +12,7 @@
 //!   scaled by bytes moved per token; a phone battery ≈ 50 kJ when a profile gives none.
 
 use crate::gguf::Gguf;
-use crate::memory::{MemoryError, MemoryEstimate, N_UBATCH};
+use crate::memory::{MemoryError, MemoryEstimate};
 
 /// A device the model may run on.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,7 +271,10 @@ pub const TOKENS_PER_SECOND: f64 = 10.0;
 pub struct DeviceEstimate {
     pub device: DeviceProfile,
     pub memory: MemoryEstimate,
+    /// llama.cpp's `CPU compute buffer size`.
     pub compute_bytes: u64,
+    /// llama.cpp's `CPU output buffer size` (the logits of one token).
+    pub output_bytes: u64,
     pub total_bytes: u64,
     pub verdict: Verdict,
     pub bytes_per_token: u64,
@@ -299,37 +296,14 @@ pub fn estimate(
     n_ctx: u64,
 ) -> Result<DeviceEstimate, MemoryError> {
     let mem = crate::memory::estimate(g, weights_bytes, n_ctx)?;
-    let arch = g.architecture().unwrap_or("");
-    let k = |s: &str| format!("{arch}.{s}");
-    let geti = |s: &str| -> u64 {
-        match g.get(&k(s)) {
-            Some(crate::gguf::Value::Array(a)) => a.iter().filter_map(|v| v.as_u64()).max(),
-            Some(v) => v.as_u64(),
-            None => None,
-        }
-        .unwrap_or(0)
-    };
-    let n_embd = geti("embedding_length");
-    let n_ff = geti("feed_forward_length");
-    let n_vocab = g
-        .get("tokenizer.ggml.tokens")
-        .and_then(|v| v.as_array())
-        .map(|a| a.len)
-        .or_else(|| g.get(&k("vocab_size")).and_then(|v| v.as_u64()))
-        .or(embd.map(|(rows, _)| rows))
-        .unwrap_or(0);
-    let ub = N_UBATCH.min(mem.n_ctx_padded);
-    // Counts come from the file: saturate instead of wrapping.
-    let logits = (4 * ub).saturating_mul(n_vocab.saturating_add(n_embd));
-    let activations = (4 * ub).saturating_mul(
-        n_embd
-            .saturating_mul(3)
-            .saturating_add(n_ff.saturating_mul(2)),
-    );
-    let compute = logits
-        .max(activations)
-        .saturating_add(n_vocab.saturating_mul(4));
-    let total = mem.total_bytes.saturating_add(compute);
+    // The compute and output buffers as llama.cpp sizes them (crate::compute_buffer).
+    let cb = crate::compute_buffer::estimate(g, &mem, embd.map(|(rows, _)| rows));
+    let ub = cb.n_tokens;
+    let compute = cb.compute_bytes;
+    let total = mem
+        .total_bytes
+        .saturating_add(compute)
+        .saturating_add(cb.output_bytes);
     let verdict = if total as f64 <= TIGHT_SHARE * device.app_bytes as f64 {
         Verdict::Fits
     } else if total <= device.app_bytes {
@@ -351,8 +325,9 @@ pub fn estimate(
         .battery_joules
         .map(|b| b / (jpt * TOKENS_PER_SECOND) / 3600.0);
     let mut notes = mem.notes.clone();
+    notes.extend(cb.notes.iter().cloned());
     notes.push(format!(
-        "compute buffers approximated as llama.cpp's graph allocator sizes them for a {ub}-token ubatch with flash attention (its default)"
+        "compute buffers as llama.cpp's graph allocator sizes them for a {ub}-token ubatch with flash attention (its default)"
     ));
     if tps < TOKENS_PER_SECOND {
         notes.push(format!(
@@ -363,6 +338,7 @@ pub fn estimate(
         device: device.clone(),
         memory: mem,
         compute_bytes: compute,
+        output_bytes: cb.output_bytes,
         total_bytes: total,
         verdict,
         bytes_per_token,

@@ -297,6 +297,7 @@ fn to_json(r: &Report) -> J {
             "weights_bytes": e.memory.weights_bytes,
             "kv_bytes": e.memory.kv_bytes,
             "compute_bytes": e.compute_bytes,
+            "output_bytes": e.output_bytes,
             "total_bytes": e.total_bytes,
             "verdict": e.verdict.name(),
             "bytes_per_token": e.bytes_per_token,
@@ -387,10 +388,8 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             format!("KV cache (f16, context {})", e.memory.n_ctx),
             bytes(e.memory.kv_bytes),
         ]);
-        t.add_row(vec![
-            "compute buffers (approx.)".to_string(),
-            bytes(e.compute_bytes),
-        ]);
+        t.add_row(vec!["compute buffer".to_string(), bytes(e.compute_bytes)]);
+        t.add_row(vec!["output buffer".to_string(), bytes(e.output_bytes)]);
         t.add_row(vec!["total".to_string(), bytes(e.total_bytes)]);
         t.add_row(vec!["app may use".to_string(), bytes(e.device.app_bytes)]);
         t.add_row(vec![
