@@ -188,14 +188,15 @@ impl Cpu {
 
     /// Which llama.cpp numerics to imitate.
     pub fn numerics(&self) -> Numerics {
+        // The scalar level and ARM keep the AVX-512 shape pocket has always used there: the scalar
+        // level is the oracle of pocket's own SIMD kernels rather than an imitation of a llama.cpp
+        // built without SIMD, and ARM's NEON f16 shape is not imitated yet.
         let f16_vec = if self.at_least(Level::Avx512Fp16) {
             F16Vec::Avx512Fp16
-        } else if self.at_least(Level::Avx512) {
-            F16Vec::Avx512
-        } else if self.at_least(Level::Avx2) {
+        } else if self.level == Level::Avx2 {
             F16Vec::Avx
         } else {
-            F16Vec::Scalar
+            F16Vec::Avx512
         };
         Numerics {
             avx512_softmax: self.at_least(Level::Avx512),
@@ -352,6 +353,7 @@ mod tests {
             assert!(n(Level::Avx512Vnni).avx512_softmax && !n(Level::Avx512Vnni).fp16_arith);
             assert!(n(Level::Avx512Fp16).avx512_softmax && n(Level::Avx512Fp16).fp16_arith);
             assert_eq!(n(Level::Avx2).f16_vec, F16Vec::Avx);
+            assert_eq!(n(Level::Scalar).f16_vec, F16Vec::Avx512);
             assert_eq!(n(Level::Avx512Vnni).f16_vec, F16Vec::Avx512);
             assert_eq!(n(Level::Avx512Fp16).f16_vec, F16Vec::Avx512Fp16);
         }

@@ -205,7 +205,13 @@ pub fn pocket() -> std::process::Command {
 }
 
 /// A golden of little-endian f32 values under `testdata/` (logits from llama.cpp).
+///
+/// Executor goldens depend on the class of CPU llama.cpp was built for (testdata/README.md, "CPU
+/// classes"): where pocket imitates the AVX2 class (`POCKET_CPU=avx2`, or an AVX2-only CPU) and an
+/// `NAME.avx2.EXT` golden exists beside `NAME.EXT`, that one is read.
 pub fn f32_golden(name: &str) -> Vec<f32> {
+    let name = class_golden(name);
+    let name = name.as_str();
     let b = std::fs::read(testdata(name)).unwrap_or_else(|e| panic!("golden {name}: {e}"));
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -234,4 +240,25 @@ pub fn rel_row_diffs(ours: &[f32], theirs: &[f32], n_vocab: usize) -> Vec<(f32, 
             (d / scale, argmax(a) == argmax(b))
         })
         .collect()
+}
+
+/// `name`, or its AVX2-class twin (`a.b.ext` -> `a.b.avx2.ext`, on the last dot before the
+/// extension `logits.f32` / `txt`...) where pocket imitates that class and the twin exists.
+pub fn class_golden(name: &str) -> String {
+    if pocket::isa::numerics().f16_vec != pocket::isa::F16Vec::Avx {
+        return name.to_string();
+    }
+    let twin = if let Some(stem) = name.strip_suffix(".logits.f32") {
+        format!("{stem}.avx2.logits.f32")
+    } else {
+        match name.rsplit_once('.') {
+            Some((stem, ext)) => format!("{stem}.avx2.{ext}"),
+            None => return name.to_string(),
+        }
+    };
+    if testdata(&twin).is_file() {
+        twin
+    } else {
+        name.to_string()
+    }
 }
