@@ -38,7 +38,7 @@ fn golden_ppl(name: &str) -> Vec<f64> {
 /// 63 scored tokens the two differ by more — 2.3% measured — as a few tokens' rounding weighs more on
 /// a short average: only the whole run is held to 1%.)
 #[test]
-fn qwen_perplexity_within_one_percent_of_llama_perplexity() {
+fn zoo_qwen_perplexity_within_one_percent_of_llama_perplexity() {
     let theirs = golden_ppl("exec/qwen-ppl-c128.txt");
     assert_eq!(theirs.len(), 4);
     let out = common::pocket()
@@ -74,7 +74,7 @@ fn qwen_perplexity_within_one_percent_of_llama_perplexity() {
 
 /// `pocket run` on Qwen: greedy generation gives tokens that decode to text, and is repeatable.
 #[test]
-fn qwen_runs() {
+fn zoo_qwen_runs() {
     let run = || {
         let out = common::pocket()
             .arg("run")
@@ -226,12 +226,12 @@ fn within_noise(name: &str, model: &Path, max_chunks: usize) {
 }
 
 #[test]
-fn gemma_within_llama_cpp_noise() {
+fn zoo_gemma_within_llama_cpp_noise() {
     within_noise("gemma", &common::gemma(), 4);
 }
 
 /// Two of the golden's four chunks (126 positions), to keep the test near a minute.
 #[test]
-fn qwen_within_llama_cpp_noise() {
+fn zoo_qwen_within_llama_cpp_noise() {
     within_noise("qwen", &common::zoo("qwen"), 2);
 }
