@@ -509,7 +509,7 @@ impl Session {
             return Err(GgufError::Split {
                 message: format!(
                     "{shown} is shard {} of {count}; give the first shard",
-                    no.map_or(-1, |n| n as i64)
+                    no.map_or(-1, |n| n as i64 + 1)
                 ),
             }
             .into());

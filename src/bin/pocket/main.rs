@@ -270,7 +270,9 @@ fn main() -> ExitCode {
     let buffered = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     // Human output never carries a file's control characters to the terminal (sanitize.rs); JSON and
     // `meta get` into a pipe (a value for a script) are passed exactly.
+    // tokenize prints token pieces as llama-tokenize does.
     let raw = std::env::args_os().any(|a| a == "--json")
+        || matches!(&cli.command, Command::Tokenize(_))
         || (matches!(&cli.command, Command::Meta(m) if m.is_get())
             && !std::io::IsTerminal::is_terminal(&io::stdout()));
     let mut out: Box<dyn Write> = if raw {

@@ -18,7 +18,29 @@ pub fn clean(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut sgr = 0usize;
+    for (i, c) in s.char_indices() {
+        // Colour (SGR: ESC [ digits ; m) passes: it cannot move the cursor or rewrite a row.
+        if sgr > 0 {
+            sgr -= 1;
+            o.push(c);
+            continue;
+        }
+        if c == '\x1b' {
+            let rest = &s.as_bytes()[i + 1..];
+            if rest.first() == Some(&b'[') {
+                if let Some(end) = rest[1..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_digit() || *b == b';'))
+                {
+                    if rest[1 + end] == b'm' {
+                        sgr = end + 2;
+                        o.push(c);
+                        continue;
+                    }
+                }
+            }
+        }
         if is_control(c) {
             o.push_str(&format!("\\x{:02x}", c as u32));
         } else {
