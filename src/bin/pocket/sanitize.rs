@@ -33,7 +33,11 @@ pub fn clean(s: &str) -> Cow<'_, str> {
                     .iter()
                     .position(|b| !(b.is_ascii_digit() || *b == b';'))
                 {
-                    if rest[1 + end] == b'm' {
+                    let params = &rest[1..1 + end];
+                    // Only the codes pocket's own colours use (fmt.rs): 256-colour foregrounds and
+                    // the reset to the default foreground.
+                    let ours = params.starts_with(b"38;5;") || params == b"39";
+                    if rest[1 + end] == b'm' && ours {
                         sgr = end + 2;
                         o.push(c);
                         continue;
