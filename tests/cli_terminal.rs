@@ -151,6 +151,16 @@ fn colour_only_on_a_terminal_without_no_color() {
     let g = common::testdata("values-le-v3.gguf");
     let tty = in_terminal(120, &format!("verify {}", q(&g)), false, "");
     assert!(tty.contains("\x1b["), "no colour on a terminal:\n{tty}");
+    // The table's status cells and the summary line both colour; none of pocket's own colour codes
+    // is escaped by the terminal sanitizer.
+    assert!(
+        tty.contains("\x1b[38;5;11mwarn\x1b[39m: "),
+        "summary line not coloured:\n{tty}"
+    );
+    assert!(
+        !tty.contains("\\x1b"),
+        "pocket's colour shown escaped:\n{tty}"
+    );
     let no = in_terminal(120, &format!("verify {}", q(&g)), false, "NO_COLOR=1");
     assert!(!no.contains("\x1b[3"), "colour with NO_COLOR:\n{no}");
     assert!(no.contains("WARN"));

@@ -221,6 +221,8 @@ pub(crate) fn quantize_q8_0_arm(x: &[f32], y: &mut [u8]) {
 /// One block of `quantize_row_q8_0` as ggml-cpu's x86 (AVX/AVX2) code computes it, which is what
 /// llama.cpp runs on x86 machines: the multiplier is `127 / max` (not `1 / d`) and values are
 /// rounded half to even (`_mm256_round_ps`), where the reference rounds half away from zero.
+/// On ARM only the tests use it (to compare the two formulas).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub(crate) fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = max / 127.0;

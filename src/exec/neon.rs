@@ -915,7 +915,7 @@ mod tests {
     }
 
     /// (name, type id, weight block bytes, activation block bytes, values per block, scalar port)
-    type Case = (&'static str, u32, usize, usize, usize, DotFn);
+    type Case = (&'static str, TypeId, usize, usize, usize, DotFn);
 
     fn q45_k_low(w: &[u8], a: &[u8]) -> f32 {
         dot::dot_q45_k(w, a, false)
@@ -997,14 +997,17 @@ mod tests {
     /// `Σ |w_i · a_i|` over the dequantized values (f64): the scale of the float rounding a kernel
     /// can differ by.
     fn abs_sum(case: &Case, w: &[u8], a: &[u8], n: usize) -> f64 {
-        use crate::gguf::spec::ggml_type;
         use crate::quant::dequantize_row;
         let (_, id, _, abs, ..) = *case;
         let mut wd = vec![0f32; n];
         let mut ad = vec![0f32; n];
-        dequantize_row(ggml_type(id).unwrap(), w, &mut wd).unwrap();
-        let at = if abs == 34 { TypeId::Q8_0 } else { 15 };
-        dequantize_row(ggml_type(at).unwrap(), a, &mut ad).unwrap();
+        dequantize_row(id.ty(), w, &mut wd).unwrap();
+        let at = if abs == 34 {
+            TypeId::Q8_0
+        } else {
+            TypeId::Q8_K
+        };
+        dequantize_row(at.ty(), a, &mut ad).unwrap();
         wd.iter()
             .zip(&ad)
             .map(|(x, y)| (*x as f64 * *y as f64).abs())

@@ -33,7 +33,9 @@ pub(crate) struct CpuKernel {
     /// llama.cpp's CPU backend repacks matrices of this type into 8-row interleaved blocks on x86
     /// (`ggml_repack_get_optimal_repack_type` with AVX2) when their rows are a multiple of 8.
     pub repack_x86: bool,
-    /// The batch tile, if any (`B32` only applies to matrices that are not repacked).
+    /// The batch tile, if any (`B32` only applies to matrices that are not repacked). The tiles
+    /// are x86 code, so ARM builds never read it.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub tile: Option<Tile>,
 }
 

@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use comfy_table::{presets, Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement};
 
+use crate::sanitize::{clean, FG_RESET, RED, YELLOW};
+
 /// Settings that every command's output follows, set once from the global flags.
 #[derive(Clone, Copy, Debug)]
 pub struct Look {
@@ -240,8 +242,8 @@ pub fn paint_status(word: &str) -> String {
         return word.to_string();
     }
     match word.to_ascii_lowercase().as_str() {
-        "fail" => format!("\x1b[31m{word}\x1b[0m"),
-        "warn" => format!("\x1b[33m{word}\x1b[0m"),
+        "fail" => format!("{RED}{word}{FG_RESET}"),
+        "warn" => format!("{YELLOW}{word}{FG_RESET}"),
         _ => word.to_string(),
     }
 }
@@ -254,9 +256,9 @@ pub fn warn(msg: &str) {
     let tty = std::io::stderr().is_terminal();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     if tty && !no_color {
-        eprintln!("pocket: \x1b[33mwarning\x1b[0m: {msg}");
+        eprintln!("pocket: {YELLOW}warning{FG_RESET}: {}", clean(msg));
     } else {
-        eprintln!("pocket: warning: {msg}");
+        eprintln!("pocket: warning: {}", clean(msg));
     }
 }
 

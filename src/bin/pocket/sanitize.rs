@@ -8,6 +8,19 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
+/// pocket's own colours, the codes comfy-table (crossterm) writes for `Color::Red` / `Color::Yellow`
+/// and the reset to the default foreground. Everything pocket colours uses these, and they are the
+/// only escape sequences [`clean`] lets through.
+pub const RED: &str = "\x1b[38;5;9m";
+pub const YELLOW: &str = "\x1b[38;5;11m";
+pub const FG_RESET: &str = "\x1b[39m";
+
+/// Whether the SGR parameters (between `ESC [` and `m`) are one of pocket's colours: a 256-colour
+/// foreground or the reset to the default foreground. Neither can move the cursor or rewrite a row.
+fn is_our_colour(params: &[u8]) -> bool {
+    params.starts_with(b"38;5;") || params == b"39"
+}
+
 fn is_control(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
 }
@@ -33,11 +46,7 @@ pub fn clean(s: &str) -> Cow<'_, str> {
                     .iter()
                     .position(|b| !(b.is_ascii_digit() || *b == b';'))
                 {
-                    let params = &rest[1..1 + end];
-                    // Only the codes pocket's own colours use (fmt.rs): 256-colour foregrounds and
-                    // the reset to the default foreground.
-                    let ours = params.starts_with(b"38;5;") || params == b"39";
-                    if rest[1 + end] == b'm' && ours {
+                    if rest[1 + end] == b'm' && is_our_colour(&rest[1..1 + end]) {
                         sgr = end + 2;
                         o.push(c);
                         continue;
@@ -125,6 +134,10 @@ mod tests {
             "a\\x1b[2Kb\\x0dc\\x9bd\te\n"
         );
         assert!(matches!(clean("plain ünïcode"), Cow::Borrowed(_)));
+        // pocket's own colours pass; other SGR codes (bold, 16-colour) are shown.
+        let ours = format!("{RED}FAIL{FG_RESET} {YELLOW}warn{FG_RESET}");
+        assert_eq!(clean(&ours), ours);
+        assert_eq!(clean("\x1b[1mb\x1b[31mr"), "\\x1b[1mb\\x1b[31mr");
         // Split across writes, in the middle of a two-byte sequence.
         let mut w = Clean::new(Vec::new());
         let s = "x\u{9b}y\u{e9}".as_bytes();
