@@ -113,6 +113,9 @@ pub struct Numerics {
     /// `ggml_vec_soft_max_f32`'s AVX-512 branch (AVX512F + AVX512DQ): `ggml_v_expf` on 16 values at a
     /// time, each 16 summed as `_mm512_reduce_add_ps`.
     pub avx512_softmax: bool,
+    /// Its AVX2 + FMA branch: `ggml_v_expf` (the AVX2 form, another polynomial) on 8 values at a
+    /// time, each 8 summed as a 128-bit horizontal add. Only where the AVX-512 branch is not taken.
+    pub avx2_softmax: bool,
     /// `ggml_vec_mad_f16` / `ggml_vec_scale_f16` on `__m512h` vectors (AVX512-FP16 builds): the
     /// flash-attention accumulator's f16 arithmetic in half precision.
     pub fp16_arith: bool,
@@ -200,6 +203,7 @@ impl Cpu {
         };
         Numerics {
             avx512_softmax: self.at_least(Level::Avx512),
+            avx2_softmax: self.at_least(Level::Avx2) && !self.at_least(Level::Avx512),
             fp16_arith: self.at_least(Level::Avx512Fp16),
             f16_vec,
         }
@@ -349,6 +353,8 @@ mod tests {
             let n = |l| capped(Level::Avx512Fp16, true, Some(l)).numerics();
             assert!(!n(Level::Scalar).avx512_softmax && !n(Level::Scalar).fp16_arith);
             assert!(!n(Level::Avx2).avx512_softmax && !n(Level::Avx2).fp16_arith);
+            assert!(n(Level::Avx2).avx2_softmax && !n(Level::Scalar).avx2_softmax);
+            assert!(!n(Level::Avx512).avx2_softmax);
             assert!(n(Level::Avx512).avx512_softmax && !n(Level::Avx512).fp16_arith);
             assert!(n(Level::Avx512Vnni).avx512_softmax && !n(Level::Avx512Vnni).fp16_arith);
             assert!(n(Level::Avx512Fp16).avx512_softmax && n(Level::Avx512Fp16).fp16_arith);

@@ -345,11 +345,58 @@ fn soft_max(x: &mut [f32], max: f32) -> f64 {
             i += 16;
         }
     }
+    if crate::isa::numerics().avx2_softmax {
+        while i + 8 <= x.len() {
+            sum += exp8_sum(&mut x[i..i + 8], max) as f64;
+            i += 8;
+        }
+    }
     for v in x[i..].iter_mut() {
         *v = (*v - max).exp();
         sum += *v as f64;
     }
     sum
+}
+
+/// The AVX2 branch of `ggml_vec_soft_max_f32` on 8 values: `ggml_v_expf`'s AVX2 form of each
+/// `c - max` (in place), summed as its 128-bit horizontal add does (`hi + lo`, then `movehl`, then
+/// `movehdup`). Lane by lane the same IEEE operations as the vector code, so bit for bit.
+fn exp8_sum(c: &mut [f32], max: f32) -> f32 {
+    for v in c.iter_mut() {
+        *v = v_expf_avx2(*v - max);
+    }
+    let t: [f32; 4] = std::array::from_fn(|l| c[l + 4] + c[l]);
+    let (t0, t1) = (t[0] + t[2], t[1] + t[3]);
+    t0 + t1
+}
+
+/// `ggml_v_expf` (AVX2 + FMA form), one lane: exp by a degree-5 polynomial on the reduced
+/// argument, scaled by `2^n` built from the exponent bits; arguments beyond ±126 take its
+/// two-factor path (and beyond ±192 saturate to 0 or infinity).
+fn v_expf_avx2(x: f32) -> f32 {
+    let c = f32::from_bits;
+    let r = c(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(c(0x3fb8_aa3b), r); // 0x1.715476p+0
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
+    let e = z.to_bits() << 23;
+    let k = c(e.wrapping_add(1f32.to_bits()));
+    let u = b * b;
+    let j = c(0x3c07_2010)
+        .mul_add(b, c(0x3d2b_9f17))
+        .mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)))
+        .mul_add(u, c(0x3f7f_fff6) * b);
+    if n.abs() <= 126.0 || n.is_nan() {
+        return j.mul_add(k, k);
+    }
+    let g = if n <= 0.0 { 0x8200_0000u32 } else { 0 };
+    let s1 = c(g.wrapping_add(0x7f00_0000));
+    let s2 = c(e.wrapping_sub(g));
+    if n.abs() > 192.0 {
+        s1 * s1
+    } else {
+        s2.mul_add(j, s2) * s1
+    }
 }
 
 /// [`exp16_sum_avx512`] one lane at a time: its scalar reference.
@@ -596,6 +643,32 @@ mod tests {
     /// The AVX-512 exp and sum of 16 give the bits of their scalar reference, for arguments
     /// across exp's range, its overflow and underflow and NaN.
     #[cfg(target_arch = "x86_64")]
+    /// The AVX2 `ggml_v_expf` port: within 2 ulp of exp over the softmax's range (arguments <= 0),
+    /// exactly 1 at 0, and its saturation: 0 far below, infinity far above; the two-factor path
+    /// (|n| > 126) still near exp.
+    #[test]
+    fn v_expf_avx2_is_exp() {
+        assert_eq!(v_expf_avx2(0.0), 1.0);
+        assert_eq!(v_expf_avx2(-200.0), 0.0);
+        assert_eq!(v_expf_avx2(200.0), f32::INFINITY);
+        let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let (got, want) = (v_expf_avx2(x), x.exp());
+            assert!(ulps(got, want) <= 2, "{x}: {got} vs {want}");
+            x += 0.0137;
+        }
+        // |n| > 126: the two-factor path.
+        for x in [-87.5f32, 88.5, 127.0 * std::f32::consts::LN_2] {
+            let (got, want) = (v_expf_avx2(x) as f64, (x as f64).exp());
+            assert!(((got - want) / want).abs() < 1e-6, "{x}: {got} vs {want}");
+        }
+        let mut v = [-0.5f32, -1.0, -2.0, 0.0, -3.0, -0.25, -8.0, -1.5];
+        let sum = exp8_sum(&mut v, 0.0);
+        let want: f32 = v.iter().sum();
+        assert!((sum - want).abs() <= 1e-6 * want);
+    }
+
     #[test]
     fn exp16_avx512_equals_scalar() {
         if !avx512_softmax() {

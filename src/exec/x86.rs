@@ -85,12 +85,15 @@ pub(crate) const fn block_bytes(ty: u32) -> usize {
     }
 }
 
+/// llama.cpp's tiled K-quant matmul takes over from 8 activation rows (`ggml_tiled_min_batch`).
+const TILED_MIN_BATCH: usize = 8;
+
 /// How far ahead of the weight row being read the decode kernels prefetch.
 const PREFETCH: usize = 2048;
 
 /// The kernel of type id `$ty` for `$n` columns (returns false from the caller for other types).
 macro_rules! pick {
-    ($ty:expr, $r8:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
+    ($ty:expr, $r8:expr, $t:expr, $w:expr, $y:expr, $ys:expr, $n:literal) => {
         match $ty {
             TypeId::Q8_0 => b32::<$n, { raw::Q8_0 }>($w, $y, $ys),
             TypeId::Q4_0 if $r8 => b32_r8::<$n, { raw::Q4_0 }>($w, $y, $ys),
@@ -99,10 +102,14 @@ macro_rules! pick {
             TypeId::IQ4_NL if $r8 => b32_r8::<$n, { raw::IQ4_NL }>($w, $y, $ys),
             TypeId::IQ4_NL => iq4_nl::<$n>($w, $y, $ys),
             TypeId::Q4_K if $r8 => q4_k_r8::<$n, { $n % 4 == 0 }>($w, $y),
-            TypeId::Q4_K => q45_k::<$n, false>($w, $y),
-            TypeId::Q5_K => q45_k::<$n, true>($w, $y),
-            TypeId::Q6_K => q6_k::<$n>($w, $y),
-            TypeId::IQ4_XS => iq4_xs::<$n>($w, $y),
+            TypeId::Q4_K if $t => q45_k::<$n, false, true>($w, $y),
+            TypeId::Q4_K => q45_k::<$n, false, false>($w, $y),
+            TypeId::Q5_K if $t => q45_k::<$n, true, true>($w, $y),
+            TypeId::Q5_K => q45_k::<$n, true, false>($w, $y),
+            TypeId::Q6_K if $t => q6_k::<$n, true>($w, $y),
+            TypeId::Q6_K => q6_k::<$n, false>($w, $y),
+            TypeId::IQ4_XS if $t => iq4_xs::<$n, true>($w, $y),
+            TypeId::IQ4_XS => iq4_xs::<$n, false>($w, $y),
             _ => return false,
         }
     };
@@ -111,7 +118,7 @@ macro_rules! pick {
 /// Generates one kernel set for a target-feature string. `$vnni` selects `vpdpbusd` for the
 /// unsigned-by-signed byte products.
 macro_rules! kernels {
-    ($name:ident, $feat:literal, $us8:path) => {
+    ($name:ident, $feat:literal, $us8:path, $tiled:literal) => {
         pub(crate) mod $name {
             use super::*;
 
@@ -271,6 +278,10 @@ macro_rules! kernels {
                 out: &mut [f32],
             ) -> bool {
                 let n = out.len();
+                // llama.cpp's tiled K-quant matmul (`ggml-cpu/tiled`) takes batches of 8 or more
+                // activation rows of the K and IQ types it is not repacking; its AVX2 microkernel
+                // scales each super-block's exact integer sums on their own (see `q6_k`).
+                let t_k = $tiled && n >= TILED_MIN_BATCH;
                 let row = |t: usize| &q[t * stride..(t + 1) * stride];
                 // Q8_0 activations: their scales as f32, `nb` per row (empty for Q8_K).
                 let nb = stride / 34;
@@ -286,6 +297,7 @@ macro_rules! kernels {
                     let r = pick!(
                         ty,
                         r8,
+                        t_k,
                         w,
                         std::array::from_fn(|i| row(t + i)),
                         std::array::from_fn(|i| sc(t + i)),
@@ -298,6 +310,7 @@ macro_rules! kernels {
                     let r = pick!(
                         ty,
                         r8,
+                        t_k,
                         w,
                         [row(t), row(t + 1), row(t + 2), row(t + 3)],
                         [sc(t), sc(t + 1), sc(t + 2), sc(t + 3)],
@@ -307,12 +320,12 @@ macro_rules! kernels {
                     t += 4;
                 }
                 if t + 2 <= n {
-                    let r = pick!(ty, r8, w, [row(t), row(t + 1)], [sc(t), sc(t + 1)], 2);
+                    let r = pick!(ty, r8, t_k, w, [row(t), row(t + 1)], [sc(t), sc(t + 1)], 2);
                     out[t..t + 2].copy_from_slice(&r);
                     t += 2;
                 }
                 if t < n {
-                    out[t] = pick!(ty, r8, w, [row(t)], [sc(t)], 1)[0];
+                    out[t] = pick!(ty, r8, t_k, w, [row(t)], [sc(t)], 1)[0];
                 }
                 true
             }
@@ -623,7 +636,7 @@ macro_rules! kernels {
             /// `ggml_vec_dot_q4_K_q8_K` (`HIGH = false`) and `ggml_vec_dot_q5_K_q8_K`
             /// (`HIGH = true`), AVX2 paths.
             #[target_feature(enable = $feat)]
-            pub(crate) fn q45_k<const N: usize, const HIGH: bool>(
+            pub(crate) fn q45_k<const N: usize, const HIGH: bool, const TILED: bool>(
                 w: &[u8],
                 y: [&[u8]; N],
             ) -> [f32; N] {
@@ -632,6 +645,7 @@ macro_rules! kernels {
                 let mut acc = [_mm256_setzero_ps(); N];
                 let mut acc_m = [_mm_setzero_ps(); N];
                 let mut summs = [0f32; N];
+                let mut acc_t = [0f32; N];
                 for (i, xb) in w.chunks_exact(bs).enumerate() {
                     prefetch(xb);
                     prefetch(&xb[64..]);
@@ -677,6 +691,34 @@ macro_rules! kernels {
                             _mm256_extracti128_si256(q8sums, 1),
                         );
                         let prod = _mm_madd_epi16(mins, q8s);
+                        if TILED {
+                            // As `q6_k`'s tiled form, the mins' sum `s2` taken off fused:
+                            // `r = d · s1`, `r = r - dmin · s2`, `acc = r · d_y + acc`.
+                            let q8 = &yb[4..260];
+                            let mut sumi = _mm256_setzero_si256();
+                            for j in 0..4 {
+                                let scale_l =
+                                    _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j]));
+                                let scale_h =
+                                    _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j + 1]));
+                                let p16l = _mm256_maddubs_epi16(q[2 * j], load256(&q8[64 * j..]));
+                                let p16h =
+                                    _mm256_maddubs_epi16(q[2 * j + 1], load256(&q8[64 * j + 32..]));
+                                sumi = _mm256_add_epi32(
+                                    sumi,
+                                    _mm256_add_epi32(
+                                        _mm256_madd_epi16(scale_l, p16l),
+                                        _mm256_madd_epi16(scale_h, p16h),
+                                    ),
+                                );
+                            }
+                            let s2 = _mm_hadd_epi32(prod, prod);
+                            let s2 = _mm_cvtsi128_si32(_mm_hadd_epi32(s2, s2));
+                            let r = xd * hsum_i32_8(sumi) as f32;
+                            let r = (-xdmin).mul_add(s2 as f32, r);
+                            acc_t[c] = r.mul_add(yd, acc_t[c]);
+                            continue;
+                        }
                         if HIGH {
                             let z = _mm_setzero_si128();
                             let hs = _mm_hadd_epi32(_mm_hadd_epi32(prod, z), z);
@@ -701,6 +743,9 @@ macro_rules! kernels {
                         acc[c] =
                             _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
                     }
+                }
+                if TILED {
+                    return acc_t;
                 }
                 let mut out = [0f32; N];
                 for c in 0..N {
@@ -748,10 +793,17 @@ macro_rules! kernels {
                 (q, sc)
             }
 
-            /// `ggml_vec_dot_q6_K_q8_K` (AVX2 path).
+            /// `ggml_vec_dot_q6_K_q8_K` (AVX2 path). `TILED`: the AVX2 microkernel of llama.cpp's
+            /// tiled K-quant matmul instead (`tiled_run_microtile_avx2`), which takes each
+            /// super-block's exact integer sum `s1` whole: `r = d · s1`, then `acc = r · d_y + acc`
+            /// fused, super-block after super-block.
             #[target_feature(enable = $feat)]
-            pub(crate) fn q6_k<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn q6_k<const N: usize, const TILED: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
                 let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_t = [0f32; N];
                 for (i, xb) in w.chunks_exact(210).enumerate() {
                     prefetch(xb);
                     prefetch(&xb[64..]);
@@ -777,18 +829,33 @@ macro_rules! kernels {
                             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
                         }
                         sumi = _mm256_sub_epi32(sumi, q8sclsub);
-                        acc[c] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+                        if TILED {
+                            let r = xd * hsum_i32_8(sumi) as f32;
+                            acc_t[c] = r.mul_add(f32_at(yb, 0), acc_t[c]);
+                        } else {
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d),
+                                _mm256_cvtepi32_ps(sumi),
+                                acc[c],
+                            );
+                        }
                     }
+                }
+                if TILED {
+                    return acc_t;
                 }
                 hsum_each(acc)
             }
 
             /// `ggml_vec_dot_iq4_xs_q8_K` (AVX2 path).
             #[target_feature(enable = $feat)]
-            pub(crate) fn iq4_xs<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+            pub(crate) fn iq4_xs<const N: usize, const TILED: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
                 let values = load128(&KVALUES_IQ4NL.map(|v| v as u8));
                 let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_t = [0f32; N];
                 for (ibl, xb) in w.chunks_exact(136).enumerate() {
                     let xd = h(xb, 0);
                     let mut sh = u16::from_le_bytes([xb[2], xb[3]]);
@@ -816,12 +883,21 @@ macro_rules! kernels {
                             sumi1 = _mm256_add_epi32(_mm256_madd_epi16(p16_1, ls[ib]), sumi1);
                             sumi2 = _mm256_add_epi32(_mm256_madd_epi16(p16_2, ls[ib + 1]), sumi2);
                         }
-                        acc[c] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(xd * f32_at(yb, 0)),
-                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi1, sumi2)),
-                            acc[c],
-                        );
+                        if TILED {
+                            // As `q6_k`'s tiled form.
+                            let r = xd * hsum_i32_8(_mm256_add_epi32(sumi1, sumi2)) as f32;
+                            acc_t[c] = r.mul_add(f32_at(yb, 0), acc_t[c]);
+                        } else {
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(xd * f32_at(yb, 0)),
+                                _mm256_cvtepi32_ps(_mm256_add_epi32(sumi1, sumi2)),
+                                acc[c],
+                            );
+                        }
                     }
+                }
+                if TILED {
+                    return acc_t;
                 }
                 hsum_each(acc)
             }
@@ -844,11 +920,12 @@ fn us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
 }
 
-kernels!(avx2, "avx2,fma,f16c", us8_avx2);
+kernels!(avx2, "avx2,fma,f16c", us8_avx2, true);
 kernels!(
     vnni,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    us8_vnni
+    us8_vnni,
+    false
 );
 
 #[cfg(test)]
@@ -862,6 +939,141 @@ mod tests {
     /// additions in another order, so within 1e-5 of the sum of |products| (bounded here by the dot
     /// of absolute values); and a column's result does not depend on how many columns are computed
     /// with it (1, 2 or 4 at a time: bit for bit), except where ggml's own GEMM and GEMV differ.
+    /// The scalar form of llama.cpp's tiled K-quant matmul on AVX2 (`tiled_run_microtile_avx2`) for
+    /// one weight row and one Q8_K activation row: per super-block the exact integer sums `s1`
+    /// (scales times quants times activations) and `s2` (mins times activation sums), then
+    /// `r = d · s1`, `r = r - dmin · s2` (fused), `acc = r · d_y + acc` (fused). None for types the
+    /// tiled path does not take here.
+    fn tiled_ref(ty: TypeId, w: &[u8], y: &[u8]) -> Option<f32> {
+        use crate::quant::kquants::get_scale_min_k4;
+        let f16 = |b: &[u8], at: usize| half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32();
+        let bs = match ty {
+            TypeId::Q4_K => 144,
+            TypeId::Q5_K => 176,
+            TypeId::Q6_K => 210,
+            TypeId::IQ4_XS => 136,
+            _ => return None,
+        };
+        let mut acc = 0f32;
+        for (xb, yb) in w.chunks_exact(bs).zip(y.chunks_exact(292)) {
+            let yd = f32::from_le_bytes([yb[0], yb[1], yb[2], yb[3]]);
+            let yq = |i: usize| yb[4 + i] as i8 as i64;
+            // (value, group) for the 256 weights, the group's scale and min.
+            let mut q = [0i64; 256];
+            let mut sc = [0i64; 16];
+            let mut mn = [0i64; 16];
+            let group;
+            let (d, dmin);
+            match ty {
+                TypeId::Q4_K | TypeId::Q5_K => {
+                    group = 32;
+                    (d, dmin) = (f16(xb, 0), f16(xb, 2));
+                    for j in 0..8 {
+                        let (a, m) = get_scale_min_k4(j, &xb[4..16]);
+                        (sc[j], mn[j]) = (a as i64, m as i64);
+                    }
+                    let qs = if ty == TypeId::Q5_K {
+                        &xb[48..176]
+                    } else {
+                        &xb[16..144]
+                    };
+                    for j in 0..4 {
+                        for l in 0..32 {
+                            let (mut lo, mut hi) =
+                                ((qs[32 * j + l] & 0xf) as i64, (qs[32 * j + l] >> 4) as i64);
+                            if ty == TypeId::Q5_K {
+                                lo += (((xb[16 + l] >> (2 * j)) & 1) as i64) << 4;
+                                hi += (((xb[16 + l] >> (2 * j + 1)) & 1) as i64) << 4;
+                            }
+                            (q[64 * j + l], q[64 * j + 32 + l]) = (lo, hi);
+                        }
+                    }
+                }
+                TypeId::Q6_K => {
+                    group = 16;
+                    (d, dmin) = (f16(xb, 208), 0.0);
+                    for (j, v) in sc.iter_mut().enumerate() {
+                        *v = xb[192 + j] as i8 as i64;
+                    }
+                    for half in 0..2 {
+                        let (ql, qh) = (&xb[64 * half..], &xb[128 + 32 * half..]);
+                        for l in 0..32 {
+                            let v = |lo: u8, sh: u32| {
+                                (lo as i64 | (((qh[l] >> sh) & 3) as i64) << 4) - 32
+                            };
+                            let o = 128 * half + l;
+                            q[o] = v(ql[l] & 0xf, 0);
+                            q[o + 32] = v(ql[l + 32] & 0xf, 2);
+                            q[o + 64] = v(ql[l] >> 4, 4);
+                            q[o + 96] = v(ql[l + 32] >> 4, 6);
+                        }
+                    }
+                }
+                _ => {
+                    group = 32;
+                    (d, dmin) = (f16(xb, 0), 0.0);
+                    let sh = u16::from_le_bytes([xb[2], xb[3]]);
+                    for ib in 0..8 {
+                        let ls = ((xb[4 + ib / 2] >> (4 * (ib % 2))) & 0xf) as i64
+                            | ((((sh >> (2 * ib)) & 3) as i64) << 4);
+                        sc[ib] = ls - 32;
+                        for j in 0..16 {
+                            let b = xb[8 + 16 * ib + j];
+                            q[32 * ib + j] = KVALUES_IQ4NL[(b & 0xf) as usize] as i64;
+                            q[32 * ib + 16 + j] = KVALUES_IQ4NL[(b >> 4) as usize] as i64;
+                        }
+                    }
+                }
+            }
+            let (mut s1, mut s2) = (0i64, 0i64);
+            for (i, v) in q.iter().enumerate() {
+                s1 += sc[i / group] * v * yq(i);
+                s2 += mn[i / group] * yq(i);
+            }
+            let mut r = d * s1 as i32 as f32;
+            if matches!(ty, TypeId::Q4_K | TypeId::Q5_K) {
+                r = (-dmin).mul_add(s2 as i32 as f32, r);
+            }
+            acc = r.mul_add(yd, acc);
+        }
+        Some(acc)
+    }
+
+    /// The AVX2 kernels' tiled form (batches of 8 or more) equals its scalar form bit for bit, on
+    /// every column, for each type the tiled path takes (Q4_K only where it is not repacked).
+    #[test]
+    fn tiled_kernels_equal_scalar_tiled_form() {
+        if detect().is_none() {
+            return eprintln!("no AVX2 on this CPU: nothing to compare");
+        }
+        let mut checked = 0;
+        for name in ["q4_K", "q5_K", "q6_K", "iq4_xs"] {
+            for (cols, n) in [(256, 8), (2048, 9), (768, 13)] {
+                let (wq, acts, ty) = case(name, cols, 3, n, cols as u64 + 1);
+                let rb = wq.len() / 3;
+                for r in 0..3 {
+                    let w = &wq[r * rb..(r + 1) * rb];
+                    let mut got = vec![0f32; n];
+                    let k = Kernels::X86(Level::Avx2);
+                    assert!(crate::exec::dot::simd_dots_for_test(
+                        k, ty.id, false, w, &acts, &mut got
+                    ));
+                    for (t, g) in got.iter().enumerate() {
+                        let y = crate::exec::dot::tests::act_row_q(&acts, t);
+                        let want = tiled_ref(ty.id, w, y).expect("a tiled type");
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{name} cols {cols} row {r} col {t}: {g} vs {want}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 3 * (8 + 9 + 13));
+    }
+
     #[test]
     fn kernels_match_scalar_references() {
         let levels: Vec<Level> = match detect() {
@@ -897,8 +1109,14 @@ mod tests {
                                     k, ty.id, r8, w, &k1, &mut one,
                                 );
                                 // Repacked Q4_K: groups of 4 columns take ggml's GEMM order,
-                                // the others its GEMV order (within the bound above).
-                                if !(r8 && name == "q4_K" && t < n / 4 * 4) {
+                                // the others its GEMV order (within the bound above). Batches
+                                // of 8 or more of the tiled types take the tiled form at the
+                                // AVX2 level (`tiled_kernels_equal_scalar_tiled_form`).
+                                let tiled = *level == Level::Avx2
+                                    && n >= TILED_MIN_BATCH
+                                    && tiled_ref(ty.id, w, y).is_some()
+                                    && !(r8 && name == "q4_K");
+                                if !(r8 && name == "q4_K" && t < n / 4 * 4) && !tiled {
                                     assert_eq!(
                                         one[0].to_bits(),
                                         g.to_bits(),

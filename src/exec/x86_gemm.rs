@@ -906,7 +906,10 @@ mod q6_tests {
                 for t in 0..n {
                     // SAFETY: as above.
                     let want = unsafe {
-                        super::super::x86::vnni::q6_k::<1>(w, [&q[t * stride..(t + 1) * stride]])
+                        super::super::x86::vnni::q6_k::<1, false>(
+                            w,
+                            [&q[t * stride..(t + 1) * stride]],
+                        )
                     }[0];
                     assert_eq!(
                         got[t * rows + r].to_bits(),
