@@ -63,7 +63,17 @@ fn quiet_and_verbose() {
     assert!(o.status.success());
     assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
     let o = pocket(&["inspect", "-v", &s(&q8)]);
-    assert!(text(&o.stderr).contains("took"), "{}", text(&o.stderr));
+    let e = text(&o.stderr);
+    assert!(e.contains("took"), "{e}");
+    assert!(
+        regex::Regex::new(r"kernels [a-z0-9-]+, \d+ threads")
+            .unwrap()
+            .is_match(&e),
+        "{e}"
+    );
+    // Without -v none of it.
+    let o = pocket(&["inspect", &s(&q8)]);
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
     // Errors still reach stderr with -q.
     let o = pocket(&["-q", "inspect", "/no/such.gguf"]);
     assert_eq!(o.status.code(), Some(2));

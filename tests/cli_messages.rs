@@ -143,6 +143,22 @@ fn negative_value_for_an_unsigned_key_says_out_of_range() {
 }
 
 #[test]
+fn an_in_place_edit_of_one_byte_says_1_header_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.gguf");
+    std::fs::copy(common::testdata("tiny-llama-q8_0.gguf"), &f).unwrap();
+    // 256 -> 257: one byte of the u32 changes.
+    let o = pocket(&["meta", "set", &s(&f), "llama.context_length", "257"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("edited in place, 1 header byte at offset"),
+        "{text}"
+    );
+    assert!(!text.contains("1 header bytes"), "{text}");
+}
+
+#[test]
 fn inspect_model_section_and_context_warning() {
     let q8 = common::testdata("tiny-llama-q8_0.gguf");
     let o = pocket(&["inspect", &s(&q8)]);

@@ -1204,3 +1204,39 @@ fn zoo_headers_over_http_equal_their_local_readings() {
         );
     }
 }
+
+/// `-v` lists every request made: the range asked, the answer, the bytes; as many as `--json` counts.
+#[test]
+fn verbose_lists_every_request() {
+    let f = common::testdata("tiny-llama-f16.gguf");
+    let s = serve_files(std::slice::from_ref(&f), Mode::default());
+    let u = url(&s, &f);
+    let cache = tmp();
+    let small = ["--first-read", "4096", "--min-step", "4096"];
+    let r = pocket(
+        &[&["-v", "inspect", "--json"][..], &small, &[&u]].concat(),
+        &[],
+        cache.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let n = r.json()["remote"]["files"][0]["requests"].as_u64().unwrap();
+    assert!(n > 1, "{n}");
+    let lines: Vec<&str> = r
+        .err
+        .lines()
+        .filter(|l| l.starts_with(&format!("pocket: GET {u} bytes=")))
+        .collect();
+    assert_eq!(lines.len() as u64, n, "{}", r.err);
+    assert!(
+        lines[0].starts_with(&format!("pocket: GET {u} bytes=0-4095: 206, 4.00 KiB in ")),
+        "{}",
+        r.err
+    );
+    assert_eq!(s.log().len() as u64, n);
+    // The second run: the header from the cache (304), said so.
+    let r = pocket(&["-v", "verify", &u], &[], cache.path());
+    assert!(r.err.contains("304 (header from the cache)"), "{}", r.err);
+    // Without -v, no request lines.
+    let r = pocket(&["inspect", "--no-cache", &u], &[], cache.path());
+    assert!(!r.err.contains("pocket: GET"), "{}", r.err);
+}
