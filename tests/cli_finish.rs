@@ -4,19 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-fn pocket(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
+use common::{run_pocket as pocket, s, text};
 
 #[test]
 fn completions_and_man_page() {

@@ -3,15 +3,12 @@
 
 mod common;
 
+use common::{run_pocket as pocket, s};
+
 use std::io::Read;
-use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::Value as J;
-
-fn pocket(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
-}
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -19,10 +16,6 @@ fn stderr(o: &std::process::Output) -> String {
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[test]
