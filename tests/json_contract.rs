@@ -6,19 +6,13 @@
 
 mod common;
 
+use common::{run_pocket as pocket, s};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value as J;
-
-fn pocket(args: &[&str]) -> std::process::Output {
-    common::pocket().args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// stdout as exactly one JSON document (serde_json refuses anything after it but whitespace).
 fn one_doc(args: &[&str], out: &std::process::Output) -> J {

@@ -1,7 +1,8 @@
 //! `pocket inspect` and `pocket verify` on URLs and `hf://` names, against HTTP servers started here on
-//! 127.0.0.1 (no other network): the results equal the local ones for every testdata file and for
-//! gemma-3 270M, the bytes fetched stay under the header plus one growth step, and the hard cases —
-//! no range support, a redirect to another origin (the token is not sent there), 401, 404, slow and cut
+//! 127.0.0.1 (no other network): the results equal the local ones for every testdata file, for
+//! gemma-3 270M and for the zoo's headers (Qwen2.5 1.5B, nomic-embed, llama.cpp's vocabulary files),
+//! the bytes fetched stay under the header plus one growth step, and the hard cases — no range
+//! support, a redirect to another origin (the token is not sent there), 401, 404, slow and cut
 //! responses, a file that changes mid-read, the cache, a proxy — end as they should.
 
 mod common;
@@ -1116,4 +1117,126 @@ fn a_file_llama_cpp_refuses_is_shown_with_its_problems_over_http() {
         "{r}"
     );
     assert_eq!(r, l);
+}
+
+/// The zoo's files (scripts/fetch-models.sh): Qwen2.5 1.5B Q4_K_M (a 5.95 MB header), nomic-embed
+/// F16 and llama.cpp's 19 vocabulary-only files (Llama 3's header is 7.8 MB, gemma-4's 15.8 MB).
+fn zoo_files() -> Vec<PathBuf> {
+    let vocab = common::zoo("vocab");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&vocab)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 19, "{v:?}");
+    let mut files = vec![common::zoo("qwen"), common::zoo("nomic")];
+    files.extend(v);
+    files
+}
+
+/// A verify document's checks, leaving out the data checks (numbers, all-zero, magnitude): over
+/// HTTP they see only the sampled range.
+fn header_checks(d: &J) -> Vec<J> {
+    d["models"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !["numbers", "all-zero", "magnitude"].contains(&c["check"].as_str().unwrap()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn zoo_headers_over_http_equal_their_local_readings() {
+    let files = zoo_files();
+    let s = serve_files(&files, Mode::default());
+    let cache = tmp();
+    let (first, min_step) = (4u64 << 20, 2u64 << 20);
+    for f in &files {
+        let u = url(&s, f);
+        let name = f.file_name().unwrap().to_string_lossy();
+        let path = f.to_str().unwrap();
+        let local = pocket(&["inspect", "--json", path], &[], cache.path());
+        assert_eq!(local.code, 0, "{name}: {}", local.err);
+        let remote = pocket(&["inspect", "--json", "--no-cache", &u], &[], cache.path());
+        assert_eq!(remote.code, 0, "{name}: {}", remote.err);
+        let r = remote.json();
+        assert_eq!(
+            inspect_core(r.clone()),
+            inspect_core(local.json()),
+            "{name}"
+        );
+        let header = r["tensor_data_offset"].as_u64().unwrap();
+        let size = r["file_size"].as_u64().unwrap();
+        let fetched = r["remote"]["bytes_fetched"].as_u64().unwrap();
+        eprintln!("{name}: header {header} bytes, fetched {fetched} of {size}");
+        assert!(
+            fetched >= header.min(size)
+                && fetched <= size.min(first.max(header + step(header, min_step))),
+            "{name}: fetched {fetched} for a {header}-byte header"
+        );
+
+        // verify: every header check and the device verdict as on the local file; the numbers
+        // check covers one sampled MiB at most.
+        let local = pocket(
+            &["verify", "--json", "--device", "pixel-8", path],
+            &[],
+            cache.path(),
+        );
+        let remote = pocket(
+            &["verify", "--json", "--device", "pixel-8", "--no-cache", &u],
+            &[],
+            cache.path(),
+        );
+        assert_eq!(remote.code, local.code, "{name}: {}", remote.err);
+        let (rj, lj) = (remote.json(), local.json());
+        assert!(header_checks(&lj).len() >= 3, "{name}: {lj:#}");
+        assert_eq!(header_checks(&rj), header_checks(&lj), "{name}");
+        assert_eq!(
+            rj["models"][0]["device"], lj["models"][0]["device"],
+            "{name}"
+        );
+        let total = rj["models"][0]["remote"]["bytes_fetched"].as_u64().unwrap();
+        assert!(
+            total <= size.min(first.max(header + step(header, min_step)) + (1 << 20)),
+            "{name}: verify fetched {total} for a {header}-byte header"
+        );
+    }
+}
+
+/// `-v` lists every request made: the range asked, the answer, the bytes; as many as `--json` counts.
+#[test]
+fn verbose_lists_every_request() {
+    let f = common::testdata("tiny-llama-f16.gguf");
+    let s = serve_files(std::slice::from_ref(&f), Mode::default());
+    let u = url(&s, &f);
+    let cache = tmp();
+    let small = ["--first-read", "4096", "--min-step", "4096"];
+    let r = pocket(
+        &[&["-v", "inspect", "--json"][..], &small, &[&u]].concat(),
+        &[],
+        cache.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let n = r.json()["remote"]["files"][0]["requests"].as_u64().unwrap();
+    assert!(n > 1, "{n}");
+    let lines: Vec<&str> = r
+        .err
+        .lines()
+        .filter(|l| l.starts_with(&format!("pocket: GET {u} bytes=")))
+        .collect();
+    assert_eq!(lines.len() as u64, n, "{}", r.err);
+    assert!(
+        lines[0].starts_with(&format!("pocket: GET {u} bytes=0-4095: 206, 4.00 KiB in ")),
+        "{}",
+        r.err
+    );
+    assert_eq!(s.log().len() as u64, n);
+    // The second run: the header from the cache (304), said so.
+    let r = pocket(&["-v", "verify", &u], &[], cache.path());
+    assert!(r.err.contains("304 (header from the cache)"), "{}", r.err);
+    // Without -v, no request lines.
+    let r = pocket(&["inspect", "--no-cache", &u], &[], cache.path());
+    assert!(!r.err.contains("pocket: GET"), "{}", r.err);
 }

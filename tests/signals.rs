@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Raw;
+use common::{leftovers, Raw, Rng};
 
 /// A model of `n` F32 tensors of `len` values each (zeros), so that writing it takes a while.
 fn big_model(p: &Path, n: usize, len: u64) {
@@ -24,25 +24,6 @@ fn big_model(p: &Path, n: usize, len: u64) {
     r.pad(32);
     r.zeros((n as u64 * len * 4) as usize);
     std::fs::write(p, &r.b).unwrap();
-}
-
-/// xorshift, seeded from the clock (the seed is printed so a failure can be replayed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.contains("pocket-tmp"))
-        .collect()
 }
 
 struct Op {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Raw;
+use common::{Raw, Rng};
 use pocket::exec::tokenizer::{TokenizerError, Vocab};
 use pocket::Gguf;
 
@@ -315,17 +315,6 @@ fn unknown_pre_tokenizer() {
         matches!(e, TokenizerError::UnknownPre(ref p) if p == "no-such-pre"),
         "{e}"
     );
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// Random vocabularies (odd texts, byte tokens, duplicate and empty tokens, any token type, merges

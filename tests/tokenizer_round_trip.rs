@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -21,20 +23,6 @@ fn load(name: &str) -> &'static Vocab {
     })
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn random_text(r: &mut Rng) -> String {
     let pools: [&[char]; 6] = [
         &[
@@ -49,7 +37,7 @@ fn random_text(r: &mut Rng) -> String {
     let len = r.below(40);
     let mut s = String::new();
     for _ in 0..len {
-        let p = r.below(pools.len() as u64) as usize;
+        let p = r.below(pools.len());
         let c = if pools[p].is_empty() {
             // Any scalar value.
             loop {
@@ -58,7 +46,7 @@ fn random_text(r: &mut Rng) -> String {
                 }
             }
         } else {
-            pools[p][r.below(pools[p].len() as u64) as usize]
+            pools[p][r.below(pools[p].len())]
         };
         s.push(c);
     }

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::leftovers;
+
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,14 +36,6 @@ fn pocket(args: &[&str]) -> (i32, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.contains("pocket-tmp"))
-        .collect()
 }
 
 /// A writing command, given where its output goes; `output(dir)` is the path it writes (for split,

@@ -208,6 +208,21 @@ pub struct FileStats {
     pub held_tensors: Vec<String>,
     /// The server ignored ranges and the whole file was downloaded (`--download-whole`).
     pub whole: bool,
+    /// Every request in the order made (what `pocket -v` lists).
+    pub log: Vec<Request>,
+}
+
+/// One request made for a remote file.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The bytes asked for, `first..=last`.
+    pub first: u64,
+    pub last: u64,
+    /// What came back: "206", "304 (header from the cache)", "200 (whole file)", "416".
+    pub answer: String,
+    /// Body bytes received.
+    pub bytes: u64,
+    pub elapsed: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -237,6 +252,7 @@ impl RemoteFile {
 
     /// Fetches `start..end` and checks it comes from the same file as the first response.
     fn fetch(&self, start: u64, end: u64) -> Result<Vec<u8>, RemoteError> {
+        let t0 = std::time::Instant::now();
         let r = self.client.get_range(&self.url, start, end - 1, None)?;
         match r {
             Reply::Partial { data, total, etag } => {
@@ -259,6 +275,13 @@ impl RemoteFile {
                 let mut h = self.held();
                 h.stats.bytes_fetched += data.len() as u64;
                 h.stats.requests += 1;
+                h.stats.log.push(Request {
+                    first: start,
+                    last: end - 1,
+                    answer: "206".into(),
+                    bytes: data.len() as u64,
+                    elapsed: t0.elapsed(),
+                });
                 Ok(data)
             }
             _ => Err(RemoteError::Protocol {
@@ -389,6 +412,7 @@ impl Session {
         let url = loc.url(&self.opts.endpoint);
         let cached = self.opts.cache.as_ref().and_then(|d| cache::load(d, &url));
         let first = self.opts.first_read.max(1);
+        let t0 = std::time::Instant::now();
         let reply =
             self.client
                 .get_range(&url, 0, first - 1, cached.as_ref().map(|c| c.etag.as_str()))?;
@@ -428,6 +452,18 @@ impl Session {
         };
         stats.size = size;
         stats.etag = etag.clone();
+        stats.log.push(Request {
+            first: 0,
+            last: first - 1,
+            answer: match (&whole, stats.from_cache > 0) {
+                (Some(_), _) => "200 (whole file)".into(),
+                (None, true) => "304 (header from the cache)".into(),
+                (None, false) if size == 0 || prefix.is_empty() => "416".into(),
+                _ => "206".into(),
+            },
+            bytes: stats.bytes_fetched,
+            elapsed: t0.elapsed(),
+        });
         let rf = Arc::new(RemoteFile {
             url: url.clone(),
             size,

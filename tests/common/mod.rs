@@ -204,6 +204,51 @@ pub fn pocket() -> std::process::Command {
     target_command(env!("CARGO_BIN_EXE_pocket"))
 }
 
+/// `pocket ARGS` run to its end, its output kept.
+pub fn run_pocket(args: &[&str]) -> std::process::Output {
+    pocket().args(args).output().expect("run pocket")
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The temporary files pocket's writers left in `dir` (there should be none).
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("pocket-tmp"))
+        .collect()
+}
+
+/// xorshift64: a small seeded generator for randomized tests (the seed replays a failure).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
 /// A golden of little-endian f32 values under `testdata/` (logits from llama.cpp).
 ///
 /// Executor goldens depend on the class of CPU llama.cpp was built for (testdata/README.md, "CPU

@@ -351,6 +351,47 @@ mod tests {
         assert_eq!(enum_name("Scalar"), "scalar");
     }
 
+    fn at(width: Option<usize>) -> Look {
+        Look {
+            width,
+            color: false,
+            quiet: false,
+            verbose: false,
+        }
+    }
+
+    #[test]
+    fn tables_fit_the_width_cut_long_cells_and_drop_empty_columns() {
+        let mut t = table(&["name", "empty", "value"]);
+        t.add_row(vec!["a".into(), "".into(), "x ".repeat(200)]);
+        t.add_row(vec!["b".into(), "—".into(), "short".into()]);
+        let narrow = t.build(at(Some(40))).to_string();
+        let widths: Vec<usize> = narrow.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w <= 40), "{narrow}");
+        // One line per row (max_lines 1): the long cell is cut, and says so.
+        assert!(narrow.contains('…'), "{narrow}");
+        assert_eq!(narrow.lines().count(), 6, "{narrow}");
+        assert!(!narrow.contains("empty"), "{narrow}");
+        // Not on a terminal: whole lines, nothing cut.
+        let whole = t.build(at(None)).to_string();
+        assert!(
+            !whole.contains('…') && whole.contains(&"x ".repeat(199)),
+            "{whole}"
+        );
+        t.max_lines(3);
+        let three = t.build(at(Some(40))).to_string();
+        assert_eq!(three.lines().count(), 8, "{three}");
+    }
+
+    #[test]
+    fn numbers_in_a_short_form() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(253_115_040), "241.39 MiB");
+        assert_eq!(count(268_098_176), "268.10 M");
+        assert_eq!(count(8_030_261_248), "8.03 B");
+        assert_eq!(clip("abcdef", 3), "abc… (6 bytes)");
+    }
+
     #[test]
     fn plurals() {
         assert_eq!(plural(1, "header byte", "header bytes"), "1 header byte");

@@ -98,6 +98,9 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         ),
     };
     let fetched = session.as_ref().map(|s| s.stats());
+    if let Some(st) = &fetched {
+        crate::remote::log_requests(st);
+    }
     let s = summarize(&shards);
     let mem = match a.ctx {
         Some(n) => Some(

@@ -54,7 +54,7 @@ struct Cli {
     /// No progress bars, notes or warnings on stderr (errors are still printed).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// More on stderr: the time each command took.
+    /// More on stderr: kernels and threads, each HTTP request of a remote file, the time taken.
     #[arg(short, long, global = true)]
     verbose: bool,
     #[command(subcommand)]
@@ -266,6 +266,14 @@ fn main() -> ExitCode {
         )
     });
     let started = std::time::Instant::now();
+    if fmt::look().verbose {
+        eprintln!(
+            "pocket {}: kernels {}, {} threads",
+            env!("CARGO_PKG_VERSION"),
+            fmt::kernels(),
+            rayon::current_num_threads()
+        );
+    }
     let stdout = io::stdout();
     let buffered = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     // Human output never carries a file's control characters to the terminal (sanitize.rs); JSON and

@@ -77,6 +77,26 @@ pub fn stats_json(stats: &[FileStats]) -> J {
     json!({"bytes_fetched": fetched, "file_size": size, "files": files})
 }
 
+/// Every request made, on stderr, for `pocket -v`: "GET URL bytes=0-4194303: 206, 4.00 MiB in 12 ms".
+pub fn log_requests(stats: &[FileStats]) {
+    if !crate::fmt::look().verbose {
+        return;
+    }
+    for s in stats {
+        for r in &s.log {
+            eprintln!(
+                "pocket: GET {} bytes={}-{}: {}, {} in {} ms",
+                crate::sanitize::clean(&s.url),
+                r.first,
+                r.last,
+                r.answer,
+                bytes(r.bytes),
+                r.elapsed.as_millis()
+            );
+        }
+    }
+}
+
 /// What was fetched, for people: "fetched 9.90 MiB of 241.39 MiB in 4 requests: 9.00 MiB to read
 /// the 6.22 MiB header, 0.90 MiB of sampled tensor data".
 pub fn stats_line(stats: &[FileStats]) -> String {

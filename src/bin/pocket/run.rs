@@ -32,17 +32,8 @@ pub struct Args {
         conflicts_with = "model"
     )]
     model_opt: Option<PathBuf>,
-    /// The prompt (in a chat: the first user message).
-    #[arg(short = 'p', long = "prompt", value_name = "TEXT")]
-    prompt: Option<String>,
-    /// Read the prompt from this file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        conflicts_with = "prompt"
-    )]
-    file: Option<PathBuf>,
+    #[command(flatten)]
+    text: crate::tokenize::TextArgs,
     /// Tokens to generate [default: 32; in a chat, up to 1024 per turn].
     #[arg(short = 'n', long = "n-predict")]
     n: Option<usize>,
@@ -344,12 +335,14 @@ fn sampling_json(a: &Args, seed: u64) -> serde_json::Value {
 }
 
 fn prompt_text(a: &Args) -> Result<Option<String>, Failure> {
-    match (&a.prompt, &a.file) {
-        (Some(p), _) => Ok(Some(p.clone())),
-        (None, Some(f)) => Ok(Some(
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        )),
-        (None, None) => Ok(None),
+    match a.text.bytes()? {
+        Some(b) => Ok(Some(String::from_utf8(b).map_err(|e| {
+            anyhow::anyhow!(
+                "the prompt is not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            )
+        })?)),
+        None => Ok(None),
     }
 }
 

@@ -15,17 +15,8 @@ use crate::Failure;
 pub struct Args {
     /// The GGUF file (for a split model, its first shard, which holds the vocabulary).
     model: PathBuf,
-    /// The text to tokenize.
-    #[arg(short = 'p', long = "prompt", value_name = "TEXT")]
-    prompt: Option<String>,
-    /// Read the text from this file (bytes kept exactly, a final newline included).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        conflicts_with = "prompt"
-    )]
-    file: Option<PathBuf>,
+    #[command(flatten)]
+    text: TextArgs,
     /// Read the text from standard input.
     #[arg(long, conflicts_with_all = ["prompt", "file"])]
     stdin: bool,
@@ -49,16 +40,43 @@ pub struct Args {
     show_count: bool,
 }
 
+/// The text given as llama.cpp's tools take it, `-p TEXT` or `-f FILE` (shared by `run`/`chat`).
+#[derive(clap::Args)]
+pub struct TextArgs {
+    /// The prompt, or the text to tokenize (in a chat: the first user message).
+    #[arg(short = 'p', long = "prompt", value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// Read the text from this file (bytes kept exactly, a final newline included).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "prompt"
+    )]
+    pub file: Option<PathBuf>,
+}
+
+impl TextArgs {
+    /// The text's bytes, if -p or -f was given.
+    pub fn bytes(&self) -> Result<Option<Vec<u8>>, Failure> {
+        Ok(match (&self.prompt, &self.file) {
+            (Some(p), _) => Some(p.clone().into_bytes()),
+            (None, Some(f)) => {
+                Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
+            }
+            (None, None) => None,
+        })
+    }
+}
+
 pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let result = tokenize(a, out);
     crate::json_failure(a.json, &a.model, out, result)
 }
 
 fn tokenize(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
-    let mut text: Vec<u8> = if let Some(p) = &a.prompt {
-        p.clone().into_bytes()
-    } else if let Some(f) = &a.file {
-        std::fs::read(f).with_context(|| format!("reading {}", f.display()))?
+    let mut text: Vec<u8> = if let Some(b) = a.text.bytes()? {
+        b
     } else if a.stdin {
         let mut b = Vec::new();
         std::io::stdin()

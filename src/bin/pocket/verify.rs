@@ -153,7 +153,9 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
                 .and_then(|first| {
                     verify_shards(first, &open, &opts, &progress).map_err(|e| ("io", e.to_string()))
                 });
-            fetched.push(Some(session.stats()));
+            let st = session.stats();
+            crate::remote::log_requests(&st);
+            fetched.push(Some(st));
             r
         } else {
             fetched.push(None);
@@ -341,18 +343,20 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .max_lines(4)
         .min_width(0, 12)
         .min_width(2, 44);
+    // Below 120 columns a "where" column gets a handful of characters and breaks every key
+    // mid-word: the place then follows the message instead.
+    let fold_where = crate::fmt::look().width.is_some_and(|w| w < 120);
     for c in &r.checks {
         let status = match c.status {
             Status::Pass => "pass",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         };
-        t.add_row(vec![
-            c.check.to_string(),
-            status.to_string(),
-            c.message.clone(),
-            c.location.clone().unwrap_or_default(),
-        ]);
+        let (what, place) = match (&c.location, fold_where) {
+            (Some(l), true) => (format!("{} (at {l})", c.message), String::new()),
+            (l, _) => (c.message.clone(), l.clone().unwrap_or_default()),
+        };
+        t.add_row(vec![c.check.to_string(), status.to_string(), what, place]);
     }
     writeln!(out, "{t}")?;
     if !r.types.is_empty() {
