@@ -19,12 +19,9 @@ use super::ExecError;
 /// Log-probabilities below the maximum by more than this are not stored (llama-perplexity's 16).
 const LOG_PROB_RANGE: f32 = 16.0;
 
-/// `nearest_int` of perplexity.cpp: round to nearest (ties to even) by the 1.5·2^23 trick, valid for
-/// |x| < 2^22 (the values here are in [0, 65535]).
-fn nearest_int(x: f32) -> i32 {
-    let v = x + 12582912.0f32;
-    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
-}
+/// `nearest_int` of perplexity.cpp is ggml's: round to nearest (ties to even) by the 1.5·2^23 trick,
+/// valid for |x| < 2^22 (the values here are in [0, 65535]).
+use crate::quant::kquants::nearest_int;
 
 /// The maximum and its first index (`>` keeps the first of equal values, as perplexity.cpp).
 fn first_max(v: &[f32]) -> (f32, usize) {

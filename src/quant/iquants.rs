@@ -101,12 +101,8 @@ pub(crate) fn c_lroundf(f: f32) -> i64 {
     }
 }
 
-/// ggml's `nearest_int`: round half to even through the 1.5·2^23 trick (valid for |f| ≤ 2^22).
-#[inline]
-pub(crate) fn nearest_int(fval: f32) -> i32 {
-    let val = fval + 12582912.0f32;
-    (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
-}
+/// ggml's `nearest_int` (one definition, in the K-quants' scale searches).
+pub(crate) use super::kquants::nearest_int;
 
 /// ggml's `best_index_int8`: the index of the value in sorted `val` nearest to `x` (ties go up).
 #[inline]
