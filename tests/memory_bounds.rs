@@ -133,6 +133,8 @@ fn run_limited(args: &[&std::ffi::OsStr], stderr: &Path) -> (ExitStatus, u64) {
             Ok(())
         });
     }
+    // Reaped by the wait4 below (which also gives its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = c.spawn().unwrap();
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
