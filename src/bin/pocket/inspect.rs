@@ -119,7 +119,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     }
     let shard_name = |i: usize| files[i].clone();
     if a.json {
-        let mut doc = to_json(a, &files, &shards, &s, &keep, mem.as_ref());
+        let mut doc = to_json(&files, &s, shards[0].data_offset, mem.as_ref());
         doc["model"] = facts.to_json();
         if let Some(st) = &fetched {
             doc["remote"] = crate::remote::stats_json(st);
@@ -138,6 +138,12 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
                        "message": format!("not loadable by llama.cpp: {first}")}),
             );
         }
+        let doc = Doc {
+            head: &doc,
+            shards: &shards,
+            keep: &keep,
+            full_arrays: a.full_arrays,
+        };
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
@@ -337,33 +343,14 @@ fn meta_json(v: &Value<'_>, full: bool) -> J {
     }
 }
 
+/// The parts of the `--json` document whose size does not grow with the number of keys and tensors
+/// ([`Doc`] writes those).
 fn to_json(
-    a: &Args,
     files: &[String],
-    shards: &[Gguf<'_>],
     s: &Summary,
-    keep: &dyn Fn(&str) -> bool,
+    data_offset: u64,
     mem: Option<&crate::memory::Report>,
 ) -> J {
-    let first = &shards[0];
-    let mut metadata = Map::new();
-    let mut types = Map::new();
-    let mut order = Vec::new();
-    for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
-        metadata.insert(kv.key.to_string(), meta_json(&kv.value, a.full_arrays));
-        types.insert(kv.key.to_string(), J::String(type_string(&kv.value)));
-        order.push(J::String(kv.key.to_string()));
-    }
-    let mut tensors = Vec::new();
-    for (i, g) in shards.iter().enumerate() {
-        for t in g.tensors.iter().filter(|t| keep(t.name)) {
-            tensors.push(json!({
-                "name": t.name, "type": t.ty.name, "type_id": t.ty.id.raw(), "shape": t.dims,
-                "offset": t.offset, "file_offset": t.file_offset, "n_bytes": t.n_bytes,
-                "n_elements": t.n_elements, "shard": i,
-            }));
-        }
-    }
     let by_type: Vec<J> = s
         .by_type
         .iter()
@@ -378,7 +365,7 @@ fn to_json(
         "endianness": s.endian,
         "alignment": s.alignment,
         "file_size": s.file_size,
-        "tensor_data_offset": first.data_offset,
+        "tensor_data_offset": data_offset,
         "architecture": s.architecture,
         "name": s.name,
         "file_type": s.file_type,
@@ -389,17 +376,122 @@ fn to_json(
         "n_tensors": s.n_tensors,
         "n_kv": s.n_kv,
         "n_shards": s.n_shards,
-        "arrays_summarised": !a.full_arrays,
-        "kv_order": order,
-        "metadata": metadata,
-        "metadata_types": types,
-        "tensors": tensors,
+        "arrays_summarised": true,
         "by_type": by_type,
     });
     if let Some(m) = mem {
         doc["memory"] = m.to_json();
     }
     doc
+}
+
+/// The `--json` document, written as it is serialised: `head` (an object) plus the per-key and
+/// per-tensor parts, each made and dropped one at a time. Building them all first as JSON values
+/// took ~2 KB per tensor, so a header of a million tensors needed 2.3 GB (issue #27). Keys come out
+/// sorted as a `serde_json::Map` sorts them, so the document is the same as before.
+struct Doc<'a, 'g> {
+    head: &'a J,
+    shards: &'a [Gguf<'g>],
+    keep: &'a dyn Fn(&str) -> bool,
+    full_arrays: bool,
+}
+
+const STREAMED: [&str; 4] = ["kv_order", "metadata", "metadata_types", "tensors"];
+
+impl Doc<'_, '_> {
+    fn kvs(&self) -> impl Iterator<Item = &pocket::gguf::KeyValue<'_>> {
+        self.shards[0].kvs.iter().filter(|kv| (self.keep)(kv.key))
+    }
+
+    /// Indices of the kept keys in key order; of a key given twice (a file shown despite its
+    /// problems), the last, as a map keeps it.
+    fn sorted_kvs(&self) -> Vec<usize> {
+        let kvs = &self.shards[0].kvs;
+        let mut idx: Vec<usize> = (0..kvs.len())
+            .filter(|&i| (self.keep)(kvs[i].key))
+            .collect();
+        idx.sort_by(|&a, &b| kvs[a].key.cmp(kvs[b].key));
+        let mut out: Vec<usize> = Vec::with_capacity(idx.len());
+        for i in idx {
+            match out.last_mut() {
+                Some(l) if kvs[*l].key == kvs[i].key => *l = i,
+                _ => out.push(i),
+            }
+        }
+        out
+    }
+}
+
+impl serde::Serialize for Doc<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Seq<F>(F);
+        impl<F: Fn() -> I, I: Iterator<Item = J>> serde::Serialize for Seq<F> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut seq = ser.serialize_seq(None)?;
+                for v in (self.0)() {
+                    seq.serialize_element(&v)?;
+                }
+                seq.end()
+            }
+        }
+        struct Obj<F>(F);
+        impl<'k, F: Fn() -> I, I: Iterator<Item = (&'k str, J)>> serde::Serialize for Obj<F> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut map = ser.serialize_map(None)?;
+                for (k, v) in (self.0)() {
+                    map.serialize_entry(k, &v)?;
+                }
+                map.end()
+            }
+        }
+        let empty = Map::new();
+        let head = self.head.as_object().unwrap_or(&empty);
+        let mut keys: Vec<&str> = head.keys().map(String::as_str).collect();
+        keys.extend(STREAMED);
+        keys.sort_unstable();
+        let kvs = &self.shards[0].kvs;
+        let sorted = self.sorted_kvs();
+        let mut map = ser.serialize_map(Some(keys.len()))?;
+        for k in keys {
+            match k {
+                "kv_order" => map.serialize_entry(k, &Seq(|| self.kvs().map(|kv| json!(kv.key))))?,
+                "metadata" => map.serialize_entry(
+                    k,
+                    &Obj(|| {
+                        sorted.iter().map(|&i| {
+                            (kvs[i].key, meta_json(&kvs[i].value, self.full_arrays))
+                        })
+                    }),
+                )?,
+                "metadata_types" => map.serialize_entry(
+                    k,
+                    &Obj(|| {
+                        sorted
+                            .iter()
+                            .map(|&i| (kvs[i].key, J::String(type_string(&kvs[i].value))))
+                    }),
+                )?,
+                "tensors" => map.serialize_entry(
+                    k,
+                    &Seq(|| {
+                        self.shards.iter().enumerate().flat_map(|(i, g)| {
+                            g.tensors.iter().filter(|t| (self.keep)(t.name)).map(move |t| {
+                                json!({
+                                    "name": t.name, "type": t.ty.name, "type_id": t.ty.id.raw(),
+                                    "shape": t.dims, "offset": t.offset, "file_offset": t.file_offset,
+                                    "n_bytes": t.n_bytes, "n_elements": t.n_elements, "shard": i,
+                                })
+                            })
+                        })
+                    }),
+                )?,
+                "arrays_summarised" => map.serialize_entry(k, &!self.full_arrays)?,
+                _ => map.serialize_entry(k, &head[k])?,
+            }
+        }
+        map.end()
+    }
 }
 
 fn print_human(
