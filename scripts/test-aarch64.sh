@@ -23,7 +23,11 @@ if [ $# -eq 0 ]; then
   echo "test-aarch64: skipping gemma_q4_k_m_against_q8_0_matches_llama_perplexity (run natively by CI)"
   echo "test-aarch64: skipping the zoo's large models (tests named *zoo*: Qwen 1.5B and nomic-embed, run natively by CI)"
   echo "test-aarch64: skipping slow_and_cut_responses_are_retried_then_reported (1 s timeouts; emulation is slower; run natively by CI)"
+  echo "test-aarch64: skipping tests that run the real gemma model through the executor (names with gemma; perplexity_and_kld_stream_each_chunk_into_a_pipe):"
+  echo "  10-50 minutes each emulated; run natively by CI. ARM's executor is covered by the tiny llama/qwen3 tests and the NEON kernel tests."
   set -- --tests -- --skip whole_files_equal_llama_quantize_where_kernels_exist \
+    --skip gemma \
+    --skip perplexity_and_kld_stream_each_chunk_into_a_pipe \
     --skip gemma_q4_0_against_q8_0_matches_llama_perplexity \
     --skip gemma_q4_k_m_against_q8_0_matches_llama_perplexity \
     --skip zoo \
