@@ -375,10 +375,13 @@ fn gemma_q4_k_m_against_q8_0_matches_llama_perplexity() {
     // order, not the one llama.cpp ran here: the pair's KLD is then within rounding noise only.
     let x86 = pocket::exec::dot::kernels() != pocket::exec::dot::Kernels::Scalar;
     // llama.cpp's own value moves with the CPU class it was built for (mean KLD 0.005657 on an
-    // AVX-512 machine, 0.006228 on an AVX2-only one: 10%); pocket is held to the golden of its class
-    // (common::class_golden) within 3% (6% and 8% for the quantiles), since from the 7th position of
-    // a batch its attention still differs from llama.cpp's AVX2 build (testdata/README.md).
-    let (tol, tol2) = if x86 { (0.03, 0.08) } else { (0.2, 0.3) };
+    // AVX-512 machine, 0.006228 on an AVX2-only one: 10%), and with its own arithmetic order on one
+    // machine: on the AVX2 one, GGML_CPU_TILED_MM=0 (vec_dot order instead of the tiled K-quant
+    // matmul) gives mean KLD 0.005707 (-8%) and RMS Δp 1.141 (-21%) against 1.444. pocket is held to
+    // the golden of its class (common::class_golden) within 3% for the means and 15% for the
+    // quantiles and RMS Δp (about half of llama.cpp's own spread), since from 64 rows its tiled
+    // attention still differs from llama.cpp's AVX2 build in the last bits (testdata/README.md).
+    let (tol, tol2) = if x86 { (0.03, 0.15) } else { (0.2, 0.3) };
     c.rel("Mean    KLD", &["kld", "value"], 1.0, tol);
     c.rel("Same top p", &["same_top", "value"], 100.0, tol);
     c.rel("Mean PPL(Q)/PPL(base)", &["ppl_ratio", "value"], 1.0, tol);
