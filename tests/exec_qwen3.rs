@@ -27,6 +27,13 @@ fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
     common::rel_row_diffs(&ours, &theirs, w.hp.n_vocab)
 }
 
+/// Quantized weights on x86: the same integer dot products as ggml's x86 build that made the goldens,
+/// so float rounding only. On aarch64 pocket follows llama.cpp's ARM build, which quantizes Q8_0
+/// activations with `1/d` where the x86 build uses `127/max` (a different byte in about 40 of a
+/// million blocks): one such flip moves a row of this tiny model by ~1.3e-3 (measured under qemu,
+/// position 8 of the Q4_K_M model), so there the bound is that of one flipped activation.
+const QUANT_TOL: f32 = if cfg!(target_arch = "aarch64") { 5e-3 } else { 1e-6 };
+
 #[test]
 fn tiny_qwen3_logits_match_llama_cpp() {
     for q in ["f16", "q8_0", "q4_k_m"] {
@@ -36,7 +43,7 @@ fn tiny_qwen3_logits_match_llama_cpp() {
         let worst = r.iter().fold(0f32, |m, x| m.max(x.0));
         // Quantized weights: the same integer dot products as ggml, so float rounding only (~1e-7
         // measured). F16 weights: ggml's batched f16 product sums in another order (~5e-5 measured).
-        let tol = if q == "f16" { 1e-3 } else { 1e-6 };
+        let tol = if q == "f16" { 1e-3 } else { QUANT_TOL };
         assert!(worst < tol, "tiny-qwen3-{q}: {worst}");
         assert!(r.iter().all(|x| x.1), "tiny-qwen3-{q}: argmax differs");
     }
@@ -58,7 +65,7 @@ fn tiny_qwen3_incremental_matches_llama_cpp() {
             .iter()
             .zip(row)
             .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(d / scale < 1e-5, "position {i}: {}", d / scale);
+        assert!(d / scale < QUANT_TOL.max(1e-5), "position {i}: {}", d / scale);
     }
     assert!(s.eval(&[0], 1).is_err(), "context of 16 is full");
 }
