@@ -32,7 +32,11 @@ fn rel_diffs(q: &str) -> Vec<(f32, bool)> {
 /// activations with `1/d` where the x86 build uses `127/max` (a different byte in about 40 of a
 /// million blocks): one such flip moves a row of this tiny model by ~1.3e-3 (measured under qemu,
 /// position 8 of the Q4_K_M model), so there the bound is that of one flipped activation.
-const QUANT_TOL: f32 = if cfg!(target_arch = "aarch64") { 5e-3 } else { 1e-6 };
+const QUANT_TOL: f32 = if cfg!(target_arch = "aarch64") {
+    5e-3
+} else {
+    1e-6
+};
 
 #[test]
 fn tiny_qwen3_logits_match_llama_cpp() {
@@ -65,7 +69,11 @@ fn tiny_qwen3_incremental_matches_llama_cpp() {
             .iter()
             .zip(row)
             .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(d / scale < QUANT_TOL.max(1e-5), "position {i}: {}", d / scale);
+        assert!(
+            d / scale < QUANT_TOL.max(1e-5),
+            "position {i}: {}",
+            d / scale
+        );
     }
     assert!(s.eval(&[0], 1).is_err(), "context of 16 is full");
 }
