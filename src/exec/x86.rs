@@ -692,34 +692,8 @@ macro_rules! kernels {
                         );
                         let prod = _mm_madd_epi16(mins, q8s);
                         if TILED {
-                            // As `q6_k`'s tiled form, the mins' sum `s2` taken off fused:
-                            // `r = d · s1`, `r = r - dmin · s2`, `acc = r · d_y + acc`.
-                            let q8 = &yb[4..260];
-                            let mut sumi = _mm256_setzero_si256();
-                            for j in 0..4 {
-                                let scale_l =
-                                    _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j]));
-                                let scale_h =
-                                    _mm256_shuffle_epi8(scales, load256(&SHUFFLE_K4[2 * j + 1]));
-                                let p16l = _mm256_maddubs_epi16(q[2 * j], load256(&q8[64 * j..]));
-                                let p16h =
-                                    _mm256_maddubs_epi16(q[2 * j + 1], load256(&q8[64 * j + 32..]));
-                                sumi = _mm256_add_epi32(
-                                    sumi,
-                                    _mm256_add_epi32(
-                                        _mm256_madd_epi16(scale_l, p16l),
-                                        _mm256_madd_epi16(scale_h, p16h),
-                                    ),
-                                );
-                            }
-                            let s2 = _mm_hadd_epi32(prod, prod);
-                            let s2 = _mm_cvtsi128_si32(_mm_hadd_epi32(s2, s2));
-                            let r = xd * hsum_i32_8(sumi) as f32;
-                            let r = (-xdmin).mul_add(s2 as f32, r);
-                            acc_t[c] = r.mul_add(yd, acc_t[c]);
-                            continue;
-                        }
-                        if HIGH {
+                            // Taken off below, after the scales' sum.
+                        } else if HIGH {
                             let z = _mm_setzero_si128();
                             let hs = _mm_hadd_epi32(_mm_hadd_epi32(prod, z), z);
                             summs[c] += dmin * _mm_cvtsi128_si32(hs) as f32;
@@ -740,8 +714,21 @@ macro_rules! kernels {
                             let p16h = _mm256_madd_epi16(scale_h, p16h);
                             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
                         }
-                        acc[c] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+                        if TILED {
+                            // As `q6_k`'s tiled form, the mins' sum `s2` taken off fused:
+                            // `r = d · s1`, `r = r - dmin · s2`, `acc = r · d_y + acc`.
+                            let s2 = _mm_hadd_epi32(prod, prod);
+                            let s2 = _mm_cvtsi128_si32(_mm_hadd_epi32(s2, s2));
+                            let r = xd * hsum_i32_8(sumi) as f32;
+                            let r = (-xdmin).mul_add(s2 as f32, r);
+                            acc_t[c] = r.mul_add(yd, acc_t[c]);
+                        } else {
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d),
+                                _mm256_cvtepi32_ps(sumi),
+                                acc[c],
+                            );
+                        }
                     }
                 }
                 if TILED {
