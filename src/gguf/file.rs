@@ -273,6 +273,65 @@ pub fn split_prefix(path: &str, no: u32, count: u32) -> Option<&str> {
     path.strip_suffix(&format!("-{no:05}-of-{count:05}.gguf"))
 }
 
+/// The most shards a split set may claim: far above any real model (llama-gguf-split writes one
+/// per tensor at most), low enough that a hostile count cannot make pocket try billions of names.
+pub const MAX_SPLIT_COUNT: u64 = 100_000;
+
+/// Why a file's split keys and name do not lead to the rest of its set (see [`split_siblings`]).
+#[derive(Debug)]
+pub enum SplitPlace {
+    /// The header's records could not be read (its own error).
+    Unreadable(GgufError),
+    /// `split.count` above [`MAX_SPLIT_COUNT`].
+    Absurd(u64),
+    /// Not the first shard (`split.no` counts from 0, `None` when absent).
+    NotFirst { no: Option<u64>, count: u32 },
+    /// The name does not follow llama.cpp's `PREFIX-00001-of-NNNNN.gguf`.
+    BadName { count: u32 },
+}
+
+impl SplitPlace {
+    /// The problem in words, naming the file as `shown`.
+    pub fn message(&self, shown: &str) -> String {
+        match self {
+            SplitPlace::Unreadable(e) => e.to_string(),
+            SplitPlace::Absurd(c) => format!("split.count {c} is absurd"),
+            SplitPlace::NotFirst { no, count } => format!(
+                "{shown} is shard {} of {count}; give the first shard",
+                // split.no counts from 0; people count shards from 1, as the file names do.
+                no.map_or("?".to_string(), |n| (n + 1).to_string())
+            ),
+            SplitPlace::BadName { count } => format!(
+                "{shown} does not follow llama.cpp's shard naming PREFIX-00001-of-{count:05}.gguf"
+            ),
+        }
+    }
+}
+
+/// The paths of the other shards of the split set whose first shard's header starts `head` and
+/// whose path is `name`, as llama.cpp names them (`llama_split_path`); empty for a file that is not
+/// split. Only the split keys are read (no validation pass: callers validate every shard once).
+pub fn split_siblings(head: &[u8], name: &str) -> std::result::Result<Vec<String>, SplitPlace> {
+    let raw = super::parse::parse_header(head).map_err(SplitPlace::Unreadable)?;
+    let get = |k: &str| {
+        raw.kvs
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_u64())
+    };
+    let (no, count) = (get(KEY_SPLIT_NO), get(KEY_SPLIT_COUNT));
+    let count = match count {
+        None | Some(0) | Some(1) => return Ok(vec![]),
+        Some(c) if c > MAX_SPLIT_COUNT => return Err(SplitPlace::Absurd(c)),
+        Some(c) => c as u32,
+    };
+    if no != Some(0) {
+        return Err(SplitPlace::NotFirst { no, count });
+    }
+    let prefix = split_prefix(name, 1, count).ok_or(SplitPlace::BadName { count })?;
+    Ok((2..=count).map(|i| split_path(prefix, i, count)).collect())
+}
+
 /// A model: one file, or every shard of a split model in order.
 pub struct Model {
     pub files: Vec<GgufFile>,
@@ -282,45 +341,21 @@ impl Model {
     /// Opens a model file; if it is the first shard of a split model, opens the other shards too.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
         let first = GgufFile::open(path.as_ref())?;
-        // Only the split keys are needed here: read the records without the validation pass, which
-        // `ggufs` runs once over every shard.
-        let (no, count) = {
-            let raw = super::parse::parse_header(first.bytes())?;
-            let get = |k: &str| {
-                raw.kvs
-                    .iter()
-                    .find(|kv| kv.key == k)
-                    .and_then(|kv| kv.value.as_u64())
-            };
-            (get(KEY_SPLIT_NO), get(KEY_SPLIT_COUNT))
-        };
-        let count = match count {
-            None | Some(0) | Some(1) => return Ok(Model { files: vec![first] }),
-            Some(c) => u32::try_from(c).map_err(|_| GgufError::Split {
-                message: format!("split.count {c} is absurd"),
-            })?,
-        };
-        if no != Some(0) {
-            return Err(GgufError::Split {
-                message: format!(
-                    "{} is shard {} of {count}; give the first shard",
-                    first.path.display(),
-                    // split.no counts from 0; people count shards from 1, as the file names do.
-                    no.map_or("?".to_string(), |n| (n + 1).to_string())
-                ),
-            });
-        }
         let p = first.path.to_string_lossy().to_string();
-        let prefix = split_prefix(&p, 1, count).ok_or_else(|| GgufError::Split {
-            message: format!(
-                "{p} does not follow llama.cpp's shard naming PREFIX-00001-of-{count:05}.gguf"
-            ),
-        })?;
+        let others = match split_siblings(first.bytes(), &p) {
+            Ok(others) => others,
+            Err(SplitPlace::Unreadable(e)) => return Err(e),
+            Err(e) => {
+                return Err(GgufError::Split {
+                    message: e.message(&p),
+                })
+            }
+        };
+        let count = others.len() + 1;
         let mut files = vec![first];
-        for i in 2..=count {
-            let sp = split_path(prefix, i, count);
-            let f = GgufFile::open(&sp).map_err(|e| GgufError::Split {
-                message: format!("shard {i} of {count} missing: {e}"),
+        for (i, sp) in others.iter().enumerate() {
+            let f = GgufFile::open(sp).map_err(|e| GgufError::Split {
+                message: format!("shard {} of {count} missing: {e}", i + 2),
             })?;
             files.push(f);
         }

@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::gguf::file::{split_path, split_prefix};
+use crate::gguf::file::{split_siblings, SplitPlace};
 use crate::gguf::parse::parse_header;
-use crate::gguf::spec::{KEY_SPLIT_COUNT, KEY_SPLIT_NO};
 use crate::gguf::{Gguf, GgufError};
 use crate::verify::read::{Growth, LocalFile, Shard, Source};
 
@@ -522,42 +521,21 @@ impl Session {
         if single {
             return Ok(vec![first]);
         }
-        let (no, count) = match parse_header(&first.head) {
-            Ok(raw) => {
-                let get = |k: &str| {
-                    raw.kvs
-                        .iter()
-                        .find(|kv| kv.key == k)
-                        .and_then(|kv| kv.value.as_u64())
-                };
-                (get(KEY_SPLIT_NO), get(KEY_SPLIT_COUNT))
-            }
-            Err(_) => (None, None),
-        };
-        let count = match count {
-            None | Some(0) | Some(1) => return Ok(vec![first]),
-            Some(c) => u32::try_from(c).map_err(|_| GgufError::Split {
-                message: format!("split.count {c} is absurd"),
-            })?,
-        };
         let shown = first.path.display().to_string();
-        if no != Some(0) {
-            return Err(GgufError::Split {
-                message: format!(
-                    "{shown} is shard {} of {count}; give the first shard",
-                    no.map_or(-1, |n| n as i64 + 1)
-                ),
+        let others = match split_siblings(&first.head, &shown) {
+            Ok(others) => others,
+            // A header that does not parse is reported when the shard is validated.
+            Err(SplitPlace::Unreadable(_)) => vec![],
+            Err(e) => {
+                return Err(GgufError::Split {
+                    message: e.message(&shown),
+                }
+                .into())
             }
-            .into());
-        }
-        let prefix = split_prefix(&shown, 1, count).ok_or_else(|| GgufError::Split {
-            message: format!(
-                "{shown} does not follow llama.cpp's shard naming PREFIX-00001-of-{count:05}.gguf"
-            ),
-        })?;
+        };
         let mut shards = vec![];
-        for i in 2..=count {
-            shards.push(self.open(&split_path(prefix, i, count), 0)?);
+        for name in &others {
+            shards.push(self.open(name, 0)?);
         }
         shards.insert(0, first);
         Ok(shards)

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::gguf::file::{split_path, split_prefix};
-use crate::gguf::parse::parse_header;
+use crate::gguf::file::{split_siblings, SplitPlace};
 use crate::gguf::spec::{KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT};
 use crate::gguf::Gguf;
 
@@ -23,55 +22,43 @@ pub(super) fn discover(
     if opts.single {
         return vec![first];
     }
-    let (no, count) = match parse_header(&first.head) {
-        Ok(raw) => {
-            let get = |k: &str| {
-                raw.kvs
-                    .iter()
-                    .find(|kv| kv.key == k)
-                    .and_then(|kv| kv.value.as_u64())
-            };
-            (get(KEY_SPLIT_NO), get(KEY_SPLIT_COUNT))
-        }
-        Err(_) => (None, None),
-    };
-    let count = match count {
-        Some(c) if c > 1 => c,
-        _ => return vec![first],
-    };
-    if count > 100_000 {
-        out.fail("split", format!("split.count {count} is absurd"), None);
-        return vec![first];
-    }
-    let count = count as u32;
-    if no != Some(0) {
-        out.fail(
-            "split",
-            format!(
-                "this is shard {} of {count}, not the first; checking it alone",
-                no.map_or("?".to_string(), |n| (n + 1).to_string())
-            ),
-            Some(first.path.display().to_string()),
-        );
-        return vec![first];
-    }
     let p = first.path.to_string_lossy().to_string();
-    let Some(prefix) = split_prefix(&p, 1, count).map(str::to_string) else {
-        out.fail(
-            "split",
-            format!("split.count is {count} but the name does not follow llama.cpp's PREFIX-00001-of-{count:05}.gguf, so the other shards cannot be found"),
-            Some(p.clone()),
-        );
-        return vec![first];
+    let others = match split_siblings(&first.head, &p) {
+        Ok(others) => others,
+        // A header that does not parse is reported by the structure check.
+        Err(SplitPlace::Unreadable(_)) => vec![],
+        Err(SplitPlace::NotFirst { no, count }) => {
+            out.fail(
+                "split",
+                format!(
+                    "this is shard {} of {count}, not the first; checking it alone",
+                    no.map_or("?".to_string(), |n| (n + 1).to_string())
+                ),
+                Some(p),
+            );
+            return vec![first];
+        }
+        Err(SplitPlace::BadName { count }) => {
+            out.fail(
+                "split",
+                format!("split.count is {count} but the name does not follow llama.cpp's PREFIX-00001-of-{count:05}.gguf, so the other shards cannot be found"),
+                Some(p),
+            );
+            return vec![first];
+        }
+        Err(e) => {
+            out.fail("split", e.message(&p), None);
+            return vec![first];
+        }
     };
+    let count = others.len() + 1;
     let mut shards = vec![first];
-    for i in 2..=count {
-        let sp = split_path(&prefix, i, count);
+    for (i, sp) in others.into_iter().enumerate() {
         match open(&sp) {
             Ok(s) => shards.push(s),
             Err(e) => out.fail(
                 "split",
-                format!("shard {i} of {count} is missing: {e}"),
+                format!("shard {} of {count} is missing: {e}", i + 2),
                 Some(sp),
             ),
         }
