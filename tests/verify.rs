@@ -571,3 +571,52 @@ fn a_70_mb_header_of_string_arrays_is_read_whole() {
         "{structure:#?}"
     );
 }
+
+#[test]
+fn device_all_gives_a_row_per_built_in_profile_with_its_verdict_and_speed_basis() {
+    let h = common::testdata("headers/llama-3-8b-q4_k_m.header.gguf");
+    let (_, doc) = verify_json(&["--header-only", s(&h), "--device", "all"]);
+    let devs = doc["models"][0]["devices"].as_array().unwrap();
+    assert!(devs.len() >= 15, "{} profiles", devs.len());
+    let ids: Vec<&str> = devs
+        .iter()
+        .map(|d| d["device"]["id"].as_str().unwrap())
+        .collect();
+    for want in [
+        "galaxy-s23",
+        "galaxy-s24",
+        "galaxy-s25",
+        "pixel-8",
+        "pixel-9",
+        "pixel-10-pro",
+        "iphone-15-pro",
+        "iphone-16",
+        "iphone-16-pro",
+        "iphone-17-pro",
+        "poco-x7-pro",
+        "snapdragon-7-plus-gen-3",
+    ] {
+        assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    }
+    for d in devs {
+        let total = d["total_bytes"].as_i64().unwrap();
+        let app = d["device"]["app_bytes"].as_i64().unwrap();
+        assert_eq!(d["margin_bytes"].as_i64().unwrap(), app - total);
+        let v = d["verdict"].as_str().unwrap();
+        assert_eq!(v == "does not fit", total > app, "{}", d["device"]["id"]);
+        let android = d["device"]["platform"] == "android";
+        assert_eq!(d["repacked_bytes"].as_u64().unwrap() > 0, android);
+        assert!(d["tokens_per_second"].as_f64().unwrap() > 0.0);
+        assert!(d["speed_basis"]["fitted_to"].is_string());
+    }
+    // Phones in the calibration table get their own fit; the Galaxy S23's CPU runs include
+    // Q4_K_M files.
+    let s23 = devs
+        .iter()
+        .find(|d| d["device"]["id"] == "galaxy-s23")
+        .unwrap();
+    assert_eq!(
+        s23["speed_basis"]["fitted_to"],
+        "phone, backend and weight class"
+    );
+}
