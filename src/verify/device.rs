@@ -6,13 +6,45 @@
 //! - Compute and output buffers: [`crate::compute_buffer`], llama.cpp's graph allocator's peak for
 //!   one micro-batch with flash attention (its default), checked against its log lines.
 //! - Decode is memory-bound: every weight read once per token (the token embedding only one row,
-//!   unless it is tied to the output) plus the whole KV cache at the given context, at 70% of the
-//!   peak bandwidth (what llama.cpp reaches on phones in published measurements is 50–80%).
-//! - Energy: anchored on an 8B model at ≈ 0.8 J/token (4.9 GB of Q4_K_M weights read per token) and
-//!   scaled by bytes moved per token; a phone battery ≈ 50 kJ when a profile gives none.
+//!   unless it is tied to the output) plus the whole KV cache at the given context, at the share of
+//!   the peak bandwidth fitted to published phone measurements for the phone (or, without any, its
+//!   backend across phones), the runtime and the file's main weight type ([`super::calibration`];
+//!   70% when the table has nothing). That is the burst figure: the table's runs are short.
+//! - Weights as the runtime holds them: on Android llama.cpp's CPU backend builds interleaved
+//!   copies of Q4_0, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and Q8_0 matrices (`ggml-cpu/repack.cpp`, ARM
+//!   with dot-product instructions, rows a multiple of 4 or 8) in its own buffer; with the file
+//!   mapped (llama.cpp's default) the mapped pages of those tensors stay resident beside the copy
+//!   until the OS reclaims them, so the verdict counts both ([`repacked_bytes`]).
+//! - Energy: anchored on an 8B model at ≈ 0.8 J/token (4.9 GB of Q4_K_M weights read per token) —
+//!   MobileLLM's published prior of ≈ 0.1 J per token per billion parameters at 4 bits — and scaled
+//!   by bytes moved per token.
 
+use super::calibration::{self, Basis, Class, SpeedModel};
+use crate::gguf::spec::GgmlType;
 use crate::gguf::Gguf;
 use crate::memory::{MemoryError, MemoryEstimate};
+
+/// What runs the phone: decides how the runtime holds weights and what the OS lets an app keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// llama.cpp's ARM CPU backend repacks Q4_0 / IQ4_NL / Q4_K / Q2_K / Q8_0 weights into
+    /// interleaved copies ([`repacked`]); with the file mapped, both stay resident.
+    Android,
+    /// Metal runs the mapped file itself (no repacked copy); jetsam kills an app at its limit.
+    Ios,
+    /// A single-board computer: one job, the OS takes ~1 GB.
+    Linux,
+}
+
+impl Platform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Android => "android",
+            Platform::Ios => "ios",
+            Platform::Linux => "linux",
+        }
+    }
+}
 
 /// A device the model may run on.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,12 +52,15 @@ pub struct DeviceProfile {
     /// Short id used on the command line (`iphone-16`).
     pub id: String,
     pub name: String,
+    pub soc: String,
+    pub platform: Platform,
     pub ram_bytes: u64,
     /// What one app may use before the OS kills it.
     pub app_bytes: u64,
     /// Peak memory bandwidth in bytes per second.
     pub bandwidth: f64,
-    /// Battery energy in joules (`None` for mains-powered boards).
+    /// Battery energy in joules (`None` for mains-powered boards and phones whose battery the
+    /// sources do not give).
     pub battery_joules: Option<f64>,
     /// Where the numbers come from.
     pub source: String,
@@ -35,9 +70,12 @@ const GB: f64 = 1e9;
 const GIB: u64 = 1 << 30;
 const WH: f64 = 3600.0;
 
+#[allow(clippy::too_many_arguments)]
 fn p(
     id: &str,
     name: &str,
+    soc: &str,
+    platform: Platform,
     ram_gib: f64,
     app_gib: f64,
     bw_gbs: f64,
@@ -47,6 +85,8 @@ fn p(
     DeviceProfile {
         id: id.into(),
         name: name.into(),
+        soc: soc.into(),
+        platform,
         ram_bytes: (ram_gib * GIB as f64) as u64,
         app_bytes: (app_gib * GIB as f64) as u64,
         bandwidth: bw_gbs * GB,
@@ -55,113 +95,112 @@ fn p(
     }
 }
 
+/// Battery energy from a capacity at the 3.87 V typical of Li-ion phone cells.
+fn mah(m: f64) -> Option<f64> {
+    Some(m * 3.87 / 1000.0)
+}
+
 /// The built-in profiles.
 ///
 /// App budgets: iOS kills an app at its jetsam limit; with the
 /// `com.apple.developer.kernel.increased-memory-limit` entitlement (which an LLM app needs) apps on
 /// 8 GB iPhones get about 6 GB, measured with `os_proc_available_memory()` (Apple developer docs,
-/// "Increased Memory Limit" entitlement; developer-forum measurements). Android has no per-app cap on
-/// native memory; the low-memory killer reclaims the foreground app when free memory runs out, and in
-/// practice about half of RAM is free for it on 8–16 GB phones (the rest is the OS, GPU carve-outs and
-/// cached apps); less on 4 GB phones. A Raspberry Pi runs one job: RAM minus ~1 GB for the OS.
+/// "Increased Memory Limit" entitlement; developer-forum measurements); 12 GB iPhones are taken at
+/// the same 75%. Android has no per-app cap on native memory; the low-memory killer reclaims the
+/// foreground app when free memory runs out, and in practice about half of RAM is free for it on
+/// 8–16 GB phones (the rest is the OS, GPU carve-outs and cached apps); less on 4 GB phones. Two
+/// phones have published load failures (PocketPal's benchmark, see `calibration.tsv`), and their
+/// budgets are set between the largest load that succeeded and the smallest that failed, in
+/// llama.cpp buffers as pocket sizes them (`mmap` off, as the benchmark ran): Galaxy S23 (8 GB)
+/// 3.43 GiB loaded, 3.73 GiB failed → 3.6 GiB; POCO X7 Pro (8 GB, 7.5 GiB visible) 4.04 GiB
+/// loaded, 4.60 GiB failed → 4.25 GiB. Both are near half of RAM, as the rule of thumb says.
+/// A Raspberry Pi runs one job: RAM minus ~1 GB for the OS.
+///
+/// Bandwidth: the memory standard's transfer rate times the bus (64 bits on every phone here) as
+/// the SoC's specification gives it.
 pub fn builtin() -> Vec<DeviceProfile> {
+    use Platform::*;
     vec![
         // apple.com/iphone-15-pro/specs: A17 Pro, 8 GB (Apple does not publish RAM; teardowns agree),
         // LPDDR5-6400 on a 64-bit bus = 51.2 GB/s; battery 3274 mAh, 12.70 Wh (regulatory label).
-        p(
-            "iphone-15-pro",
-            "iPhone 15 Pro",
-            8.0,
-            6.0,
-            51.2,
-            Some(12.70),
-            "apple.com specs; A17 Pro LPDDR5-6400 ×64 bit; battery 12.70 Wh",
-        ),
+        p("iphone-15-pro", "iPhone 15 Pro", "A17 Pro", Ios, 8.0, 6.0, 51.2, Some(12.70),
+            "apple.com specs; A17 Pro LPDDR5-6400 ×64 bit; battery 12.70 Wh"),
         // apple.com/iphone-16/specs: A18, 8 GB LPDDR5X-7500 on 64 bits = 60 GB/s; battery 3561 mAh, 13.83 Wh.
-        p(
-            "iphone-16",
-            "iPhone 16",
-            8.0,
-            6.0,
-            60.0,
-            Some(13.83),
-            "apple.com specs; A18 LPDDR5X-7500 ×64 bit; battery 13.83 Wh",
-        ),
+        p("iphone-16", "iPhone 16", "A18", Ios, 8.0, 6.0, 60.0, Some(13.83),
+            "apple.com specs; A18 LPDDR5X-7500 ×64 bit; battery 13.83 Wh"),
         // apple.com/iphone-16-pro/specs: A18 Pro, 8 GB LPDDR5X-7500 = 60 GB/s; battery 3582 mAh, 13.94 Wh.
-        p(
-            "iphone-16-pro",
-            "iPhone 16 Pro",
-            8.0,
-            6.0,
-            60.0,
-            Some(13.94),
-            "apple.com specs; A18 Pro LPDDR5X-7500 ×64 bit; battery 13.94 Wh",
-        ),
+        p("iphone-16-pro", "iPhone 16 Pro", "A18 Pro", Ios, 8.0, 6.0, 60.0, Some(13.94),
+            "apple.com specs; A18 Pro LPDDR5X-7500 ×64 bit; battery 13.94 Wh"),
+        // 12 GB: analyst Jeff Pu's report (en.5iter.com/keji/47236.html); A19 Pro LPDDR5X at
+        // 9600 MT/s (inews.zoombangla.com/a19-pro-vs-a19-specs) ×64 bit = 76.8 GB/s. Battery not given.
+        p("iphone-17-pro", "iPhone 17 Pro", "A19 Pro", Ios, 12.0, 9.0, 76.8, None,
+            "12 GB (Jeff Pu, en.5iter.com/keji/47236.html); A19 Pro LPDDR5X-9600 ×64 bit (inews.zoombangla.com/a19-pro-vs-a19-specs)"),
         // store.google.com Pixel 8 tech specs: Tensor G3, 8 GB LPDDR5X (4266 MHz, 64-bit = 68.2 GB/s);
         // battery 4575 mAh typical at 3.87 V = 17.7 Wh.
-        p(
-            "pixel-8",
-            "Pixel 8",
-            8.0,
-            4.0,
-            68.2,
-            Some(17.7),
-            "Google Pixel 8 specs; Tensor G3 LPDDR5X ×64 bit; 4575 mAh",
-        ),
+        p("pixel-8", "Pixel 8", "Tensor G3", Android, 8.0, 4.0, 68.2, Some(17.7),
+            "Google Pixel 8 specs; Tensor G3 LPDDR5X ×64 bit; 4575 mAh"),
+        // Pixel 9: Tensor G4, 12 GB (ertas.ai/blog/llm-android-benchmarks-snapdragon-tensor chipset
+        // table: "Tensor G4 | Pixel 9, 9 Pro | 12-16GB"); LPDDR5X as the Pixel 9 Pro; 4700 mAh.
+        p("pixel-9", "Pixel 9", "Tensor G4", Android, 12.0, 6.0, 68.2, mah(4700.0),
+            "Tensor G4 12 GB (ertas.ai chipset table); LPDDR5X-8533 ×64 bit; 4700 mAh"),
         // Pixel 9 Pro tech specs: Tensor G4, 16 GB LPDDR5X (68.2 GB/s); 4700 mAh = 18.2 Wh.
-        p(
-            "pixel-9-pro",
-            "Pixel 9 Pro",
-            16.0,
-            8.0,
-            68.2,
-            Some(18.2),
-            "Google Pixel 9 Pro specs; Tensor G4 LPDDR5X ×64 bit; 4700 mAh",
-        ),
+        p("pixel-9-pro", "Pixel 9 Pro", "Tensor G4", Android, 16.0, 8.0, 68.2, Some(18.2),
+            "Google Pixel 9 Pro specs; Tensor G4 LPDDR5X ×64 bit; 4700 mAh"),
+        // Pixel 10 Pro: Tensor G5 (TSMC 3 nm), 16 GB, 4870 mAh (repka.club 2025-07-01 leak of the
+        // official specs; humenglish.com prototype: 16 GB). Google gives no memory speed: taken as
+        // the Tensor G4's LPDDR5X-8533 (an assumption).
+        p("pixel-10-pro", "Pixel 10 Pro", "Tensor G5", Android, 16.0, 8.0, 68.2, mah(4870.0),
+            "16 GB, 4870 mAh (repka.club Pixel 10 Pro spec leak); bandwidth assumed as Tensor G4 LPDDR5X-8533"),
+        // Galaxy S22 (US): Snapdragon 8 Gen 1, 8 GB LPDDR5-6400 ×64 bit = 51.2 GB/s; 3700 mAh.
+        p("galaxy-s22", "Galaxy S22", "Snapdragon 8 Gen 1", Android, 8.0, 4.0, 51.2, mah(3700.0),
+            "Samsung Galaxy S22 specs (8 GB, 3700 mAh); Snapdragon 8 Gen 1 LPDDR5-6400 ×64 bit"),
+        // Galaxy S23: Snapdragon 8 Gen 2 for Galaxy, 8 GB; "LPDDR5X memory support up to 4,200MHz"
+        // (wccftech.com/qualcomm-snapdragon-8-gen-2-goes-official) = 8400 MT/s ×64 bit = 67.2 GB/s;
+        // 3900 mAh. App budget from PocketPal's load failures (see above).
+        p("galaxy-s23", "Galaxy S23", "Snapdragon 8 Gen 2", Android, 8.0, 3.6, 67.2, mah(3900.0),
+            "Samsung Galaxy S23 specs (8 GB, 3900 mAh); SD 8 Gen 2 LPDDR5X 4200 MHz (wccftech); app budget: PocketPal load failures"),
         // samsung.com Galaxy S24 specs: 8 GB LPDDR5X (Exynos 2400 / Snapdragon 8 Gen 3: 8533 MT/s,
         // 64-bit = 68.3 GB/s); 4000 mAh = 15.4 Wh.
-        p(
-            "galaxy-s24",
-            "Galaxy S24",
-            8.0,
-            4.0,
-            68.3,
-            Some(15.4),
-            "Samsung Galaxy S24 specs; LPDDR5X-8533 ×64 bit; 4000 mAh",
-        ),
+        p("galaxy-s24", "Galaxy S24", "Snapdragon 8 Gen 3 / Exynos 2400", Android, 8.0, 4.0, 68.3, Some(15.4),
+            "Samsung Galaxy S24 specs; LPDDR5X-8533 ×64 bit; 4000 mAh"),
         // Galaxy S24 Ultra: 12 GB LPDDR5X, Snapdragon 8 Gen 3 for Galaxy (qualcomm.com: LPDDR5X up to
         // 4800 MHz, 76.8 GB/s); 5000 mAh = 19.4 Wh.
-        p(
-            "galaxy-s24-ultra",
-            "Galaxy S24 Ultra",
-            12.0,
-            6.0,
-            76.8,
-            Some(19.4),
-            "Samsung Galaxy S24 Ultra specs; Snapdragon 8 Gen 3 LPDDR5X-9600; 5000 mAh",
-        ),
+        p("galaxy-s24-ultra", "Galaxy S24 Ultra", "Snapdragon 8 Gen 3", Android, 12.0, 6.0, 76.8, Some(19.4),
+            "Samsung Galaxy S24 Ultra specs; Snapdragon 8 Gen 3 LPDDR5X-9600; 5000 mAh"),
+        // Galaxy S25: Snapdragon 8 Elite for Galaxy, 12 GB; "dual-channel LPDDR5X-5300"
+        // (hi-tech.ua, Snapdragon 8 Elite announcement) = 10600 MT/s ×64 bit = 84.8 GB/s; 4000 mAh.
+        p("galaxy-s25", "Galaxy S25", "Snapdragon 8 Elite", Android, 12.0, 6.0, 84.8, mah(4000.0),
+            "Samsung Galaxy S25 specs (12 GB, 4000 mAh); SD 8 Elite LPDDR5X-5300 MHz (hi-tech.ua)"),
+        // OnePlus 12 (16 GB, as ExecuTorch's Llama README measured it): Snapdragon 8 Gen 3, "LPDDR5X
+        // RAM with up to 4800MHz" (droidholic.com/snapdragon-8-gen-3-launched) = 76.8 GB/s; 5400 mAh.
+        p("oneplus-12", "OnePlus 12 (16 GB)", "Snapdragon 8 Gen 3", Android, 16.0, 8.0, 76.8, mah(5400.0),
+            "OnePlus 12 16 GB (ExecuTorch llama README); SD 8 Gen 3 LPDDR5X 4800 MHz (droidholic.com); 5400 mAh"),
+        // POCO X9 Pro ("Myron" in PocketPal's benchmark): Snapdragon 8 Elite Gen 5, "LPDDR5x memory,
+        // running at a maximum speed of 5,300MHz" (lowyat.net) = 84.8 GB/s. RAM not in the source:
+        // 12 GB assumed. Battery not given.
+        p("poco-x9-pro", "POCO X9 Pro", "Snapdragon 8 Elite Gen 5", Android, 12.0, 6.0, 84.8, None,
+            "SoC: PocketPal bench (poco-myron.json); SD 8 Elite Gen 5 LPDDR5X 5300 MHz (lowyat.net); 12 GB assumed"),
+        // POCO X7 Pro ("Klee"): Dimensity 8400-Ultra (MT6899), 8 GB (PocketPal: "7.5 GiB device"),
+        // "LPDDR5x-8533 4x 16-bit @ 4266 MHz (68.2 GB/s)" (nextpit.com Dimensity 8400 table).
+        // App budget from PocketPal's load failures (see above). Battery not given.
+        p("poco-x7-pro", "POCO X7 Pro", "Dimensity 8400 (MT6899)", Android, 8.0, 4.25, 68.2, None,
+            "PocketPal bench (poco-x7-klee.json, 7.5 GiB); Dimensity 8400 LPDDR5X-8533 ×64 bit (nextpit.com)"),
+        // A Snapdragon 7+ Gen 3 phone (e.g. OnePlus Nord 4), 8 GB: "LPDDR5x-8400 4x 16-bit @ 4200 MHz
+        // (67.2 GB/s)" (nextpit.com Dimensity 8400 comparison table); 5000 mAh typical of the class.
+        p("snapdragon-7-plus-gen-3", "Snapdragon 7+ Gen 3 phone, 8 GB", "Snapdragon 7+ Gen 3", Android, 8.0, 4.0, 67.2, mah(5000.0),
+            "SD 7+ Gen 3 LPDDR5X-8400 ×64 bit (nextpit.com table); 8 GB / 5000 mAh class"),
+        // A Dimensity 8300 phone (e.g. POCO X6 Pro), 8 GB: "LPDDR5x-8533 4x 16-bit @ 4266 MHz
+        // (68.2 GB/s)" (nextpit.com table); 5000 mAh typical of the class.
+        p("dimensity-8300", "Dimensity 8300 phone, 8 GB", "Dimensity 8300", Android, 8.0, 4.0, 68.2, mah(5000.0),
+            "Dimensity 8300 LPDDR5X-8533 ×64 bit (nextpit.com table); 8 GB / 5000 mAh class"),
         // A 4 GB budget phone (e.g. Galaxy A05, MediaTek Helio G85: LPDDR4X-3600 on 32 bits = 14.4 GB/s
         // per mediatek.com); Android with 4 GB leaves ~1.5 GB to the foreground app; 5000 mAh = 19.3 Wh.
-        p(
-            "budget-android-4gb",
-            "Budget Android, 4 GB (Helio G85 class)",
-            4.0,
-            1.5,
-            14.4,
-            Some(19.3),
-            "MediaTek Helio G85 LPDDR4X ×32 bit; typical 4 GB / 5000 mAh budget phone",
-        ),
+        p("budget-android-4gb", "Budget Android, 4 GB (Helio G85 class)", "Helio G85", Android, 4.0, 1.5, 14.4, Some(19.3),
+            "MediaTek Helio G85 LPDDR4X ×32 bit; typical 4 GB / 5000 mAh budget phone"),
         // raspberrypi.com Raspberry Pi 5 product brief: 8 GB LPDDR4X-4267 on a 32-bit bus = 17.1 GB/s;
         // mains powered (no battery).
-        p(
-            "raspberry-pi-5-8gb",
-            "Raspberry Pi 5, 8 GB",
-            8.0,
-            7.0,
-            17.1,
-            None,
-            "Raspberry Pi 5 product brief; LPDDR4X-4267 ×32 bit",
-        ),
+        p("raspberry-pi-5-8gb", "Raspberry Pi 5, 8 GB", "BCM2712", Linux, 8.0, 7.0, 17.1, None,
+            "Raspberry Pi 5 product brief; LPDDR4X-4267 ×32 bit"),
     ]
 }
 
@@ -222,9 +261,17 @@ pub fn from_text(text: &str, fallback_id: &str) -> Result<DeviceProfile, String>
     let bw = num("bandwidth_gbs", true)?.unwrap_or(0.0);
     let battery = num("battery_wh", false)?;
     let name = get("name").unwrap_or_else(|| fallback_id.to_string());
+    let platform = match get("platform").as_deref() {
+        None | Some("android") => Platform::Android,
+        Some("ios") => Platform::Ios,
+        Some("linux") => Platform::Linux,
+        Some(o) => return Err(format!("'platform' = {o} is not android, ios or linux")),
+    };
     let mut d = p(
         &get("id").unwrap_or_else(|| fallback_id.to_string()),
         &name,
+        &get("soc").unwrap_or_default(),
+        platform,
         ram,
         app,
         bw,
@@ -275,9 +322,18 @@ pub struct DeviceEstimate {
     pub compute_bytes: u64,
     /// llama.cpp's `CPU output buffer size` (the logits of one token).
     pub output_bytes: u64,
+    /// The repacked copies llama.cpp's CPU backend builds on this platform (0 off Android).
+    pub repacked_bytes: u64,
     pub total_bytes: u64,
     pub verdict: Verdict,
     pub bytes_per_token: u64,
+    /// The runtime the speed is for (`llama.cpp-cpu` on Android and boards, `llama.cpp-metal` on iOS).
+    pub backend: String,
+    /// The weight class most bytes read per token are in.
+    pub class: Class,
+    /// The share of peak bandwidth used, and which part of the calibration table it comes from.
+    pub efficiency: f64,
+    pub basis: Basis,
     pub tokens_per_second: f64,
     pub joules_per_token: f64,
     /// Hours of generation at 10 tokens/s on a full battery (`None` without a battery).
@@ -285,41 +341,173 @@ pub struct DeviceEstimate {
     pub notes: Vec<String>,
 }
 
-/// Estimates the model (first shard `g`, all shards' tensor bytes `weights_bytes`, the token
-/// embedding's bytes `embd_bytes`, whether a separate `output.weight` exists) on `device` at `n_ctx`.
-pub fn estimate(
-    g: &Gguf<'_>,
-    weights_bytes: u64,
-    embd: Option<(u64, u64)>,
-    tied_output: bool,
-    device: &DeviceProfile,
-    n_ctx: u64,
-) -> Result<DeviceEstimate, MemoryError> {
-    let mem = crate::memory::estimate(g, weights_bytes, n_ctx)?;
-    // The compute and output buffers as llama.cpp sizes them (crate::compute_buffer).
-    let cb = crate::compute_buffer::estimate(g, &mem, embd.map(|(rows, _)| rows));
-    let ub = cb.n_tokens;
-    let compute = cb.compute_bytes;
-    let total = mem
-        .total_bytes
-        .saturating_add(compute)
-        .saturating_add(cb.output_bytes);
-    let verdict = if total as f64 <= TIGHT_SHARE * device.app_bytes as f64 {
+/// Fits under [`TIGHT_SHARE`] of what the app may use, tight up to all of it, else does not fit.
+pub fn verdict(total: u64, app_bytes: u64) -> Verdict {
+    if total as f64 <= TIGHT_SHARE * app_bytes as f64 {
         Verdict::Fits
-    } else if total <= device.app_bytes {
+    } else if total <= app_bytes {
         Verdict::Tight
     } else {
         Verdict::DoesNotFit
+    }
+}
+
+/// The runtime pocket predicts for on a platform.
+pub fn default_backend(p: Platform) -> &'static str {
+    match p {
+        Platform::Android | Platform::Linux => "llama.cpp-cpu",
+        Platform::Ios => "llama.cpp-metal",
+    }
+}
+
+/// Whether llama.cpp's ARM CPU backend (with dot-product instructions, every phone SoC since
+/// 2019) keeps an interleaved copy of a weight of type `ty` with `ne1` rows
+/// (`ggml_repack_get_optimal_repack_type` in `ggml-cpu/repack.cpp`). The token embedding is read
+/// by row lookups, not matrix products, and stays in the plain buffer.
+pub fn is_repacked_on_arm(name: &str, ty: GgmlType, ne1: u64) -> bool {
+    if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
+        return false;
+    }
+    match ty.name {
+        "q4_0" | "iq4_nl" | "mxfp4" | "q8_0" | "q1_0" => ne1.is_multiple_of(4),
+        "q4_K" | "q5_K" | "q6_K" => ne1.is_multiple_of(8),
+        _ => false,
+    }
+}
+
+/// Bytes of the repacked copies of `tensors` (name, type, shape in ggml order, bytes).
+pub fn repacked_bytes<'t>(
+    tensors: impl IntoIterator<Item = (&'t str, GgmlType, &'t [u64], u64)>,
+) -> u64 {
+    tensors
+        .into_iter()
+        .filter(|(n, ty, dims, _)| {
+            dims.len() >= 2 && is_repacked_on_arm(n, *ty, dims.get(1).copied().unwrap_or(1))
+        })
+        .map(|(_, _, _, b)| b)
+        .sum()
+}
+
+/// The speed model fitted to the built-in calibration table, fitted once.
+pub fn speed_model() -> &'static SpeedModel {
+    static M: std::sync::OnceLock<SpeedModel> = std::sync::OnceLock::new();
+    // The committed table is checked by tests/calibration.rs; were it unreadable, every
+    // prediction falls back to the 70% prior.
+    M.get_or_init(|| calibration::fitted().unwrap_or_default())
+}
+
+/// The class of the largest share of `tensors` (type, bytes read per token), F32 left out.
+pub fn main_class(read: &[(GgmlType, u64)]) -> Class {
+    let mut by: Vec<(Class, u64)> = Vec::new();
+    for (t, b) in read {
+        if t.name == "f32" {
+            continue;
+        }
+        let c = Class::of(*t);
+        match by.iter_mut().find(|e| e.0 == c) {
+            Some(e) => e.1 += b,
+            None => by.push((c, *b)),
+        }
+    }
+    by.into_iter()
+        .max_by_key(|e| e.1)
+        .map(|e| e.0)
+        .unwrap_or(Class::Float)
+}
+
+/// What the estimate needs of the model's weights.
+#[derive(Debug, Clone, Default)]
+pub struct Weights {
+    /// All shards' tensor bytes.
+    pub bytes: u64,
+    /// The token embedding's rows and bytes.
+    pub embd: Option<(u64, u64)>,
+    /// No separate `output.weight`: the embedding is read whole as the output matrix.
+    pub tied_output: bool,
+    /// Bytes read per decoded token by type (the token embedding one row when untied).
+    pub read_by_type: Vec<(GgmlType, u64)>,
+    /// Bytes llama.cpp's ARM CPU backend repacks ([`repacked_bytes`]).
+    pub repackable: u64,
+}
+
+impl Weights {
+    /// From tensor infos (all shards).
+    pub fn of<'a, 'b: 'a, I>(tensors: I) -> Weights
+    where
+        I: IntoIterator<Item = &'a crate::gguf::TensorInfo<'b>> + Clone,
+    {
+        let tied_output = !tensors
+            .clone()
+            .into_iter()
+            .any(|t| t.name == "output.weight");
+        let mut w = Weights {
+            tied_output,
+            ..Weights::default()
+        };
+        for t in tensors {
+            w.bytes = w.bytes.saturating_add(t.n_bytes);
+            let rows = t.dims.get(1).copied().unwrap_or(1).max(1);
+            let read = if t.name == "token_embd.weight" {
+                w.embd = Some((rows, t.n_bytes));
+                if tied_output {
+                    t.n_bytes
+                } else {
+                    t.n_bytes / rows
+                }
+            } else {
+                t.n_bytes
+            };
+            match w.read_by_type.iter_mut().find(|e| e.0.id == t.ty.id) {
+                Some(e) => e.1 = e.1.saturating_add(read),
+                None => w.read_by_type.push((t.ty, read)),
+            }
+            // A tied token embedding is loaded again as the output matrix, which the CPU backend
+            // repacks like any other matrix.
+            let as_output = if t.name == "token_embd.weight" && tied_output {
+                "output.weight"
+            } else {
+                t.name
+            };
+            if t.dims.len() >= 2 && is_repacked_on_arm(as_output, t.ty, rows) {
+                w.repackable = w.repackable.saturating_add(t.n_bytes);
+            }
+        }
+        w
+    }
+
+    fn read_bytes(&self) -> u64 {
+        self.read_by_type.iter().map(|e| e.1).sum()
+    }
+}
+
+/// Estimates the model (first shard `g`, the weights of all shards `w`) on `device` at `n_ctx`.
+pub fn estimate(
+    g: &Gguf<'_>,
+    w: &Weights,
+    device: &DeviceProfile,
+    n_ctx: u64,
+) -> Result<DeviceEstimate, MemoryError> {
+    let mem = crate::memory::estimate(g, w.bytes, n_ctx)?;
+    // The compute and output buffers as llama.cpp sizes them (crate::compute_buffer).
+    let cb = crate::compute_buffer::estimate(g, &mem, w.embd.map(|(rows, _)| rows));
+    let ub = cb.n_tokens;
+    let compute = cb.compute_bytes;
+    let repacked = if device.platform == Platform::Android {
+        w.repackable
+    } else {
+        0
     };
-    // Bytes read per token: all weights, but only one row of an untied token embedding.
-    let embd_saving = match embd {
-        Some((rows, bytes)) if !tied_output && rows > 0 => bytes - bytes / rows,
-        _ => 0,
-    };
-    let bytes_per_token = weights_bytes
-        .saturating_sub(embd_saving)
-        .saturating_add(mem.kv_bytes);
-    let tps = device.bandwidth * BANDWIDTH_EFFICIENCY / bytes_per_token.max(1) as f64;
+    let total = mem
+        .total_bytes
+        .saturating_add(compute)
+        .saturating_add(cb.output_bytes)
+        .saturating_add(repacked);
+    let verdict = verdict(total, device.app_bytes);
+    let bytes_per_token = w.read_bytes().saturating_add(mem.kv_bytes);
+    let backend = default_backend(device.platform);
+    let class = main_class(&w.read_by_type);
+    let (eff, basis) = speed_model().efficiency(&device.id, backend, class);
+    let tps = device.bandwidth * eff / bytes_per_token.max(1) as f64;
     let jpt = ANCHOR_JOULES * bytes_per_token as f64 / ANCHOR_BYTES;
     let battery_hours = device
         .battery_joules
@@ -329,6 +517,32 @@ pub fn estimate(
     notes.push(format!(
         "compute buffers as llama.cpp's graph allocator sizes them for a {ub}-token ubatch with flash attention (its default)"
     ));
+    if repacked > 0 {
+        notes.push(format!(
+            "llama.cpp's CPU backend on Android keeps repacked copies of {:.2} GiB of these weights beside the mapped file (without mmap, the copies replace those pages)",
+            repacked as f64 / GIB as f64
+        ));
+    }
+    notes.push(match basis {
+        Basis::PhoneBackendClass(n) => format!(
+            "decode speed at {:.0}% of peak bandwidth: fitted to {n} published {backend} measurement(s) of {} weights on this phone",
+            eff * 100.0,
+            class.name()
+        ),
+        Basis::PhoneBackend(n) => format!(
+            "decode speed at {:.0}% of peak bandwidth: fitted to {n} published {backend} measurement(s) on this phone (none of {} weights)",
+            eff * 100.0,
+            class.name()
+        ),
+        Basis::Backend(n) => format!(
+            "decode speed at {:.0}% of peak bandwidth: the median of {n} published {backend} measurements on other phones (none on this one)",
+            eff * 100.0
+        ),
+        Basis::Prior => format!(
+            "decode speed at {:.0}% of peak bandwidth: no published {backend} measurement to fit, the prior",
+            eff * 100.0
+        ),
+    });
     if tps < TOKENS_PER_SECOND {
         notes.push(format!(
             "decoding at ~{tps:.1} tokens/s cannot sustain the {TOKENS_PER_SECOND} tokens/s the battery estimate assumes"
@@ -339,9 +553,14 @@ pub fn estimate(
         memory: mem,
         compute_bytes: compute,
         output_bytes: cb.output_bytes,
+        repacked_bytes: repacked,
         total_bytes: total,
         verdict,
         bytes_per_token,
+        backend: backend.to_string(),
+        class,
+        efficiency: eff,
+        basis,
         tokens_per_second: tps,
         joules_per_token: jpt,
         battery_hours,

@@ -9,6 +9,7 @@
 
 pub mod arch;
 pub mod backends;
+pub mod calibration;
 mod data;
 pub mod device;
 pub mod manifest;
@@ -76,6 +77,8 @@ pub struct Options {
     /// Threads for the data pass (0: rayon's default).
     pub threads: usize,
     pub device: Option<DeviceProfile>,
+    /// Estimate the model on every built-in device profile ([`Report::devices`]).
+    pub all_devices: bool,
     /// Context length for the device estimate (default 4096).
     pub n_ctx: Option<u64>,
     /// A manifest to check against (its text).
@@ -94,6 +97,8 @@ pub struct Report {
     /// Weight types used by matrices (2-D or more), with their count and backend support.
     pub types: Vec<(String, u64, [bool; 6])>,
     pub device: Option<DeviceEstimate>,
+    /// With [`Options::all_devices`]: the estimate on each built-in profile, in their order.
+    pub devices: Vec<DeviceEstimate>,
     /// Manifest entries computed (with `hash`): per tensor, per file, header and keys.
     pub manifest: Vec<Entry>,
 }
@@ -205,6 +210,7 @@ pub fn verify_shards(
         tensor_bytes: 0,
         types: Vec::new(),
         device: None,
+        devices: Vec::new(),
         manifest: Vec::new(),
     };
 
@@ -233,15 +239,19 @@ pub fn verify_shards(
         );
 
         if let Some(d) = &opts.device {
-            report.device = model::device_check(
-                g0,
-                &all,
-                report.tensor_bytes,
-                embd,
-                d,
-                opts.n_ctx.unwrap_or(4096),
-                &mut out,
-            );
+            report.device = model::device_check(g0, &all, d, opts.n_ctx.unwrap_or(4096), &mut out);
+        }
+        if opts.all_devices {
+            let w = device::Weights::of(all.values().copied());
+            for d in device::builtin() {
+                match device::estimate(g0, &w, &d, opts.n_ctx.unwrap_or(4096)) {
+                    Ok(e) => report.devices.push(e),
+                    Err(e) => {
+                        out.fail("device", e.to_string(), None);
+                        break;
+                    }
+                }
+            }
         }
     }
 

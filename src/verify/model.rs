@@ -322,21 +322,12 @@ pub(super) fn completeness_checks(
 pub(super) fn device_check(
     g0: &Gguf<'_>,
     all: &HashMap<&str, &TensorInfo<'_>>,
-    tensor_bytes: u64,
-    embd: Option<&TensorInfo<'_>>,
     d: &DeviceProfile,
     n_ctx: u64,
     out: &mut Out,
 ) -> Option<DeviceEstimate> {
-    let tied = !all.contains_key("output.weight");
-    let est = device::estimate(
-        g0,
-        tensor_bytes,
-        embd.map(|t| (t.dims.get(1).copied().unwrap_or(1), t.n_bytes)),
-        tied,
-        d,
-        n_ctx,
-    );
+    let w = device::Weights::of(all.values().copied());
+    let est = device::estimate(g0, &w, d, n_ctx);
     match est {
         Ok(e) => {
             let msg = format!(

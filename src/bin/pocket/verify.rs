@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use pocket::fsio::AtomicFile;
-use pocket::verify::device::{self, DeviceProfile};
+use pocket::verify::calibration::Basis;
+use pocket::verify::device::{self, DeviceEstimate, DeviceProfile};
 use pocket::verify::{verify_shards, verify_with_progress, Options, Report, Status};
 use serde_json::{json, Value as J};
 
@@ -34,8 +35,8 @@ pub struct Args {
     /// Check this file alone even if it is one shard of a split model.
     #[arg(long)]
     single: bool,
-    /// A device to check fit, speed and energy on: a built-in id (see --list-devices) or a TOML/JSON
-    /// profile file.
+    /// A device to check fit, speed and energy on: a built-in id (see --list-devices), a TOML/JSON
+    /// profile file, or `all`: one table with a row per built-in profile.
     #[arg(long, value_name = "NAME|FILE")]
     device: Option<String>,
     /// List the built-in device profiles.
@@ -97,7 +98,11 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             .collect();
         crate::check_output(m, a.force, &aux)?;
     }
-    let device = a.device.as_deref().map(load_device).transpose()?;
+    let all_devices = a.device.as_deref() == Some("all");
+    let device = match a.device.as_deref() {
+        Some("all") | None => None,
+        Some(d) => Some(load_device(d)?),
+    };
     let manifest = match &a.manifest {
         Some(m) => Some(
             std::fs::read_to_string(m).with_context(|| format!("--manifest {}", m.display()))?,
@@ -111,6 +116,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         whole_hash: a.write_manifest.is_some(),
         threads: a.threads,
         device,
+        all_devices,
         n_ctx: Some(a.ctx),
         manifest,
     };
@@ -248,13 +254,22 @@ fn list_devices(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             bytes(d.ram_bytes),
             bytes(d.app_bytes),
             format!("{:.1} GB/s", d.bandwidth / 1e9),
-            d.battery_joules.map_or("mains".to_string(), |j| {
-                if narrow {
-                    format!("{:.1} Wh", j / 3600.0)
-                } else {
-                    format!("{:.1} Wh ({:.0} kJ)", j / 3600.0, j / 1e3)
-                }
-            }),
+            d.battery_joules.map_or_else(
+                || {
+                    if d.platform == device::Platform::Linux {
+                        "mains".to_string()
+                    } else {
+                        "—".to_string()
+                    }
+                },
+                |j| {
+                    if narrow {
+                        format!("{:.1} Wh", j / 3600.0)
+                    } else {
+                        format!("{:.1} Wh ({:.0} kJ)", j / 3600.0, j / 1e3)
+                    }
+                },
+            ),
         ];
         if !narrow {
             row.push(d.source.clone());
@@ -270,8 +285,53 @@ fn list_devices(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
 
 fn device_json(d: &DeviceProfile) -> J {
     json!({
-        "id": d.id, "name": d.name, "ram_bytes": d.ram_bytes, "app_bytes": d.app_bytes,
+        "id": d.id, "name": d.name, "soc": d.soc, "platform": d.platform.name(),
+        "ram_bytes": d.ram_bytes, "app_bytes": d.app_bytes,
         "bandwidth_bytes_per_s": d.bandwidth, "battery_joules": d.battery_joules, "source": d.source,
+    })
+}
+
+fn basis_json(b: Basis) -> J {
+    match b {
+        Basis::PhoneBackendClass(n) => {
+            json!({"fitted_to": "phone, backend and weight class", "measurements": n})
+        }
+        Basis::PhoneBackend(n) => json!({"fitted_to": "phone and backend", "measurements": n}),
+        Basis::Backend(n) => json!({"fitted_to": "backend on other phones", "measurements": n}),
+        Basis::Prior => json!({"fitted_to": "prior", "measurements": 0}),
+    }
+}
+
+fn basis_short(b: Basis) -> String {
+    match b {
+        Basis::PhoneBackendClass(n) => format!("phone+type ({n})"),
+        Basis::PhoneBackend(n) => format!("phone ({n})"),
+        Basis::Backend(n) => format!("other phones ({n})"),
+        Basis::Prior => "prior".to_string(),
+    }
+}
+
+fn estimate_json(e: &DeviceEstimate) -> J {
+    json!({
+        "device": device_json(&e.device),
+        "n_ctx": e.memory.n_ctx,
+        "weights_bytes": e.memory.weights_bytes,
+        "kv_bytes": e.memory.kv_bytes,
+        "compute_bytes": e.compute_bytes,
+        "output_bytes": e.output_bytes,
+        "repacked_bytes": e.repacked_bytes,
+        "total_bytes": e.total_bytes,
+        "verdict": e.verdict.name(),
+        "margin_bytes": e.device.app_bytes as i128 - e.total_bytes as i128,
+        "bytes_per_token": e.bytes_per_token,
+        "backend": e.backend,
+        "weight_class": e.class.name(),
+        "bandwidth_share": e.efficiency,
+        "speed_basis": basis_json(e.basis),
+        "tokens_per_second": e.tokens_per_second,
+        "joules_per_token": e.joules_per_token,
+        "battery_hours_at_10_tokens_per_s": e.battery_hours,
+        "notes": e.notes,
     })
 }
 
@@ -292,23 +352,8 @@ fn to_json(r: &Report) -> J {
             json!({"type": n, "tensors": c, "backends": m})
         })
         .collect();
-    let dev = r.device.as_ref().map(|e| {
-        json!({
-            "device": device_json(&e.device),
-            "n_ctx": e.memory.n_ctx,
-            "weights_bytes": e.memory.weights_bytes,
-            "kv_bytes": e.memory.kv_bytes,
-            "compute_bytes": e.compute_bytes,
-            "output_bytes": e.output_bytes,
-            "total_bytes": e.total_bytes,
-            "verdict": e.verdict.name(),
-            "bytes_per_token": e.bytes_per_token,
-            "tokens_per_second": e.tokens_per_second,
-            "joules_per_token": e.joules_per_token,
-            "battery_hours_at_10_tokens_per_s": e.battery_hours,
-            "notes": e.notes,
-        })
-    });
+    let dev = r.device.as_ref().map(estimate_json);
+    let devs: Vec<J> = r.devices.iter().map(estimate_json).collect();
     json!({
         "files": r.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "status": r.worst().name(),
@@ -319,6 +364,7 @@ fn to_json(r: &Report) -> J {
         "checks": checks,
         "types": types,
         "device": dev,
+        "devices": devs,
     })
 }
 
@@ -394,16 +440,23 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         ]);
         t.add_row(vec!["compute buffer".to_string(), bytes(e.compute_bytes)]);
         t.add_row(vec!["output buffer".to_string(), bytes(e.output_bytes)]);
+        if e.repacked_bytes > 0 {
+            t.add_row(vec![
+                "repacked weights (CPU backend)".to_string(),
+                bytes(e.repacked_bytes),
+            ]);
+        }
         t.add_row(vec!["total".to_string(), bytes(e.total_bytes)]);
         t.add_row(vec!["app may use".to_string(), bytes(e.device.app_bytes)]);
         t.add_row(vec![
-            "decode (memory-bound)".to_string(),
+            format!("decode, {} (burst)", e.backend),
             format!(
-                "~{:.1} tokens/s ({} per token at {:.0} GB/s × {:.0}%)",
+                "~{:.1} tokens/s ({} per token at {:.0} GB/s × {:.0}%, {})",
                 e.tokens_per_second,
                 bytes(e.bytes_per_token),
                 e.device.bandwidth / 1e9,
-                device::BANDWIDTH_EFFICIENCY * 100.0
+                e.efficiency * 100.0,
+                basis_short(e.basis)
             ),
         ]);
         t.add_row(vec![
@@ -421,6 +474,9 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "{}", crate::fmt::wrap(&format!("note: {n}"), 6))?;
         }
     }
+    if !r.devices.is_empty() {
+        print_devices(r, out)?;
+    }
     let count = |s: Status| r.checks.iter().filter(|c| c.status == s).count();
     writeln!(
         out,
@@ -429,5 +485,43 @@ fn print_human(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         count(Status::Pass),
         count(Status::Warn),
         count(Status::Fail)
+    )
+}
+
+/// `--device all`: a row per built-in profile.
+fn print_devices(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let ctx = r.devices.first().map_or(0, |e| e.memory.n_ctx);
+    let mut t = table(&[
+        "device",
+        "fits",
+        "needs / app may use",
+        "tokens/s (burst)",
+        "J/token",
+        "hours at 10 tok/s",
+        "speed fitted to",
+    ]);
+    t.min_width(0, 16).max_lines(2);
+    for e in &r.devices {
+        t.add_row(vec![
+            e.device.name.clone(),
+            e.verdict.name().to_string(),
+            format!("{} / {}", bytes(e.total_bytes), bytes(e.device.app_bytes)),
+            format!("~{:.1}", e.tokens_per_second),
+            format!("{:.3}", e.joules_per_token),
+            e.battery_hours
+                .map_or("—".to_string(), |h| format!("{h:.1}")),
+            basis_short(e.basis),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    writeln!(
+        out,
+        "{}",
+        crate::fmt::wrap(
+            &format!(
+                "context {ctx}; Android rows count llama.cpp's repacked CPU copies beside the mapped file; speeds are the bandwidth shares fitted to the published measurements in pocket's calibration table (README, \"Calibration\")"
+            ),
+            0
+        )
     )
 }
