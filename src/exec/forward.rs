@@ -4,7 +4,7 @@
 //! f32, GELU through its f16 table, softmax sums in double).
 
 use super::attn::{attention, Attn};
-use super::dot::{act_kind, Acts};
+use super::dot::{act_kind, Acts, Mat};
 use super::model::{Arch, Weights};
 use super::ExecError;
 use half::f16;
@@ -13,6 +13,9 @@ use rayon::prelude::*;
 
 /// Batches at least this long run their element-wise work on the pool.
 const PAR_MIN: usize = 8;
+
+/// What [`Session::eval_observed`] shows each weight matrix's input to.
+pub type Observer<'f> = &'f mut dyn FnMut(&Mat<'_>, &[f32]);
 
 /// A running sequence: the model and its KV cache.
 pub struct Session<'w, 'a> {
@@ -205,6 +208,34 @@ impl<'w, 'a> Session<'w, 'a> {
     /// As [`Session::eval`], the logits borrowed from the session's buffer (valid until the next
     /// call): what a token loop uses, allocating nothing once the buffers have grown.
     pub fn eval_logits(&mut self, tokens: &[u32], n_out: usize) -> Result<&[f32], ExecError> {
+        self.eval_inner(tokens, n_out, None)
+    }
+
+    /// As [`Session::eval_logits`], showing `observe` the input of every weight matrix product
+    /// before it is multiplied (and before it is quantized for the kernels): the matrix and the
+    /// batch's rows of `cols` f32 values, token by token (what llama-imatrix's callback sees as
+    /// `src1`). The output matrix is seen with the `n_out` rows it is applied to.
+    pub fn eval_observed(
+        &mut self,
+        tokens: &[u32],
+        n_out: usize,
+        observe: Observer<'_>,
+    ) -> Result<&[f32], ExecError> {
+        self.eval_inner(tokens, n_out, Some(observe))
+    }
+
+    fn eval_inner(
+        &mut self,
+        tokens: &[u32],
+        n_out: usize,
+        mut observe: Option<Observer<'_>>,
+    ) -> Result<&[f32], ExecError> {
+        // One branch per matrix product when no one observes.
+        let mut seen = |m: &Mat<'_>, x: &[f32]| {
+            if let Some(o) = observe.as_mut() {
+                o(m, x)
+            }
+        };
         let w = self.w;
         let hp = &w.hp;
         let n = tokens.len();
@@ -284,6 +315,9 @@ impl<'w, 'a> Session<'w, 'a> {
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.attn_norm, hp.eps);
             // Q, K and V share one quantization of their input when their types share a format.
+            for m in [&lw.wq, &lw.wk, &lw.wv] {
+                seen(m, h);
+            }
             acts.prepare(lw.wq.ty, h, n)?;
             lw.wq.matmul_acts(acts, q)?;
             for (m, dst) in [(&lw.wk, &mut *k), (&lw.wv, &mut *v)] {
@@ -345,6 +379,7 @@ impl<'w, 'a> Session<'w, 'a> {
                 scale: kq_scale,
             };
             attention(&problem, att);
+            seen(&lw.wo, att);
             lw.wo.matmul(att, n, o)?;
             if let Some(pn) = &lw.attn_post_norm {
                 norm_rows(o, ne, pn, hp.eps);
@@ -353,6 +388,8 @@ impl<'w, 'a> Session<'w, 'a> {
 
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.ffn_norm, hp.eps);
+            seen(&lw.gate, h);
+            seen(&lw.up, h);
             acts.prepare(lw.gate.ty, h, n)?;
             lw.gate.matmul_acts(acts, g)?;
             if act_kind(lw.up.ty) == acts.kind().expect("prepared") {
@@ -379,6 +416,7 @@ impl<'w, 'a> Session<'w, 'a> {
                     .zip(u.chunks_exact(nff))
                     .for_each(glu);
             }
+            seen(&lw.down, g);
             lw.down.matmul(g, n, o)?;
             if let Some(pn) = &lw.ffn_post_norm {
                 norm_rows(o, ne, pn, hp.eps);
@@ -392,6 +430,7 @@ impl<'w, 'a> Session<'w, 'a> {
         last.chunks_exact_mut(ne)
             .for_each(|r| rms_norm(r, &w.output_norm, hp.eps));
         logits.resize(n_out * hp.n_vocab, 0.0);
+        seen(&w.output, last);
         w.output.matmul(last, n_out, logits)?;
         if hp.final_softcap != 0.0 {
             let c = hp.final_softcap;

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod dot;
 pub mod error;
 pub mod forward;
+pub mod imatrix;
 pub mod kld;
 pub mod model;
 #[cfg(target_arch = "aarch64")]

@@ -7,6 +7,7 @@ mod convert;
 mod diff;
 mod fmt;
 mod hash;
+mod imatrix;
 mod inspect;
 mod kld;
 mod memory;
@@ -93,6 +94,8 @@ enum Command {
     Perplexity(perplexity::Args),
     /// Prompt processing and generation speed, as llama-bench measures them.
     Bench(bench::Args),
+    /// The importance matrix llama-imatrix computes on a text, in its GGUF format (for --imatrix).
+    Imatrix(imatrix::Args),
     /// KL-divergence of a model from a base model on a text, as llama-perplexity --kl-divergence.
     Kld(kld::Args),
     /// Shell completions for pocket: `pocket completions bash > /etc/bash_completion.d/pocket`.
@@ -304,6 +307,7 @@ fn main() -> ExitCode {
         Command::Perplexity(a) => perplexity::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
         Command::Kld(a) => kld::run(a, &mut out),
+        Command::Imatrix(a) => imatrix::run(a, &mut out),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "pocket", &mut out);
             Ok(0)
