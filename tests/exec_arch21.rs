@@ -112,7 +112,7 @@ fn tiny_models_incremental_logits_match_llama_cpp() {
 /// The window matters: gemma2 with its sliding layer made global gives other logits from the
 /// seventh token on (positions 0..=5 see the same keys either way).
 #[test]
-fn tiny_gemma2_window_changes_late_logits_only() {
+fn tiny_sliding_window_changes_late_logits_only() {
     let toks = common::token_ids("exec/tiny-arch.tokens");
     let f = model("gemma2");
     let g = f.gguf().unwrap();
@@ -284,4 +284,39 @@ fn unknown_architecture_fails_before_compute() {
         .unwrap()
         .to_string();
     assert!(e.contains("gemmb"), "{e}");
+}
+
+/// `bytes` with the first `from` replaced by `to` (the same length, so every offset stays valid),
+/// written to a temporary file and loaded: the error message.
+fn load_edited(arch: &str, from: &[u8], to: &[u8]) -> String {
+    let mut b = std::fs::read(common::testdata(&format!("exec/tiny-{arch}-q8_0.gguf"))).unwrap();
+    let at = b.windows(from.len()).position(|w| w == from).unwrap();
+    b[at..at + to.len()].copy_from_slice(to);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    std::fs::write(&p, &b).unwrap();
+    let f = GgufFile::open(&p).unwrap();
+    let g = f.gguf().unwrap();
+    Weights::load(std::slice::from_ref(&g))
+        .err()
+        .expect("load fails")
+        .to_string()
+}
+
+/// A gemma2 without one of its post-norms, or with a soft-cap of 0 (NaN in llama.cpp), fails at
+/// load naming the tensor or key.
+#[test]
+fn broken_models_fail_before_compute_naming_what() {
+    let e = load_edited("gemma2", b"blk.1.post_ffw_norm", b"blk.1.post_ffw_norX");
+    assert!(e.contains("blk.1.post_ffw_norm.weight"), "{e}");
+    let key = b"gemma2.attn_logit_softcapping";
+    let mut edit = key.to_vec();
+    edit.extend_from_slice(&6u32.to_le_bytes()); // f32
+    let mut zero = edit.clone();
+    edit.extend_from_slice(&2f32.to_le_bytes());
+    zero.extend_from_slice(&0f32.to_le_bytes());
+    let e = load_edited("gemma2", &edit, &zero);
+    assert!(e.contains("gemma2.attn_logit_softcapping"), "{e}");
+    let e = load_edited("granite", b"granite.logit_scale", b"granite.logit_scalX");
+    assert!(e.contains("granite.logit_scale"), "{e}");
 }

@@ -152,7 +152,7 @@ fn each_architecture_passes_misses_and_misshapes() {
 /// `output.weight` (always token_embd), so a file with one is flagged as llama.cpp refuses it, while
 /// granite takes one (or ties) and its optional biases.
 #[test]
-fn gemma_post_norms_and_outputs() {
+fn post_norms_and_tied_outputs() {
     let mut ts = tensors("gemma2");
     ts.retain(|(n, _)| n != "blk.1.post_ffw_norm.weight");
     let (st, msgs) = completeness("gemma2", &ts);

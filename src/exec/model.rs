@@ -377,11 +377,12 @@ impl<'a> Weights<'a> {
         } else {
             (0, vec![false; n_layer])
         };
-        // gemma2 caps its final logits always (llama.cpp's default cap is 30), gemma3 when the key
-        // says so; gemma2's attention scores are capped too (default 50).
+        // gemma2 caps its final logits always (llama.cpp's default cap is 30; a cap of 0 would give
+        // NaN there, so it is refused), gemma3 when the key is set and not 0; gemma2's attention
+        // scores are capped too (default 50).
         let final_softcap = match arch {
             Arch::Gemma2 => l.f_pos("final_logit_softcapping")?.unwrap_or(30.0),
-            _ => l.f_pos("final_logit_softcapping")?.unwrap_or(0.0),
+            _ => l.f_opt("final_logit_softcapping")?.unwrap_or(0.0),
         };
         let attn_softcap = match arch {
             Arch::Gemma2 => l.f_pos("attn_logit_softcapping")?.unwrap_or(50.0),
