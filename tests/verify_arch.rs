@@ -1,5 +1,6 @@
 //! Completeness per architecture: headers written with pocket's writer, tensor lists and shapes taken
-//! by hand from llama.cpp's `load_arch_tensors` (src/models/{qwen2,qwen3,gemma3,phi3,mistral3}.cpp).
+//! by hand from llama.cpp's `load_arch_tensors`
+//! (src/models/{qwen2,qwen3,gemma,gemma2,gemma3,phi3,mistral3,granite}.cpp).
 //! Each passes as listed, fails with one layer tensor missing, and fails with one shape wrong.
 
 use pocket::gguf::spec::ggml_type_by_name;
@@ -50,7 +51,7 @@ fn tensors(arch: &str) -> Vec<(String, Vec<u64>)> {
             v.push((b("attn_q_norm.weight"), vec![HK]));
             v.push((b("attn_k_norm.weight"), vec![HK]));
         }
-        if arch == "gemma3" {
+        if arch == "gemma2" || arch == "gemma3" {
             v.push((b("post_attention_norm.weight"), vec![E]));
             v.push((b("post_ffw_norm.weight"), vec![E]));
         }
@@ -115,7 +116,9 @@ fn completeness(arch: &str, ts: &[(String, Vec<u64>)]) -> (Status, Vec<String>) 
 
 #[test]
 fn each_architecture_passes_misses_and_misshapes() {
-    for arch in ["qwen2", "qwen3", "gemma3", "phi3", "mistral3", "llama"] {
+    for arch in [
+        "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "mistral3", "llama", "granite",
+    ] {
         let ts = tensors(arch);
         let (st, msgs) = completeness(arch, &ts);
         assert_eq!(st, Status::Pass, "{arch}: {msgs:?}");
@@ -143,4 +146,33 @@ fn each_architecture_passes_misses_and_misshapes() {
             "{arch}: {msgs:?}"
         );
     }
+}
+
+/// gemma2's post-norms are required (a file without one fails naming it); gemma and gemma2 never load
+/// `output.weight` (always token_embd), so a file with one is flagged as llama.cpp refuses it, while
+/// granite takes one (or ties) and its optional biases.
+#[test]
+fn post_norms_and_tied_outputs() {
+    let mut ts = tensors("gemma2");
+    ts.retain(|(n, _)| n != "blk.1.post_ffw_norm.weight");
+    let (st, msgs) = completeness("gemma2", &ts);
+    assert_eq!(st, Status::Fail);
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("blk.1.post_ffw_norm.weight")),
+        "{msgs:?}"
+    );
+    for arch in ["gemma", "gemma2"] {
+        let mut ts = tensors(arch);
+        ts.push(("output.weight".into(), vec![E, V]));
+        let (st, msgs) = completeness(arch, &ts);
+        assert_eq!(st, Status::Warn, "{arch}: {msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("output.weight")), "{msgs:?}");
+    }
+    let mut ts = tensors("granite");
+    ts.push(("output.weight".into(), vec![E, V]));
+    ts.push(("blk.0.ffn_down.bias".into(), vec![E]));
+    ts.push(("blk.0.attn_output.bias".into(), vec![E]));
+    let (st, msgs) = completeness("granite", &ts);
+    assert_eq!(st, Status::Pass, "{msgs:?}");
 }

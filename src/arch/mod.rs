@@ -152,7 +152,10 @@ impl HParams {
             Some(v) => v,
             None => n_head.clone().unwrap_or_default(),
         };
-        let n_swa = r.count("attention.sliding_window")?.unwrap_or(0);
+        // gemma2 slides even without the key: llama.cpp's loader starts from Gemma 2's 4096.
+        let n_swa = r
+            .count("attention.sliding_window")?
+            .unwrap_or(if arch == "gemma2" { 4096 } else { 0 });
         let (is_swa, swa_unused) = r.swa(n_layer, n_swa)?;
         Ok(HParams {
             n_layer,

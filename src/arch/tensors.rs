@@ -1,8 +1,9 @@
 //! Which tensors an architecture needs and with which shapes, from its hyper-parameters — the
 //! `create_tensor` calls of each model's `load_arch_tensors` in llama.cpp (`src/models/llama.cpp`,
-//! `qwen2.cpp`, `qwen3.cpp`, `gemma.cpp`, `gemma2.cpp`, `gemma3.cpp`, `phi3.cpp`, `mistral3.cpp`) and
-//! `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as separate tensors or
-//! one fused `attn_qkv`, each bias optional. Shapes are in ggml order (`ne[0]` first), as in the file.
+//! `qwen2.cpp`, `qwen3.cpp`, `gemma.cpp`, `gemma2.cpp`, `gemma3.cpp`, `phi3.cpp`, `mistral3.cpp`,
+//! `granite.cpp`) and `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as
+//! separate tensors or one fused `attn_qkv`, each bias optional. Shapes are in ggml order (`ne[0]`
+//! first), as in the file.
 
 use super::HParams;
 
@@ -23,7 +24,7 @@ pub enum Need {
 
 /// Architectures whose tensor lists are known here.
 pub const KNOWN: &[&str] = &[
-    "llama", "mistral3", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3",
+    "llama", "mistral3", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite",
 ];
 
 /// The sizes the tensor lists are written in, from the hyper-parameters and the vocabulary.
@@ -95,9 +96,14 @@ pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
     let mut v = vec![
         Need::One(e("token_embd.weight".into(), &[ne, nv], true)),
         Need::One(e("output_norm.weight".into(), &[ne], true)),
-        // Absent means tied to token_embd (TENSOR_NOT_REQUIRED, then TENSOR_DUPLICATED).
-        Need::One(e("output.weight".into(), &[ne, nv], false)),
     ];
+    // gemma and gemma2 always project with token_embd (their loaders never ask for output.weight);
+    // elsewhere an absent output means tied to token_embd (TENSOR_NOT_REQUIRED, then
+    // TENSOR_DUPLICATED).
+    let gemma12 = arch == "gemma" || arch == "gemma2";
+    if !gemma12 {
+        v.push(Need::One(e("output.weight".into(), &[ne, nv], false)));
+    }
     if arch == "qwen2" {
         v.push(Need::One(e("output.bias".into(), &[nv], false)));
     }
@@ -141,7 +147,9 @@ pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
             q
         };
         v.push(Need::One(e(b("attn_output.weight"), &[wo_in, ne], true)));
-        v.push(Need::One(e(b("attn_output.bias"), &[ne], false)));
+        if !gemma12 {
+            v.push(Need::One(e(b("attn_output.bias"), &[ne], false)));
+        }
         if matches!(arch, "qwen3" | "gemma3") {
             v.push(Need::One(e(b("attn_q_norm.weight"), &[h.head_k], true)));
             v.push(Need::One(e(b("attn_k_norm.weight"), &[h.head_k], true)));
@@ -167,12 +175,13 @@ pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
             v.push(Need::One(e(b("ffn_up.weight"), &[ne, ff], true)));
         }
         v.push(Need::One(e(b("ffn_down.weight"), &[ff, ne], true)));
+        let ffn_bias = matches!(arch, "llama" | "mistral3" | "granite");
         for opt in ["ffn_gate.bias", "ffn_up.bias"] {
-            if arch == "llama" || arch == "mistral3" {
+            if ffn_bias {
                 v.push(Need::One(e(b(opt), &[ff], false)));
             }
         }
-        if arch == "llama" || arch == "mistral3" {
+        if ffn_bias {
             v.push(Need::One(e(b("ffn_down.bias"), &[ne], false)));
         }
     }

@@ -32,6 +32,8 @@ pub struct Attn<'c> {
     /// Sliding window (0: none): query at `pos` sees keys `pos + 1 - swa ..= pos`.
     pub swa: usize,
     pub scale: f32,
+    /// Logit soft-capping (0: none): a score is `softcap * tanh(q·k * scale)`.
+    pub softcap: f32,
 }
 
 impl Attn<'_> {
@@ -233,6 +235,8 @@ fn tiled(a: &Attn, head: usize, t0: usize, rows: usize, out: &mut [f32], s: &mut
                 let j = tile0 + tk;
                 *v = if j < lo || j > pos {
                     f32::NEG_INFINITY
+                } else if a.softcap != 0.0 {
+                    (*v * a.scale).tanh() * a.softcap
                 } else {
                     *v * a.scale
                 };
@@ -580,7 +584,10 @@ fn one_row(a: &Attn, t: usize, head: usize, out: &mut [f32], s: &mut Scratch) {
     let np = hd / f16_vec.step() * f16_vec.step();
     for j in a.lo(pos)..=pos {
         a.krow(j, kvh).convert_to_f32_slice(kf);
-        let sc = dot_f16(f16_vec, qh, kf) * a.scale;
+        let mut sc = dot_f16(f16_vec, qh, kf) * a.scale;
+        if a.softcap != 0.0 {
+            sc = a.softcap * sc.tanh();
+        }
         let (mut ms, mut vs) = (1f32, 1f32);
         if sc > m {
             let m_old = m;
@@ -725,6 +732,7 @@ mod tests {
                 hd,
                 swa,
                 scale: 0.125,
+                softcap: 0.0,
             };
             let mut got = vec![0f32; n * nh * hd];
             attention(&a, &mut got);

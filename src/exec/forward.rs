@@ -1,11 +1,12 @@
-//! The forward pass: llama.cpp's graphs (`src/models/{llama,qwen2,qwen3,gemma3}.cpp`) evaluated
+//! The forward pass: llama.cpp's graphs (`src/models/{llama,qwen2,qwen3,gemma,gemma2,gemma3,
+//! granite}.cpp`) evaluated
 //! directly, a batch of consecutive tokens at a time, with an f16 KV cache. Element-wise operations
 //! follow ggml's CPU kernels (RMS norm summed in double, RoPE angles by repeated multiplication in
 //! f32, GELU through its f16 table, softmax sums in double).
 
 use super::attn::{attention, Attn};
 use super::dot::{act_kind, Acts, Mat};
-use super::model::{Arch, Weights};
+use super::model::Weights;
 use super::ExecError;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -297,18 +298,20 @@ impl<'w, 'a> Session<'w, 'a> {
             }
         }
 
-        // Embeddings (`get_rows`), gemma scales them by sqrt(n_embd).
+        // Embeddings (`get_rows`), scaled by the gemmas (sqrt(n_embd)) and granite.
         for (t, row) in tokens.iter().zip(x.chunks_exact_mut(ne)) {
             w.tok_embd.row_f32(*t as usize, row)?;
         }
-        if hp.arch == Arch::Gemma3 {
-            let s = (ne as f32).sqrt();
+        if hp.embd_scale != 0.0 {
+            let s = hp.embd_scale;
             x.iter_mut().for_each(|v| *v *= s);
         }
-        let kq_scale = if hp.attn_scale != 0.0 {
-            1.0
+        // With soft-capping, ggml's flash attention divides the scale by the cap, then takes
+        // `cap * tanh(score * scale)`.
+        let kq_scale = if hp.attn_softcap != 0.0 {
+            hp.kq_scale / hp.attn_softcap
         } else {
-            1.0 / (hd as f32).sqrt()
+            hp.kq_scale
         };
 
         for (il, lw) in w.layers.iter().enumerate() {
@@ -377,6 +380,7 @@ impl<'w, 'a> Session<'w, 'a> {
                 hd,
                 swa: if hp.is_swa[il] { hp.n_swa } else { 0 },
                 scale: kq_scale,
+                softcap: hp.attn_softcap,
             };
             attention(&problem, att);
             seen(&lw.wo, att);
@@ -384,7 +388,7 @@ impl<'w, 'a> Session<'w, 'a> {
             if let Some(pn) = &lw.attn_post_norm {
                 norm_rows(o, ne, pn, hp.eps);
             }
-            x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
+            residual_add(x, o, hp.residual_scale);
 
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.ffn_norm, hp.eps);
@@ -399,9 +403,9 @@ impl<'w, 'a> Session<'w, 'a> {
                 lw.up.matmul_acts(acts2, u)?;
             }
             let nff = hp.n_ff;
-            let gemma = hp.arch == Arch::Gemma3;
+            let gelu = hp.gelu;
             let glu = |(gr, ur): (&mut [f32], &[f32])| {
-                if gemma {
+                if gelu {
                     geglu_row(gr, ur);
                 } else {
                     gr.iter_mut().zip(ur).for_each(|(a, b)| *a = swiglu(*a, *b));
@@ -421,7 +425,7 @@ impl<'w, 'a> Session<'w, 'a> {
             if let Some(pn) = &lw.ffn_post_norm {
                 norm_rows(o, ne, pn, hp.eps);
             }
-            x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
+            residual_add(x, o, hp.residual_scale);
         }
         self.n_past += n;
 
@@ -432,12 +436,25 @@ impl<'w, 'a> Session<'w, 'a> {
         logits.resize(n_out * hp.n_vocab, 0.0);
         seen(&w.output, last);
         w.output.matmul(last, n_out, logits)?;
+        if hp.logit_scale != 0.0 {
+            let s = hp.logit_scale;
+            logits.iter_mut().for_each(|l| *l *= s);
+        }
         if hp.final_softcap != 0.0 {
-            let c = hp.final_softcap;
-            logits.iter_mut().for_each(|l| *l = (*l / c).tanh() * c);
+            // ggml_scale by 1/cap, ggml_tanh, ggml_scale by cap.
+            let (c, inv) = (hp.final_softcap, 1.0 / hp.final_softcap);
+            logits.iter_mut().for_each(|l| *l = (*l * inv).tanh() * c);
         }
         Ok(logits)
     }
+}
+
+/// `x += o`, `o` first scaled by `scale` unless it is 0 (granite's `residual_scale`).
+fn residual_add(x: &mut [f32], o: &mut [f32], scale: f32) {
+    if scale != 0.0 {
+        o.iter_mut().for_each(|v| *v *= scale);
+    }
+    x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
 }
 
 /// RoPE's cos and sin at position `pos` for each dimension pair (`ggml_rope_cache_init`: the

@@ -14,7 +14,10 @@ pub enum Arch {
     Llama,
     Qwen2,
     Qwen3,
+    Gemma,
+    Gemma2,
     Gemma3,
+    Granite,
 }
 
 impl Arch {
@@ -23,8 +26,16 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Gemma => "gemma",
+            Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
+            Arch::Granite => "granite",
         }
+    }
+
+    /// The gemma family: embeddings scaled by sqrt(n_embd), GELU, Q scaled before attention.
+    pub fn is_gemma(self) -> bool {
+        matches!(self, Arch::Gemma | Arch::Gemma2 | Arch::Gemma3)
     }
 }
 
@@ -49,9 +60,25 @@ pub struct HParams {
     /// Sliding window (0: none) and which layers use it.
     pub n_swa: usize,
     pub is_swa: Vec<bool>,
-    /// Scale applied to Q before attention (gemma3), else 0.
+    /// Scale applied to Q before attention (the gemmas), else 0.
     pub attn_scale: f32,
+    /// The scale of the attention scores (`kq_scale` of `build_attn`): 1 where Q is scaled
+    /// before, granite's `attention.scale`, else 1/sqrt(head_dim).
+    pub kq_scale: f32,
+    /// Attention logit soft-capping (gemma2: `cap * tanh(score / cap)`), else 0.
+    pub attn_softcap: f32,
+    /// Final logit soft-capping (gemma2, gemma3 when set), else 0.
     pub final_softcap: f32,
+    /// Factor on the input embeddings (the gemmas: sqrt(n_embd); granite: `embedding_scale`),
+    /// else 0.
+    pub embd_scale: f32,
+    /// Factor on each attention and FFN output before its residual add (granite
+    /// `residual_scale`), else 0.
+    pub residual_scale: f32,
+    /// Factor on the logits (granite: 1 / `logit_scale`), else 0.
+    pub logit_scale: f32,
+    /// GELU-gated FFN (the gemmas) instead of SwiGLU.
+    pub gelu: bool,
 }
 
 /// One transformer block's weights.
@@ -128,6 +155,17 @@ impl<'a> Loader<'_, 'a> {
                     message: "not a finite number".into(),
                 }),
             },
+        }
+    }
+
+    /// A key that must be a positive finite number when present.
+    fn f_pos(&self, k: &str) -> Result<Option<f32>, ExecError> {
+        match self.f_opt(k)? {
+            Some(x) if x <= 0.0 => Err(ExecError::BadKey {
+                key: self.key(k),
+                message: format!("{x} is not positive"),
+            }),
+            x => Ok(x),
         }
     }
 
@@ -218,7 +256,10 @@ impl<'a> Weights<'a> {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
+            "gemma" => Arch::Gemma,
+            "gemma2" => Arch::Gemma2,
             "gemma3" => Arch::Gemma3,
+            "granite" => Arch::Granite,
             other => return Err(ExecError::UnknownArch(other.to_string())),
         };
         let l = Loader {
@@ -287,7 +328,14 @@ impl<'a> Weights<'a> {
             .f_opt("attention.layer_norm_rms_epsilon")?
             .ok_or_else(|| ExecError::MissingKey(l.key("attention.layer_norm_rms_epsilon")))?;
         let rope_base = l.f_opt("rope.freq_base")?.unwrap_or(10000.0);
-        let rope_base_swa = l.f_opt("rope.freq_base_swa")?.unwrap_or(10000.0);
+        // gemma2's sliding layers default to the global base; gemma3's to 10000.
+        let rope_base_swa = l
+            .f_opt("rope.freq_base_swa")?
+            .unwrap_or(if arch == Arch::Gemma2 {
+                rope_base
+            } else {
+                10000.0
+            });
         if let Some(s) = l.f_opt("rope.scaling.factor")? {
             if s != 0.0 && s != 1.0 {
                 let ty = l
@@ -299,30 +347,97 @@ impl<'a> Weights<'a> {
                 )));
             }
         }
-        let (n_swa, is_swa) = if arch == Arch::Gemma3 {
-            match l.u_opt("attention.sliding_window")? {
-                Some(w) if w > 0 => {
-                    if l.value(&l.key("attention.sliding_window_pattern"))
-                        .is_some()
-                    {
-                        return Err(ExecError::Unsupported(
-                            "attention.sliding_window_pattern key (gemma3 default pattern 6 only)"
-                                .into(),
-                        ));
+        // Which layers slide, as llama.cpp's `load_swa_pattern` decides (the architecture table's
+        // reader: gemma2 every other layer from layer 0, gemma3 five of six, or the file's
+        // `attention.sliding_window_pattern`).
+        let (n_swa, is_swa) = if matches!(arch, Arch::Gemma2 | Arch::Gemma3) {
+            let h = crate::arch::HParams::read(&|k: &str| l.value(k).copied()).map_err(
+                |e| match e {
+                    crate::arch::ArchError::BadKey { key, why } => {
+                        ExecError::BadKey { key, message: why }
                     }
-                    (w, (0..n_layer).map(|il| il % 6 < 5).collect())
-                }
-                _ => (0, vec![false; n_layer]),
+                    crate::arch::ArchError::MissingKey { key } => ExecError::MissingKey(key),
+                    crate::arch::ArchError::NoArchitecture => {
+                        ExecError::MissingKey("general.architecture".into())
+                    }
+                },
+            )?;
+            if h.is_swa.len() != n_layer {
+                return Err(ExecError::BadKey {
+                    key: l.key("attention.sliding_window_pattern"),
+                    message: format!("{} layer flags for {n_layer} layers", h.is_swa.len()),
+                });
+            }
+            let w = usize::try_from(h.n_swa).unwrap_or(usize::MAX);
+            if w == 0 {
+                (0, vec![false; n_layer])
+            } else {
+                (w, h.is_swa)
             }
         } else {
             (0, vec![false; n_layer])
         };
-        let final_softcap = l.f_opt("final_logit_softcapping")?.unwrap_or(0.0);
-        let attn_scale = if arch == Arch::Gemma3 {
-            1.0 / (head_dim as f32).sqrt()
-        } else {
-            0.0
+        // gemma2 caps its final logits always (llama.cpp's default cap is 30; a cap of 0 would give
+        // NaN there, so it is refused), gemma3 when the key is set and not 0; gemma2's attention
+        // scores are capped too (default 50).
+        let final_softcap = match arch {
+            Arch::Gemma2 => l.f_pos("final_logit_softcapping")?.unwrap_or(30.0),
+            _ => l.f_opt("final_logit_softcapping")?.unwrap_or(0.0),
         };
+        let attn_softcap = match arch {
+            Arch::Gemma2 => l.f_pos("attn_logit_softcapping")?.unwrap_or(50.0),
+            _ => 0.0,
+        };
+        // The gemmas scale Q by 1/sqrt(head size) before attention; gemma2 and gemma3 size their
+        // 27B from n_embd / n_head instead (`f_attention_scale`, LLM_TYPE_27B: 46 and 62 layers).
+        let attn_scale = match arch {
+            Arch::Gemma => 1.0 / (head_dim as f32).sqrt(),
+            Arch::Gemma2 | Arch::Gemma3 => {
+                let big = if arch == Arch::Gemma2 { 46 } else { 62 };
+                if n_layer == big {
+                    1.0 / ((n_embd / n_head) as f32).sqrt()
+                } else {
+                    1.0 / (head_dim as f32).sqrt()
+                }
+            }
+            _ => 0.0,
+        };
+        let (mut embd_scale, mut residual_scale, mut logit_scale) = (0.0, 0.0, 0.0);
+        let mut kq_scale = if attn_scale != 0.0 {
+            1.0
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
+        if arch.is_gemma() {
+            embd_scale = (n_embd as f32).sqrt();
+        }
+        if arch == Arch::Granite {
+            // granite.cpp: logit_scale is required, the others optional (0: not applied).
+            let ls = l
+                .f_pos("logit_scale")?
+                .ok_or_else(|| ExecError::MissingKey(l.key("logit_scale")))?;
+            logit_scale = 1.0 / ls;
+            embd_scale = l.f_opt("embedding_scale")?.unwrap_or(0.0);
+            residual_scale = l.f_opt("residual_scale")?.unwrap_or(0.0);
+            if let Some(s) = l.f_opt("attention.scale")? {
+                if s != 0.0 {
+                    kq_scale = s;
+                }
+            }
+            if n_rot != head_dim {
+                return Err(ExecError::BadKey {
+                    key: l.key("rope.dimension_count"),
+                    message: format!("{n_rot}: granite rotates whole heads of {head_dim}"),
+                });
+            }
+            if let Some(v) = l.value(&l.key("rope.scaling.finetuned")) {
+                if v.as_bool() == Some(false) {
+                    return Err(ExecError::Unsupported(
+                        "granite without RoPE (rope.scaling.finetuned = false)".into(),
+                    ));
+                }
+            }
+        }
 
         let tok = l
             .tensor("token_embd.weight")
@@ -352,17 +467,27 @@ impl<'a> Weights<'a> {
             eps,
             rope_base,
             rope_base_swa,
-            rope_neox: arch != Arch::Llama,
+            rope_neox: !matches!(arch, Arch::Llama | Arch::Granite),
             n_swa,
             is_swa,
             attn_scale,
+            kq_scale,
+            attn_softcap,
             final_softcap,
+            embd_scale,
+            residual_scale,
+            logit_scale,
+            gelu: arch.is_gemma(),
         };
 
         let tok_embd = l.mat("token_embd.weight", n_embd, n_vocab)?;
-        let output = l
-            .mat_opt("output.weight", n_embd, n_vocab)?
-            .unwrap_or(tok_embd);
+        // gemma and gemma2 project with token_embd whatever else the file holds.
+        let output = if matches!(arch, Arch::Gemma | Arch::Gemma2) {
+            tok_embd
+        } else {
+            l.mat_opt("output.weight", n_embd, n_vocab)?
+                .unwrap_or(tok_embd)
+        };
         let output_norm = l.vec("output_norm.weight", n_embd)?;
         let rope_freqs = l.vec_opt("rope_freqs.weight", n_rot / 2)?;
         let (nq, nkv) = (n_head * head_dim, n_head_kv * head_dim);
@@ -370,8 +495,8 @@ impl<'a> Weights<'a> {
         for i in 0..n_layer {
             let t = |s: &str| format!("blk.{i}.{s}.weight");
             let b = |s: &str| format!("blk.{i}.{s}.bias");
-            let gemma = arch == Arch::Gemma3;
-            let qk = gemma || arch == Arch::Qwen3;
+            let qk = matches!(arch, Arch::Gemma3 | Arch::Qwen3);
+            let post = matches!(arch, Arch::Gemma2 | Arch::Gemma3);
             let layer = Layer {
                 attn_norm: l.vec(&t("attn_norm"), n_embd)?,
                 wq: l.mat(&t("attn_q"), n_embd, nq)?,
@@ -391,7 +516,7 @@ impl<'a> Weights<'a> {
                 } else {
                     None
                 },
-                attn_post_norm: if gemma {
+                attn_post_norm: if post {
                     Some(l.vec(&t("post_attention_norm"), n_embd)?)
                 } else {
                     None
@@ -400,7 +525,7 @@ impl<'a> Weights<'a> {
                 gate: l.mat(&t("ffn_gate"), n_embd, n_ff)?,
                 up: l.mat(&t("ffn_up"), n_embd, n_ff)?,
                 down: l.mat(&t("ffn_down"), n_ff, n_embd)?,
-                ffn_post_norm: if gemma {
+                ffn_post_norm: if post {
                     Some(l.vec(&t("post_ffw_norm"), n_embd)?)
                 } else {
                     None
@@ -411,6 +536,17 @@ impl<'a> Weights<'a> {
                     "attention biases in blk.{i} of a {} model",
                     arch.name()
                 )));
+            }
+            // Biases granite's loader accepts but this executor does not add: refused, not ignored.
+            if arch == Arch::Granite {
+                for s in ["attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+                    if l.tensor(&b(s)).is_some() {
+                        return Err(ExecError::Unsupported(format!(
+                            "{} in a granite model",
+                            b(s)
+                        )));
+                    }
+                }
             }
             layers.push(layer);
         }

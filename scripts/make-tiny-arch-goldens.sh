@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The tiny gemma, gemma2 and granite models and their llama.cpp goldens (tests/exec_arch21.rs).
+# Needs the peers (source ~/.cache/pocket-peers/env.sh); uses the no-AMX build when there is one
+# (scripts/peers-noamx.sh), else the default build. For each ARCH:
+#  - testdata/exec/tiny-ARCH-q8_0.gguf: scripts/make-tiny-arch.py (gguf-py, seeded, byte-reproducible);
+#  - testdata/exec/tiny-arch.tokens: the 16-token sequence (the same for all three);
+#  - testdata/exec/tiny-ARCH-q8_0.logits.f32: llama.cpp's logits at every position of it, one decode,
+#    1 thread, default context settings (scripts/exec-logits-golden.c, as for the tiny qwen3);
+#  - testdata/exec/tiny-ARCH-greedy.txt: for each of two prompts, the prompt, its ids and 16 greedy ids
+#    as llama-simple generates them (exec-logits-golden --greedy);
+#  - testdata/exec/tiny-ARCH-ppl-c128.txt: llama-perplexity's running PPL per chunk and final estimate on
+#    testdata/exec/ppl-text.txt at -c 128, 4 chunks, 2 threads, its other settings default;
+#  - testdata/exec/tiny-arch-kv.txt: the KV caches llama-completion allocates (its common defaults:
+#    n_ubatch 512, SWA cache not full-size) at -c 512 and 4096, one line per cache:
+#    MODEL CTX CELLS LAYERS BYTES (as testdata/expected/kv-cache.txt; BYTES from the MiB it prints
+#    to two decimals).
+set -euo pipefail
+source ~/.cache/pocket-peers/env.sh
+cd "$(dirname "$0")/.."
+ARCHS=${*:-gemma gemma2 granite}
+python3 scripts/make-tiny-arch.py $ARCHS
+NOAMX=$HOME/.cache/pocket-peers/llama.cpp/build-noamx/bin
+if [ -f "$NOAMX/libllama.so" ]; then BIN=$NOAMX; else BIN=$LLAMA/build/bin; fi
+export LD_LIBRARY_PATH=$BIN${NOAMX:+:$NOAMX}
+OUT=testdata/exec
+TMP=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+TOOL=$TMP/exec-logits-golden
+cc -O2 -o "$TOOL" scripts/exec-logits-golden.c -I"$LLAMA/include" -I"$LLAMA/ggml/include" -L"$BIN" -lllama
+# Ids below 512 (every vocabulary here): a control token first (<s> for the gemmas' SentencePiece
+# vocabulary; <fim_suffix> for granite's), then byte tokens and merged pieces.
+TOKENS="1 300 301 400 259 260 270 280 290 350 360 370 380 390 400 511"
+echo "$TOKENS" > $OUT/tiny-arch.tokens
+PROMPTS=("The cat is in the house." "Once upon a time, there was a small village by the sea")
+: > "$TMP/kv"
+for a in $ARCHS; do
+  m=$OUT/tiny-$a-q8_0.gguf
+  "$TOOL" "$m" $OUT/tiny-$a-q8_0.logits.f32 $TOKENS 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
+  : > $OUT/tiny-$a-greedy.txt
+  for p in "${PROMPTS[@]}"; do
+    echo "$p" >> $OUT/tiny-$a-greedy.txt
+    "$TOOL" --greedy "$m" 16 "$p" 2>"$TMP/log" >> $OUT/tiny-$a-greedy.txt || { cat "$TMP/log"; exit 1; }
+  done
+  # A short run can exit before llama.cpp's logger thread has written its last lines (seen here about
+  # one run in three): run again until the final estimate is there.
+  for _ in 1 2 3 4 5; do
+    rm -f "$TMP/ppl.log"
+    "$BIN/llama-perplexity" -m "$m" -f $OUT/ppl-text.txt -c 128 --chunks 4 -t 2 --log-file "$TMP/ppl.log" \
+      > "$TMP/ppl.out" 2>&1 || { cat "$TMP/ppl.out" >&2; exit 1; }
+    grep -q 'Final estimate' "$TMP/ppl.log" && break
+  done
+  { grep -oE '\[[0-9]+\][0-9.]+,' "$TMP/ppl.log" | tr -d '\n'; echo
+    grep -oE 'Final estimate.*' "$TMP/ppl.log"; } > $OUT/tiny-$a-ppl-c128.txt
+  for ctx in 512 4096; do
+    log=$("$BIN/llama-completion" -m "$m" -c $ctx -n 1 -p hi -no-cnv --no-warmup -t 2 -v 2>&1 || true)
+    # Each context is created twice (llama.cpp first fits its parameters): the last one counts.
+    last=$(awk '/llama_context: n_ctx  /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' <<< "$log")
+    sed -n 's/.*llama_kv_cache: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/\1 \2 \3/p' <<< "$last" \
+      | while read -r mib cells layers; do
+          echo "tiny-$a-q8_0 $ctx $cells $layers $(python3 -c "print(round($mib*1048576))")" >> "$TMP/kv"
+        done
+  done
+  echo "== $a"; cat $OUT/tiny-$a-greedy.txt $OUT/tiny-$a-ppl-c128.txt
+done
+cp "$TMP/kv" $OUT/tiny-arch-kv.txt
+cat $OUT/tiny-arch-kv.txt
