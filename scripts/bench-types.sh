@@ -7,16 +7,17 @@
 # With --ppl, also `pocket perplexity` against `llama-perplexity` (-c 128, testdata/exec/ppl-text.txt,
 # every chunk, 2 threads) per type, with their ratio.
 #
-# Usage: source ~/.cache/pocket-peers/env.sh && bash scripts/bench-types.sh [-r REPS] [--ppl] [TYPE...]
+# Usage: source ~/.cache/pocket-peers/env.sh && bash scripts/bench-types.sh [-r REPS] [--ppl|--ppl-only] [TYPE...]
 # Exit status 1 if pocket is below 1.0x llama-bench on a test, or (with --ppl) off by more than 1%.
 set -euo pipefail
 source ~/.cache/pocket-peers/env.sh
 cd "$(dirname "$0")/.."
-REPS=3 PPL=0 TYPES=()
+REPS=3 PPL=0 BENCH=1 TYPES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -r) REPS=$2; shift 2 ;;
     --ppl) PPL=1; shift ;;
+    --ppl-only) PPL=1 BENCH=0; shift ;;
     *) TYPES+=("$1"); shift ;;
   esac
 done
@@ -35,16 +36,20 @@ for t in "${TYPES[@]}"; do
   fi
 done
 cargo build --release -q
-python3 - "$DIR" "$REPS" "$PPL" "${TYPES[@]}" <<'PY'
+python3 - "$DIR" "$REPS" "$PPL" "$BENCH" "${TYPES[@]}" <<'PY'
 import importlib.util, json, os, re, subprocess, sys
 spec = importlib.util.spec_from_file_location("bench_exec", "scripts/bench-exec.py")
 be = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(be)
-d, reps, ppl, types = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4:]
+if not os.path.exists(os.path.join(be.NOAMX, "llama-bench")):
+    # No no-AMX build (scripts/peers-noamx.sh): the default build is the one for CPUs without AMX.
+    import shutil
+    be.NOAMX = os.path.dirname(shutil.which("llama-bench"))
+d, reps, ppl, bench, types = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1", sys.argv[5:]
 rows, ppls, ok = [], [], True
 for t in types:
     model = os.path.join(d, t.lower() + ".gguf")
-    for test in [("pp", 128), ("tg", 64)]:
+    for test in [("pp", 128), ("tg", 64)] if bench else []:
         lm, ls = be.llama_bench(model, test, reps)
         pm, ps, doc = be.pocket_bench(model, test, reps, bandwidth=test[0] == "tg")
         ratio = pm / lm
@@ -57,8 +62,10 @@ for t in types:
         print(f"{t} {test[0]}{test[1]}: llama {lm:.2f} pocket {pm:.2f} ({ratio:.2f}x) {frac}", flush=True)
     if ppl:
         text = "testdata/exec/ppl-text.txt"
+        # pocket perplexity runs on rayon's pool: 2 threads as llama-perplexity's -t 2.
+        penv = dict(os.environ, RAYON_NUM_THREADS="2")
         ours = json.loads(subprocess.run(["target/release/pocket", "perplexity", model, "-f", text, "-c", "128",
-                                          "-t", "2", "--json"], capture_output=True, text=True, check=True).stdout)
+                                          "--json"], capture_output=True, text=True, check=True, env=penv).stdout)
         env = dict(os.environ, LD_LIBRARY_PATH=be.NOAMX)
         out = subprocess.run([os.path.join(be.NOAMX, "llama-perplexity"), "-m", model, "-f", text, "-c", "128",
                               "-t", "2"], capture_output=True, text=True, env=env)
@@ -68,8 +75,9 @@ for t in types:
         ok &= abs(r - 1) <= 0.01
         ppls.append((t, ours["ppl"], theirs, r, len(ours["chunks"])))
         print(f"{t} perplexity: pocket {ours['ppl']:.4f} llama {theirs:.4f} ({r:.4f})", flush=True)
-print("\n| type | test | llama-bench t/s | pocket t/s | pocket / llama | tg: % of bandwidth limit (pocket / llama) |")
-print("|---|---|---|---|---|---|")
+if rows:
+    print("\n| type | test | llama-bench t/s | pocket t/s | pocket / llama | tg: % of bandwidth limit (pocket / llama) |")
+    print("|---|---|---|---|---|---|")
 for t, test, lm, ls, pm, ps, ratio, frac in rows:
     print(f"| {t} | {test} | {lm:.2f} ± {ls:.2f} | {pm:.2f} ± {ps:.2f} | {ratio:.2f}x | {frac} |")
 if ppls:

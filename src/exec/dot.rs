@@ -1,8 +1,9 @@
 //! Matrix-vector products on quantized weights, the way ggml's CPU backend computes them: the
 //! activations are first quantized to the weight type's `vec_dot_type` (Q8_0 for the 32-value legacy
-//! formats, Q8_K for the K-quants, F16 for F16 weights; see `type_traits_cpu` in
-//! `ggml-cpu/ggml-cpu.c`), then each weight row is dotted with them by a scalar port of
-//! `ggml_vec_dot_*_generic` (`ggml-cpu/quants.c`), same integer sums and same float order.
+//! formats without a minimum, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 / BF16 for F16 / BF16
+//! weights; see `type_traits_cpu` in `ggml-cpu/ggml-cpu.c`), then each weight row is dotted with
+//! them by a scalar port of `ggml_vec_dot_*_generic` (`ggml-cpu/quants.c`), same integer sums and
+//! same float order, or by its SIMD form. F16 and BF16 follow ggml's own orders (`float_dot`).
 //! Types without a port here dequantize one weight row at a time and dot it in f32 with unquantized
 //! activations (never the whole tensor).
 
