@@ -1009,6 +1009,35 @@ pub(crate) mod tests {
         v
     }
 
+    /// F16 and BF16 matrices give the same bits with the SIMD kernels in use as with the scalar
+    /// ports, one activation row (vec_dot's order) and several (tinyBLAS's, rows a multiple of 4;
+    /// vec_dot's for 6 rows), as `Mat::rows_into` runs them.
+    #[test]
+    fn half_matrices_equal_scalar_ports() {
+        let k = kernels();
+        if k == Kernels::Scalar {
+            return eprintln!("scalar kernels in use: nothing to compare");
+        }
+        for name in ["f16", "bf16"] {
+            for (cols, rows, n) in [(640, 8, 1), (640, 8, 5), (256, 6, 3)] {
+                let (wq, acts, ty) = case(name, cols, rows, n, 9);
+                let mat = Mat {
+                    name: "w",
+                    ty,
+                    data: &wq,
+                    cols,
+                    rows,
+                    row_bytes: wq.len() / rows,
+                };
+                let (mut a, mut b) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+                mat.rows_into(k, 0, &mut a, &acts).unwrap();
+                mat.rows_into(Kernels::Scalar, 0, &mut b, &acts).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{name} cols {cols} rows {rows} n {n}");
+            }
+        }
+    }
+
     /// Each ported dot product equals the f32 dot of the dequantized weight row with the dequantized
     /// activation row, up to float rounding: catches any bit-layout mistake in the ports.
     #[test]
