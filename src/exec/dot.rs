@@ -1,8 +1,9 @@
 //! Matrix-vector products on quantized weights, the way ggml's CPU backend computes them: the
 //! activations are first quantized to the weight type's `vec_dot_type` (Q8_0 for the 32-value legacy
-//! formats, Q8_K for the K-quants, F16 for F16 weights; see `type_traits_cpu` in
-//! `ggml-cpu/ggml-cpu.c`), then each weight row is dotted with them by a scalar port of
-//! `ggml_vec_dot_*_generic` (`ggml-cpu/quants.c`), same integer sums and same float order.
+//! formats without a minimum, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 / BF16 for F16 / BF16
+//! weights; see `type_traits_cpu` in `ggml-cpu/ggml-cpu.c`), then each weight row is dotted with
+//! them by a scalar port of `ggml_vec_dot_*_generic` (`ggml-cpu/quants.c`), same integer sums and
+//! same float order, or by its SIMD form. F16 and BF16 follow ggml's own orders (`float_dot`).
 //! Types without a port here dequantize one weight row at a time and dot it in f32 with unquantized
 //! activations (never the whole tensor).
 
@@ -16,6 +17,7 @@ use crate::gguf::GgmlType;
 use crate::quant::iquants::KVALUES_IQ4NL;
 use crate::quant::{dequantize_row, quantize_chunk};
 
+use super::float_dot::{self, Half};
 pub use super::traits::act_kind;
 use super::traits::{cpu_kernel, Tile};
 use super::ExecError;
@@ -28,8 +30,12 @@ pub enum ActKind {
     Q8_0,
     /// 256-value blocks of int8 with an f32 scale and 16 partial sums.
     Q8K,
+    /// 32-value blocks of int8 with an f16 scale and the f16 scaled sum of the quants.
+    Q8_1,
     /// Activations rounded to f16 (F16 weights).
     F16,
+    /// Activations rounded to bf16 (BF16 weights).
+    Bf16,
     /// Plain f32 (F32 weights, and the dequantize-a-row fallback).
     F32,
 }
@@ -46,7 +52,7 @@ pub struct Acts {
     stride: usize,
     /// Q8_0 rows: each block's scale as f32 (what the kernels multiply by), row after row.
     ds: Vec<f32>,
-    h: Vec<f16>,
+    /// Plain f32 rows; for F16 and BF16 the values rounded to the half type (exact in f32).
     f: Vec<f32>,
     /// Q8_0 batches on AVX-512 VNNI: the rows packed in pairs for `x86_gemm`'s tiles.
     #[cfg(target_arch = "x86_64")]
@@ -152,9 +158,35 @@ impl Acts {
                     }
                 }
             }
-            ActKind::F16 => {
-                self.h.clear();
-                self.h.extend(x.iter().map(|&v| f16::from_f32(v)));
+            ActKind::Q8_1 => {
+                let nb = cols / 32;
+                if nb * 32 != cols {
+                    return Err(ExecError::Shape {
+                        tensor: "activation".into(),
+                        message: format!("{cols} values are not whole q8_1 blocks"),
+                    });
+                }
+                self.stride = nb * 36;
+                self.q.resize(n * self.stride, 0);
+                self.ds.clear();
+                if n >= 8 {
+                    x.par_chunks_exact(32)
+                        .zip(self.q.par_chunks_exact_mut(36))
+                        .for_each(|(xb, yb)| quantize_q8_1_cpu(xb, yb));
+                } else {
+                    for (xb, yb) in x.chunks_exact(32).zip(self.q.chunks_exact_mut(36)) {
+                        quantize_q8_1_cpu(xb, yb);
+                    }
+                }
+            }
+            ActKind::F16 | ActKind::Bf16 => {
+                let h = if kind == ActKind::F16 {
+                    Half::F16
+                } else {
+                    Half::Bf16
+                };
+                self.f.clear();
+                self.f.extend(x.iter().map(|&v| float_dot::round(h, v)));
             }
             ActKind::F32 => {
                 self.f.clear();
@@ -172,11 +204,22 @@ impl Acts {
     /// Quantized rows: the buffer, its row stride in bytes and the number of rows.
     #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
     pub(crate) fn q_rows(&self) -> Option<(&[u8], usize, usize)> {
-        matches!(self.kind, Some(ActKind::Q8_0 | ActKind::Q8K)).then_some((
-            &self.q[..],
-            self.stride,
-            self.n,
-        ))
+        matches!(
+            self.kind,
+            Some(ActKind::Q8_0 | ActKind::Q8K | ActKind::Q8_1)
+        )
+        .then_some((&self.q[..], self.stride, self.n))
+    }
+}
+
+impl ActKind {
+    /// The half type of F16 and BF16 activations.
+    fn half(self) -> Option<Half> {
+        match self {
+            ActKind::F16 => Some(Half::F16),
+            ActKind::Bf16 => Some(Half::Bf16),
+            _ => None,
+        }
     }
 }
 
@@ -236,6 +279,19 @@ pub(crate) fn quantize_q8_0_x86(x: &[f32], y: &mut [u8]) {
     }
 }
 
+/// One block of `quantize_row_q8_1` as llama.cpp's CPU backend computes it for this target: the
+/// quants of [`quantize_q8_0_cpu`], and `s = d * sum(quants)` rounded to f16.
+#[inline]
+pub(crate) fn quantize_q8_1_cpu(x: &[f32], y: &mut [u8]) {
+    let mut b = [0u8; 34];
+    quantize_q8_0_cpu(x, &mut b);
+    let d = h(&b, 0);
+    let sum: i32 = b[2..].iter().map(|&q| q as i8 as i32).sum();
+    y[..2].copy_from_slice(&b[..2]);
+    y[2..4].copy_from_slice(&f16::from_f32(d * sum as f32).to_bits().to_le_bytes());
+    y[4..36].copy_from_slice(&b[2..]);
+}
+
 #[inline(always)]
 fn h(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
@@ -289,6 +345,42 @@ pub(crate) fn dot_q5_0(x: &[u8], y: &[u8]) -> f32 {
             s1 += x1 * yb[2 + j + 16] as i8 as i32;
         }
         sumf += (h(xb, 0) * h(yb, 0)) * (s0 + s1) as f32;
+    }
+    sumf
+}
+
+/// `ggml_vec_dot_q4_1_q8_1_generic`.
+#[inline(always)]
+pub(crate) fn dot_q4_1(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yb) in x.chunks_exact(20).zip(y.chunks_exact(36)) {
+        let (mut s0, mut s1) = (0i32, 0i32);
+        for j in 0..16 {
+            s0 += (xb[4 + j] & 0x0f) as i32 * yb[4 + j] as i8 as i32;
+            s1 += (xb[4 + j] >> 4) as i32 * yb[4 + j + 16] as i8 as i32;
+        }
+        sumf += (h(xb, 0) * h(yb, 0)) * (s0 + s1) as f32 + h(xb, 2) * h(yb, 2);
+    }
+    sumf
+}
+
+/// `ggml_vec_dot_q5_1_q8_1_generic`.
+#[inline(always)]
+pub(crate) fn dot_q5_1(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yb) in x.chunks_exact(24).zip(y.chunks_exact(36)) {
+        let qh = u32::from_le_bytes([xb[4], xb[5], xb[6], xb[7]]);
+        let qs = &xb[8..24];
+        let (mut s0, mut s1) = (0i32, 0i32);
+        for j in 0..16 {
+            let xh0 = ((qh >> j) << 4) & 0x10;
+            let xh1 = (qh >> (j + 12)) & 0x10;
+            let x0 = ((qs[j] & 0x0f) as u32 | xh0) as i32;
+            let x1 = ((qs[j] >> 4) as u32 | xh1) as i32;
+            s0 += x0 * yb[4 + j] as i8 as i32;
+            s1 += x1 * yb[4 + j + 16] as i8 as i32;
+        }
+        sumf += (h(xb, 0) * h(yb, 0)) * (s0 + s1) as f32 + h(xb, 2) * h(yb, 2);
     }
     sumf
 }
@@ -473,16 +565,6 @@ pub(crate) fn dot_iq4_xs(x: &[u8], y: &[u8]) -> f32 {
     sumf
 }
 
-/// `ggml_vec_dot_f16` (generic: products summed in double).
-#[inline(always)]
-pub(crate) fn dot_f16(x: &[u8], y: &[f16]) -> f32 {
-    let mut s = 0f64;
-    for (xb, yv) in x.chunks_exact(2).zip(y) {
-        s += (f16::from_bits(u16::from_le_bytes([xb[0], xb[1]])).to_f32() * yv.to_f32()) as f64;
-    }
-    s as f32
-}
-
 /// `ggml_vec_dot_f32` (generic: summed in double).
 #[inline(always)]
 pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
@@ -531,6 +613,11 @@ fn simd_dots(
 ) -> bool {
     match k {
         Kernels::Scalar => false,
+        // SAFETY: `detect` found the CPU features each kernel set is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Kernels::X86(level) if matches!(ty, TypeId::Q4_1 | TypeId::Q5_1) => unsafe {
+            super::x86_legacy::dots(level, ty, w, q, stride, out)
+        },
         // SAFETY: `detect` found the CPU features each kernel set is compiled for.
         #[cfg(target_arch = "x86_64")]
         Kernels::X86(super::x86::Level::Avx2) => unsafe {
@@ -645,22 +732,21 @@ impl Mat<'_> {
                 return Ok(());
             }
         }
+        if let Some(h) = a.kind.and_then(ActKind::half) {
+            return self.half_rows_into(k, h, r0, dst, a);
+        }
         for (i, d) in dst.chunks_exact_mut(n).enumerate() {
             let r = r0 + i;
             let w = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
             match a.kind {
-                Some(ActKind::Q8_0 | ActKind::Q8K) => {
+                Some(ActKind::Q8_0 | ActKind::Q8K | ActKind::Q8_1) => {
                     if !simd_dots(k, self.ty.id, r8, w, &a.q, a.stride, &a.ds, d) {
                         for (t, o) in d.iter_mut().enumerate() {
                             *o = scalar_dot(self.ty.id, w, &a.q[t * a.stride..(t + 1) * a.stride]);
                         }
                     }
                 }
-                Some(ActKind::F16) => {
-                    for (t, o) in d.iter_mut().enumerate() {
-                        *o = dot_f16(w, &a.h[t * a.cols..(t + 1) * a.cols]);
-                    }
-                }
+                Some(ActKind::F16 | ActKind::Bf16) => unreachable!("taken above"),
                 Some(ActKind::F32) => ROW.with(|tmp| -> Result<(), ExecError> {
                     let mut tmp = tmp.borrow_mut();
                     tmp.resize(self.cols, 0.0);
@@ -679,6 +765,43 @@ impl Mat<'_> {
                 None => unreachable!("activations are prepared before use"),
             }
         }
+        Ok(())
+    }
+
+    /// [`Mat::rows_into`] for F16 and BF16 weights: ggml's order for this product
+    /// (`float_dot::order`), by the AVX2 forms when SIMD kernels are in use, else the scalar port.
+    fn half_rows_into(
+        &self,
+        k: Kernels,
+        h: Half,
+        r0: usize,
+        dst: &mut [f32],
+        a: &Acts,
+    ) -> Result<(), ExecError> {
+        let n = a.n;
+        let rows = dst.len() / n.max(1);
+        let rb = self.row_bytes;
+        let w = &self.data[r0 * rb..(r0 + rows) * rb];
+        let f16_vec = crate::isa::cpu().numerics().f16_vec;
+        let order = float_dot::order(h, f16_vec, n, self.rows, self.cols);
+        #[cfg(target_arch = "x86_64")]
+        if k != Kernels::Scalar {
+            // SAFETY: `kernels` found AVX2, FMA and F16C (every x86 kernel level has them).
+            if unsafe { super::x86_float::rows(h, order, w, rb, &a.f, n, dst) } {
+                return Ok(());
+            }
+        }
+        let _ = k;
+        ROW.with(|tmp| {
+            let mut tmp = tmp.borrow_mut();
+            tmp.resize(self.cols, 0.0);
+            for (wr, d) in w.chunks_exact(rb).zip(dst.chunks_exact_mut(n)) {
+                float_dot::widen(h, wr, &mut tmp);
+                for (t, o) in d.iter_mut().enumerate() {
+                    *o = float_dot::dot(order, &tmp, &a.f[t * a.cols..(t + 1) * a.cols]);
+                }
+            }
+        });
         Ok(())
     }
 
@@ -875,14 +998,44 @@ pub(crate) mod tests {
                 let row = &a.q[t * a.stride..(t + 1) * a.stride];
                 dequantize_row(at.ty(), row, &mut v).unwrap();
             }
-            ActKind::F16 => {
-                for (o, h) in v.iter_mut().zip(&a.h[t * a.cols..]) {
-                    *o = h.to_f32();
-                }
+            ActKind::Q8_1 => {
+                let row = &a.q[t * a.stride..(t + 1) * a.stride];
+                dequantize_row(TypeId::Q8_1.ty(), row, &mut v).unwrap();
             }
-            ActKind::F32 => v.copy_from_slice(&a.f[t * a.cols..(t + 1) * a.cols]),
+            ActKind::F16 | ActKind::Bf16 | ActKind::F32 => {
+                v.copy_from_slice(&a.f[t * a.cols..(t + 1) * a.cols])
+            }
         }
         v
+    }
+
+    /// F16 and BF16 matrices give the same bits with the SIMD kernels in use as with the scalar
+    /// ports, one activation row (vec_dot's order) and several (tinyBLAS's, rows a multiple of 4;
+    /// vec_dot's for 6 rows), as `Mat::rows_into` runs them.
+    #[test]
+    fn half_matrices_equal_scalar_ports() {
+        let k = kernels();
+        if k == Kernels::Scalar {
+            return eprintln!("scalar kernels in use: nothing to compare");
+        }
+        for name in ["f16", "bf16"] {
+            for (cols, rows, n) in [(640, 8, 1), (640, 8, 5), (256, 6, 3)] {
+                let (wq, acts, ty) = case(name, cols, rows, n, 9);
+                let mat = Mat {
+                    name: "w",
+                    ty,
+                    data: &wq,
+                    cols,
+                    rows,
+                    row_bytes: wq.len() / rows,
+                };
+                let (mut a, mut b) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+                mat.rows_into(k, 0, &mut a, &acts).unwrap();
+                mat.rows_into(Kernels::Scalar, 0, &mut b, &acts).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{name} cols {cols} rows {rows} n {n}");
+            }
+        }
     }
 
     /// Each ported dot product equals the f32 dot of the dequantized weight row with the dequantized
@@ -890,7 +1043,7 @@ pub(crate) mod tests {
     #[test]
     fn ported_dots_match_dequantized_dots() {
         let n = 512;
-        for name in ported().iter().chain(&["f16", "f32", "q3_K"]) {
+        for name in ported().iter().chain(&["f16", "bf16", "f32", "q3_K"]) {
             let (wq, acts, ty) = case(name, n, 1, 1, 7);
             let mat = Mat {
                 name: "w",
@@ -905,8 +1058,18 @@ pub(crate) mod tests {
             let mut wd = vec![0f32; n];
             dequantize_row(ty, &wq, &mut wd).unwrap();
             let xd = act_row_f32(&acts, 0);
-            let want: f64 = wd.iter().zip(&xd).map(|(a, b)| (a * b) as f64).sum();
+            let mut want: f64 = wd.iter().zip(&xd).map(|(a, b)| (a * b) as f64).sum();
             let mag: f64 = wd.iter().zip(&xd).map(|(a, b)| (a * b).abs() as f64).sum();
+            if acts.kind == Some(ActKind::Q8_1) {
+                // Q4_1/Q5_1 take `m * s` with the f16-rounded sum `s` cached in each Q8_1 block,
+                // not `m * d * sum(q)`: add what that rounding changes.
+                let bs = ty.type_size as usize;
+                for (xb, yb) in wq.chunks_exact(bs).zip(acts.q.chunks_exact(36)) {
+                    let sum: i32 = yb[4..].iter().map(|&q| q as i8 as i32).sum();
+                    let exact = h(yb, 0) as f64 * sum as f64;
+                    want += h(xb, 2) as f64 * (h(yb, 2) as f64 - exact);
+                }
+            }
             assert!(
                 (got[0] as f64 - want).abs() < 1e-5 * mag,
                 "{name}: {} vs {want}",
@@ -941,7 +1104,6 @@ pub(crate) mod tests {
                 let nb = a.stride / 34;
                 a.ds[t * nb..(t + 1) * nb].to_vec()
             },
-            h: Vec::new(),
             f: Vec::new(),
             packed: Vec::new(),
             packed_k: Vec::new(),

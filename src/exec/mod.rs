@@ -9,6 +9,7 @@ pub mod attn;
 pub mod bench;
 pub mod dot;
 pub mod error;
+mod float_dot;
 pub mod forward;
 pub mod imatrix;
 pub mod kld;
@@ -21,7 +22,11 @@ mod traits;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_float;
+#[cfg(target_arch = "x86_64")]
 mod x86_gemm;
+#[cfg(target_arch = "x86_64")]
+mod x86_legacy;
 
 pub use error::ExecError;
 pub use forward::Session;

@@ -6,7 +6,7 @@
 //! The activation format comes from the format table's `vec_dot_type`.
 //!
 //! Types without a row are multiplied by dequantizing one weight row at a time and dotting it in
-//! f32 (F16 weights have their own f16 dot). Adding a kernel for a type: a row here, the scalar
+//! f32 (F16 and BF16 weights have their own dots, `float_dot`). Adding a kernel for a type: a row here, the scalar
 //! port in `dot.rs`, and the SIMD forms beside their twins (`x86.rs`'s `pick!`, `neon.rs`'s
 //! `dot_for`), each tested against the scalar port.
 
@@ -53,8 +53,10 @@ const fn k(
     }
 }
 
-static CPU_KERNELS: [CpuKernel; 8] = [
+static CPU_KERNELS: [CpuKernel; 10] = [
     k(TypeId::Q4_0, dot::dot_q4_0, true, Some(Tile::B32)),
+    k(TypeId::Q4_1, dot::dot_q4_1, false, None),
+    k(TypeId::Q5_1, dot::dot_q5_1, false, None),
     k(TypeId::Q5_0, dot::dot_q5_0, false, Some(Tile::B32)),
     k(TypeId::Q8_0, dot::dot_q8_0, false, Some(Tile::B32)),
     k(
@@ -87,10 +89,13 @@ pub fn act_kind(ty: GgmlType) -> ActKind {
         match format(ty.id).vec_dot_type {
             TypeId::Q8_0 => ActKind::Q8_0,
             TypeId::Q8_K => ActKind::Q8K,
+            TypeId::Q8_1 => ActKind::Q8_1,
             other => unreachable!("no activation format {other} for a kernel row (tested)"),
         }
     } else if ty.id == TypeId::F16 {
         ActKind::F16
+    } else if ty.id == TypeId::BF16 {
+        ActKind::Bf16
     } else {
         ActKind::F32
     }
@@ -104,7 +109,11 @@ mod tests {
     fn kernel_rows_take_quantized_activations() {
         for k in &CPU_KERNELS {
             let vd = format(k.id).vec_dot_type;
-            assert!(matches!(vd, TypeId::Q8_0 | TypeId::Q8_K), "{}", k.id);
+            assert!(
+                matches!(vd, TypeId::Q8_0 | TypeId::Q8_K | TypeId::Q8_1),
+                "{}",
+                k.id
+            );
         }
     }
 }

@@ -895,14 +895,14 @@ macro_rules! kernels {
 /// `vpdpbusd` on 256-bit vectors from zero, as floats (ggml with AVX512VNNI and AVX512VL).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
+pub(crate) fn us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
 }
 
 /// `maddubs` then `madd` with ones, as floats (plain AVX2).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
+pub(crate) fn us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
     let dot = _mm256_maddubs_epi16(ax, sy);
     _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
 }
