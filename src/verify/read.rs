@@ -151,12 +151,14 @@ impl Shard {
     pub fn open(path: &Path) -> io::Result<Shard> {
         let file = crate::gguf::file::open_locked(path, false)?;
         let size = file.metadata()?.len();
-        Shard::with_source(
+        let mut s = Shard::with_source(
             path.to_path_buf(),
             Box::new(LocalFile { file, size }),
             size,
             &LOCAL_GROWTH,
-        )
+        )?;
+        trim_head(&mut s.head);
+        Ok(s)
     }
 
     /// Reads the header of `src` (a file of `size` bytes) in growing prefixes.
@@ -175,28 +177,7 @@ impl Shard {
             // Read more only while the parser stopped for lack of bytes that the file does have,
             // and never past `max`: a bad or hostile header costs at most that much memory.
             let need = match parse_header(&buf) {
-                Ok(raw) => {
-                    // Keep the header and its padding, not the tensor data read with it (a ×4
-                    // step reads up to 4 times what the header needs).
-                    let align = raw
-                        .kvs
-                        .iter()
-                        .find(|kv| kv.key == crate::gguf::spec::KEY_ALIGNMENT)
-                        .and_then(|kv| match kv.value {
-                            crate::gguf::Value::U32(a) if a.is_power_of_two() => Some(a as u64),
-                            _ => None,
-                        })
-                        .unwrap_or(crate::gguf::spec::DEFAULT_ALIGNMENT);
-                    let end = crate::gguf::validate::pad(raw.header_end, align)
-                        .and_then(|e| usize::try_from(e).ok())
-                        .unwrap_or(usize::MAX);
-                    drop(raw);
-                    if buf.len() > end.saturating_add(1 << 16) {
-                        buf.truncate(end);
-                        buf.shrink_to_fit();
-                    }
-                    break buf;
-                }
+                Ok(_) => break buf,
                 Err(e) => bytes_wanted(&e, buf.len() as u64),
             };
             // The parser ran out of bytes the file has: read one growth step more (locally 4 times
@@ -280,4 +261,27 @@ fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 #[cfg(windows)]
 fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Keeps the header and its padding of a local file's head, not the tensor data a x4 growth step
+/// read with it (the bytes are there to read again). A remote head is kept whole: its cache holds it.
+fn trim_head(buf: &mut Vec<u8>) {
+    let Ok(raw) = parse_header(buf) else { return };
+    let align = raw
+        .kvs
+        .iter()
+        .find(|kv| kv.key == crate::gguf::spec::KEY_ALIGNMENT)
+        .and_then(|kv| match kv.value {
+            crate::gguf::Value::U32(a) if a.is_power_of_two() => Some(a as u64),
+            _ => None,
+        })
+        .unwrap_or(crate::gguf::spec::DEFAULT_ALIGNMENT);
+    let end = crate::gguf::validate::pad(raw.header_end, align)
+        .and_then(|e| usize::try_from(e).ok())
+        .unwrap_or(usize::MAX);
+    drop(raw);
+    if buf.len() > end.saturating_add(1 << 16) {
+        buf.truncate(end);
+        buf.shrink_to_fit();
+    }
 }
