@@ -13,6 +13,11 @@
 //! target is left as it was; an in-place header write ([`InPlaceGuard`]) finishes its `pwrite` and
 //! fsync first. Temporary files still open are listed in a process-wide registry so that a second
 //! signal can remove them with [`remove_pending_temps`] before exiting.
+//!
+//! A writer killed outright (SIGKILL, a crash, power loss) leaves its temporary file behind. Each is
+//! named `.NAME.pocket-tmp-PID-N` and locked (`flock`, exclusive) by its writer for as long as it is
+//! open; the next write to the same target removes those of its name whose process is gone and
+//! whose lock is free ([`remove_stale_temps`]) — never one a live writer holds.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -241,6 +246,73 @@ pub fn available_space(dir: &Path) -> io::Result<u64> {
     fs4::available_space(dir)
 }
 
+/// Removes the temporary files a killed writer left for `name` in `dir` (`.NAME.pocket-tmp-PID-N`):
+/// those whose process is gone and whose lock nobody holds. A live writer's file is kept (its
+/// process exists, or it holds its lock: a writer in another PID namespace); so is anything that is
+/// not a regular file or cannot be opened. Errors are ignored: cleaning up is a courtesy, the write
+/// goes on regardless. Returns the paths removed.
+#[cfg(unix)]
+pub fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) -> Vec<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut removed = Vec::new();
+    let prefix = format!(".{}.pocket-tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(p, _)| p.parse::<i32>().ok())
+            .filter(|&p| p > 0)
+        else {
+            continue;
+        };
+        if pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(before) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !before.file_type().is_file() {
+            continue;
+        }
+        // Not following a link, not blocking on a FIFO swapped in since the check.
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        let same = f
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.ino() == before.ino() && m.dev() == before.dev());
+        if same && f.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+#[cfg(not(unix))]
+pub fn remove_stale_temps(_dir: &Path, _name: &std::ffi::OsStr) -> Vec<PathBuf> {
+    Vec::new()
+}
+
+/// Whether process `pid` exists (one of another user counts: it is there, only not ours to signal).
+#[cfg(unix)]
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 checks existence and permission only; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// An output file written atomically. Dropping it without [`AtomicFile::commit`] removes the
 /// temporary file and leaves the target as it was.
 pub struct AtomicFile {
@@ -286,6 +358,7 @@ impl AtomicFile {
                 });
             }
         }
+        remove_stale_temps(&dir, name);
         let mut n = 0u32;
         loop {
             let tmp = dir.join(format!(
@@ -295,6 +368,10 @@ impl AtomicFile {
             ));
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
+                    // The lock says "a live writer owns this" to a later run's cleanup (it goes
+                    // with the process however it ends). A file system without locks leaves the
+                    // process check alone to say it.
+                    let _ = f.try_lock();
                     if let Err(e) = register(&tmp) {
                         drop(f);
                         let _ = fs::remove_file(&tmp);

@@ -344,12 +344,21 @@ pub fn plan_edit(g: &Gguf<'_>, edits: &[Edit], header: &[u8], new_size: u64) -> 
             },
         });
     }
-    let in_place_size = if header.len() as u64 == g.data_offset {
-        g.file_size
+    // A header of the old length is judged against the file it would be written into; if it does
+    // not fit there (another alignment lays the data out anew: `general.alignment` 8 -> 128 was
+    // refused with "runs past the end of the file", found by tests/meta_plan_props.rs), against the
+    // file a rewrite produces, and it is not written in place.
+    let (ng, fits_in_place) = if header.len() as u64 == g.data_offset {
+        match Gguf::parse_header_only(header, g.file_size) {
+            Ok(ng) => (ng, true),
+            Err(_) if new_size != g.file_size => {
+                (Gguf::parse_header_only(header, new_size)?, false)
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
-        new_size
+        (Gguf::parse_header_only(header, new_size)?, false)
     };
-    let ng = Gguf::parse_header_only(header, in_place_size)?;
     // A file without tensors may end before its data section would start (llama.cpp accepts it).
     let old_header = g.bytes.get(..g.data_offset as usize).unwrap_or(g.bytes);
     let same_tensors = ng.tensors.len() == g.tensors.len()
@@ -383,7 +392,7 @@ pub fn plan_edit(g: &Gguf<'_>, edits: &[Edit], header: &[u8], new_size: u64) -> 
                 g.alignment - slack
             ),
         )
-    } else if !same_tensors {
+    } else if !same_tensors || !fits_in_place {
         (
             Mode::Rewrite,
             "the file's tensor data is not laid out as a canonical writer would (offsets differ), \

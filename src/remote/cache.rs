@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::verify::manifest::hex;
-use crate::verify::read::MAX_HEAD;
+use crate::verify::read::max_head;
 
 /// A cached header.
 pub struct Entry {
@@ -49,7 +49,7 @@ pub fn load(dir: &Path, url: &str) -> Option<Entry> {
     let head = &bytes[nl + 1..];
     let len = meta["len"].as_u64()?;
     let size = meta["size"].as_u64()?;
-    if meta["url"].as_str()? != url || head.len() as u64 != len || len > size || len > MAX_HEAD {
+    if meta["url"].as_str()? != url || head.len() as u64 != len || len > size || len > max_head() {
         return None;
     }
     Some(Entry {

@@ -66,66 +66,80 @@ pub(super) fn data_checks(
                 threads: opts.threads,
                 message: e.to_string(),
             })?;
-        let (scans, whole) =
-            pool.install(|| data_pass(shards, gs, &avail, opts.hash, opts.whole_hash, progress));
-        let (mut n_bad, mut zero, mut huge, mut read_errs) = (0u64, Vec::new(), Vec::new(), 0u64);
+        let (mut n_bad, mut n_zero, mut zero, mut huge, mut read_errs) =
+            (0u64, 0u64, Vec::new(), Vec::new(), 0u64);
         let mut scanned = 0u64;
+        // Names are kept only as far as they are shown (a header may list a million tensors).
         let mut scanned_names: Vec<&str> = Vec::new();
-        for (i, (g, rs)) in gs.iter().zip(&scans).enumerate() {
-            let Some((g, _)) = g else { continue };
-            for (j, r) in rs {
-                let t = &g.tensors[*j];
-                match r {
-                    Err(e) => {
-                        read_errs += 1;
+        let mut each = |i: usize, j: usize, r: std::io::Result<TensorScan>| {
+            let Some((g, _)) = &gs[i] else { return };
+            let t = &g.tensors[j];
+            match r {
+                Err(e) => {
+                    read_errs += 1;
+                    out.fail(
+                        "read",
+                        format!("tensor '{}': {e}", t.name),
+                        Some(labels[i].clone()),
+                    );
+                }
+                Ok(sc) => {
+                    scanned += 1;
+                    if scanned_names.len() < 9 {
+                        scanned_names.push(t.name);
+                    }
+                    if sc.nan + sc.inf > 0 {
+                        n_bad += 1;
+                        let b = sc.first_bad.as_ref();
                         out.fail(
-                            "read",
-                            format!("tensor '{}': {e}", t.name),
-                            Some(labels[i].clone()),
+                            "numbers",
+                            format!(
+                                "tensor '{}' ({}): {} NaN and {} Inf; the first ({}) is in field '{}' of block {}",
+                                t.name,
+                                t.ty.name,
+                                sc.nan,
+                                sc.inf,
+                                b.map_or("?", |b| b.what),
+                                b.map_or("?", |b| b.field),
+                                b.map_or(0, |b| b.block)
+                            ),
+                            Some(format!(
+                                "{} byte {}",
+                                labels[i],
+                                b.map_or(t.file_offset, |b| b.file_offset)
+                            )),
                         );
                     }
-                    Ok(sc) => {
-                        scanned += 1;
-                        scanned_names.push(t.name);
-                        if sc.nan + sc.inf > 0 {
-                            n_bad += 1;
-                            let b = sc.first_bad.as_ref();
-                            out.fail(
-                                "numbers",
-                                format!(
-                                    "tensor '{}' ({}): {} NaN and {} Inf; the first ({}) is in field '{}' of block {}",
-                                    t.name,
-                                    t.ty.name,
-                                    sc.nan,
-                                    sc.inf,
-                                    b.map_or("?", |b| b.what),
-                                    b.map_or("?", |b| b.field),
-                                    b.map_or(0, |b| b.block)
-                                ),
-                                Some(format!(
-                                    "{} byte {}",
-                                    labels[i],
-                                    b.map_or(t.file_offset, |b| b.file_offset)
-                                )),
-                            );
-                        }
-                        if sc.all_zero {
+                    if sc.all_zero {
+                        n_zero += 1;
+                        if zero.len() < 5 {
                             zero.push(t.name);
                         }
-                        if sc.max_abs > 65504.0 {
-                            huge.push(format!("'{}' ({:.3e})", t.name, sc.max_abs));
-                        }
-                        if let Some(h) = sc.sha256 {
-                            manifest.push(Entry::new(
-                                "sha256",
-                                hex(&h),
-                                format!("{}:{}", labels[i], t.name),
-                            ));
-                        }
+                    }
+                    if sc.max_abs > 65504.0 && huge.len() < 5 {
+                        huge.push(format!("'{}' ({:.3e})", t.name, sc.max_abs));
+                    }
+                    if let Some(h) = sc.sha256 {
+                        manifest.push(Entry::new(
+                            "sha256",
+                            hex(&h),
+                            format!("{}:{}", labels[i], t.name),
+                        ));
                     }
                 }
             }
-        }
+        };
+        let whole = pool.install(|| {
+            data_pass(
+                shards,
+                gs,
+                &avail,
+                opts.hash,
+                opts.whole_hash,
+                progress,
+                &mut each,
+            )
+        });
         if n_bad == 0 && read_errs == 0 {
             out.pass(
                 "numbers",
@@ -145,10 +159,9 @@ pub(super) fn data_checks(
             out.warn(
                 "all-zero",
                 format!(
-                    "{} tensors are all zeros: {}{}",
-                    zero.len(),
-                    zero.iter().take(5).copied().collect::<Vec<_>>().join(", "),
-                    if zero.len() > 5 { ", …" } else { "" }
+                    "{n_zero} tensors are all zeros: {}{}",
+                    zero.join(", "),
+                    if n_zero > 5 { ", …" } else { "" }
                 ),
                 Some(zero[0].to_string()),
             );
@@ -158,7 +171,7 @@ pub(super) fn data_checks(
                 "magnitude",
                 format!(
                     "values beyond the f16 range (65504), which overflow on backends that compute in f16: {}",
-                    huge.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    huge.join(", ")
                 ),
                 None,
             );
@@ -237,9 +250,13 @@ pub(super) fn manifest_checks(
     }
 }
 
-/// Data pass over every tensor of the shards whose data is complete: scans and hashes, and the
-/// whole-data hash per shard (llama-gguf-hash's file line) when hashing.
-#[allow(clippy::type_complexity)]
+/// Tensors scanned at once by the data pass: their results are held until they are handed on in
+/// order, so that a million-tensor header costs one chunk of results, not a million (issue #27).
+const SCAN_CHUNK: usize = 4096;
+
+/// Data pass over every tensor of the shards whose data is complete: scans and hashes, each result
+/// given to `each(shard, tensor, result)` in shard and tensor order; returns the whole-data hash per
+/// shard (llama-gguf-hash's file line) when hashing.
 fn data_pass(
     shards: &[Shard],
     gs: &[Option<(Gguf<'_>, bool)>],
@@ -247,33 +264,36 @@ fn data_pass(
     hash: bool,
     whole_hash: bool,
     progress: Progress<'_>,
-) -> (
-    Vec<Vec<(usize, std::io::Result<TensorScan>)>>,
-    Vec<Option<std::io::Result<[u8; 32]>>>,
-) {
+    each: &mut (dyn FnMut(usize, usize, std::io::Result<TensorScan>) + Send),
+) -> Vec<Option<std::io::Result<[u8; 32]>>> {
     use rayon::prelude::*;
-    let jobs: Vec<(usize, usize)> = avail
+    let total: u64 = avail
         .iter()
         .enumerate()
         .flat_map(|(i, js)| js.iter().map(move |&j| (i, j)))
-        .collect();
-    let total: u64 = jobs
-        .iter()
-        .map(|&(i, j)| gs[i].as_ref().map_or(0, |(g, _)| g.tensors[j].n_bytes))
+        .map(|(i, j)| gs[i].as_ref().map_or(0, |(g, _)| g.tensors[j].n_bytes))
         .sum();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let (scans, whole) = rayon::join(
+    let (_, whole) = rayon::join(
         || {
-            jobs.par_iter()
-                .map(|&(i, j)| {
-                    let (g, _) = gs[i].as_ref().expect("shard with data");
-                    let t = &g.tensors[j];
-                    let r = numbers::scan_tensor(&*shards[i].src, t, g.endian, true, hash);
-                    let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
-                    progress(d + t.n_bytes, total);
-                    ((i, j), r)
-                })
-                .collect::<Vec<_>>()
+            for (i, js) in avail.iter().enumerate() {
+                for chunk in js.chunks(SCAN_CHUNK) {
+                    let results: Vec<_> = chunk
+                        .par_iter()
+                        .map(|&j| {
+                            let (g, _) = gs[i].as_ref().expect("shard with data");
+                            let t = &g.tensors[j];
+                            let r = numbers::scan_tensor(&*shards[i].src, t, g.endian, true, hash);
+                            let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
+                            progress(d + t.n_bytes, total);
+                            r
+                        })
+                        .collect();
+                    for (&j, r) in chunk.iter().zip(results) {
+                        each(i, j, r);
+                    }
+                }
+            }
         },
         || {
             gs.iter()
@@ -287,12 +307,7 @@ fn data_pass(
                 .collect::<Vec<_>>()
         },
     );
-    let mut per: Vec<Vec<(usize, std::io::Result<TensorScan>)>> =
-        gs.iter().map(|_| Vec::new()).collect();
-    for ((i, j), r) in scans {
-        per[i].push((j, r));
-    }
-    (per, whole)
+    whole
 }
 
 /// SHA-256 of all tensor data of a shard in tensor order (`llama-gguf-hash`'s whole-model line).
@@ -335,6 +350,7 @@ fn header_entries(name: &str, s: &Shard, g: &Gguf<'_>) -> Vec<Entry> {
     v
 }
 
+/// The SHA-256 of each tensor's data (name, hash) in file order and of all tensor data (what
 /// `llama-gguf-hash --sha256` prints). The file must be structurally sound.
 #[allow(clippy::type_complexity)]
 pub fn hash_file(
@@ -342,6 +358,23 @@ pub fn hash_file(
     threads: usize,
     progress: Progress<'_>,
 ) -> Result<(Vec<(String, [u8; 32])>, [u8; 32]), HashError> {
+    let mut v = Vec::new();
+    let whole = hash_file_each(path, threads, progress, &mut |name, h| {
+        v.push((name.to_string(), h));
+        Ok(())
+    })?;
+    Ok((v, whole))
+}
+
+/// [`hash_file`], giving each tensor's (name, hash) to `each` in file order as the hashes are made
+/// instead of collecting them (a header of a million tensors: issue #27); returns the hash of all
+/// tensor data. An error from `each` stops the pass.
+pub fn hash_file_each(
+    path: &Path,
+    threads: usize,
+    progress: Progress<'_>,
+    each: &mut dyn FnMut(&str, [u8; 32]) -> std::io::Result<()>,
+) -> Result<[u8; 32], HashError> {
     use rayon::prelude::*;
     let s = Shard::open(path).map_err(|e| HashError::Io {
         path: path.display().to_string(),
@@ -364,28 +397,35 @@ pub fn hash_file(
     };
     let total = g.tensor_bytes();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let (per, whole) = pool.install(|| {
-        rayon::join(
-            || {
-                g.tensors
-                    .par_iter()
-                    .map(|t| {
-                        let r = numbers::scan_tensor(&*s.src, t, g.endian, false, true);
-                        let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
-                        progress(d + t.n_bytes, total);
-                        r
-                    })
-                    .collect::<Vec<_>>()
-            },
-            || whole_data_hash(&s, &g),
-        )
-    });
-    let mut v = Vec::with_capacity(per.len());
-    for (t, r) in g.tensors.iter().zip(per) {
-        let sc = r.map_err(io)?;
-        v.push((t.name.to_string(), sc.sha256.unwrap_or_default()));
-    }
-    Ok((v, whole.map_err(io)?))
+    // The whole-data hash reads everything a second time, beside the per-tensor pass; the
+    // per-tensor hashes are made a chunk at a time and handed to `each` on this thread.
+    let (g, s) = (&g, &s);
+    std::thread::scope(|scope| {
+        let whole = scope.spawn(|| whole_data_hash(s, g));
+        let mut per = || -> Result<(), HashError> {
+            for chunk in g.tensors.chunks(SCAN_CHUNK) {
+                let hashes: Vec<std::io::Result<[u8; 32]>> = pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .map(|t| {
+                            let r = numbers::scan_tensor(&*s.src, t, g.endian, false, true);
+                            let d = done.fetch_add(t.n_bytes, std::sync::atomic::Ordering::Relaxed);
+                            progress(d + t.n_bytes, total);
+                            r.map(|sc| sc.sha256.unwrap_or_default())
+                        })
+                        .collect()
+                });
+                for (t, h) in chunk.iter().zip(hashes) {
+                    each(t.name, h.map_err(io)?).map_err(io)?;
+                }
+            }
+            Ok(())
+        };
+        let r = per();
+        let whole = whole.join().expect("the whole-data hash does not panic");
+        r?;
+        whole.map_err(io)
+    })
 }
 
 /// Why a file could not be hashed.

@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use crate::gguf::{Gguf, TensorInfo};
 
-pub use data::{hash_file, whole_data_hash, HashError};
+pub use data::{hash_file, hash_file_each, whole_data_hash, HashError};
 use device::{DeviceEstimate, DeviceProfile};
 use manifest::Entry;
 use read::Shard;

@@ -3,7 +3,9 @@
 //! SIGBUS. Here every read is a positioned `read` (`pread`) into a bounded buffer: a file that shrinks
 //! under us gives a short read, reported as an error naming the file and offset, never a signal.
 //! The header is read in growing prefixes (4 MiB, then ×4) while the record parser runs out of bytes
-//! the file has, up to [`MAX_HEAD`], so a header never costs more than that or the file's size.
+//! the file has, up to [`max_head`] (512 MiB unless `POCKET_MAX_HEADER_MB` says otherwise), so a
+//! header never costs more than that or the file's size; a header longer than that is refused with a
+//! message naming the limit and the variable.
 
 use std::fs::File;
 use std::io;
@@ -13,16 +15,28 @@ use crate::gguf::parse::parse_header;
 use crate::gguf::{Gguf, GgufError};
 
 const FIRST_READ: u64 = 4 << 20;
-/// The most read to find the end of a header (a 262,144-token vocabulary takes ~6 MB).
+/// The most read to find the end of a header by default (a 262,144-token vocabulary with its merges
+/// takes ~10 MB; 10M empty tokens 80 MB).
 pub const MAX_HEAD: u64 = 512 << 20;
 
+/// The variable that raises (or lowers) [`MAX_HEAD`], in MiB.
+pub const MAX_HEAD_VAR: &str = "POCKET_MAX_HEADER_MB";
+
+/// The most read to find the end of a header: `POCKET_MAX_HEADER_MB` MiB if set to a number, else
+/// [`MAX_HEAD`].
+pub fn max_head() -> u64 {
+    std::env::var(MAX_HEAD_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(MAX_HEAD, |mb| mb.saturating_mul(1 << 20).max(1))
+}
+
 /// How many bytes from the start of the file the parser needed when it ran out of the `have` bytes
-/// it had, if that is why it failed.
+/// it had, if that is why it failed (at least: a count of elements times the least each takes).
 fn bytes_wanted(e: &GgufError, have: u64) -> Option<u64> {
     // What is counted starts where `available` bytes were left (the error's offset names the count
-    // field, which for the tensor infos is at byte 8, far before them), plus some slack.
-    const SLACK: u64 = 16;
-    let n = match *e {
+    // field, which for the tensor infos is at byte 8, far before them).
+    match *e {
         GgufError::Truncated {
             needed, available, ..
         } => have.checked_sub(available)?.checked_add(needed),
@@ -38,8 +52,7 @@ fn bytes_wanted(e: &GgufError, have: u64) -> Option<u64> {
             .checked_mul(min_each)?
             .checked_add(have.checked_sub(available)?),
         _ => None,
-    };
-    n?.checked_add(SLACK)
+    }
 }
 
 /// Where a shard's bytes come from: a local file read with `pread`, or (with the `http` feature) a
@@ -138,12 +151,14 @@ impl Shard {
     pub fn open(path: &Path) -> io::Result<Shard> {
         let file = crate::gguf::file::open_locked(path, false)?;
         let size = file.metadata()?.len();
-        Shard::with_source(
+        let mut s = Shard::with_source(
             path.to_path_buf(),
             Box::new(LocalFile { file, size }),
             size,
             &LOCAL_GROWTH,
-        )
+        )?;
+        trim_head(&mut s.head);
+        Ok(s)
     }
 
     /// Reads the header of `src` (a file of `size` bytes) in growing prefixes.
@@ -153,26 +168,34 @@ impl Shard {
         size: u64,
         growth: &Growth,
     ) -> io::Result<Shard> {
-        let mut want = size.min(growth.first);
+        let max = max_head();
+        let mut want = size.min(growth.first).min(max);
         let head = loop {
             let mut buf = vec![0u8; want as usize];
             let got = src.read_at(&mut buf, 0)?;
             buf.truncate(got);
             // Read more only while the parser stopped for lack of bytes that the file does have,
-            // and never past MAX_HEAD: a bad or hostile header costs at most that much memory.
+            // and never past `max`: a bad or hostile header costs at most that much memory.
             let need = match parse_header(&buf) {
                 Ok(_) => break buf,
                 Err(e) => bytes_wanted(&e, buf.len() as u64),
             };
             // The parser ran out of bytes the file has: read one growth step more (locally 4 times
             // as much), or as much as the error says the header needs (a count of elements times the
-            // least each takes).
-            // (An estimate within what was read — a nested array's — still means more is needed.)
+            // least each takes; an estimate within what was read — a nested array's — still means
+            // more is needed). A count the whole file cannot hold is left to the parser's error.
             let more = need.is_some_and(|n| n <= size);
-            if !more || want >= size || want >= MAX_HEAD || (got as u64) < want {
+            if !more || want >= size || (got as u64) < want {
                 break buf;
             }
-            want = size.min(MAX_HEAD).min(growth.next(want, need));
+            if want >= max {
+                return Err(io::Error::other(format!(
+                    "the header is longer than the {} MiB pocket reads of a header (the file is {size} \
+                     bytes); set {MAX_HEAD_VAR} to a larger number of MiB to read it",
+                    max >> 20,
+                )));
+            }
+            want = size.min(max).min(growth.next(want, need));
         };
         Ok(Shard {
             path,
@@ -238,4 +261,27 @@ fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 #[cfg(windows)]
 fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Keeps the header and its padding of a local file's head, not the tensor data a x4 growth step
+/// read with it (the bytes are there to read again). A remote head is kept whole: its cache holds it.
+fn trim_head(buf: &mut Vec<u8>) {
+    let Ok(raw) = parse_header(buf) else { return };
+    let align = raw
+        .kvs
+        .iter()
+        .find(|kv| kv.key == crate::gguf::spec::KEY_ALIGNMENT)
+        .and_then(|kv| match kv.value {
+            crate::gguf::Value::U32(a) if a.is_power_of_two() => Some(a as u64),
+            _ => None,
+        })
+        .unwrap_or(crate::gguf::spec::DEFAULT_ALIGNMENT);
+    let end = crate::gguf::validate::pad(raw.header_end, align)
+        .and_then(|e| usize::try_from(e).ok())
+        .unwrap_or(usize::MAX);
+    drop(raw);
+    if buf.len() > end.saturating_add(1 << 16) {
+        buf.truncate(end);
+        buf.shrink_to_fit();
+    }
 }

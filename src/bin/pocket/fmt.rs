@@ -107,6 +107,47 @@ impl Table {
     }
 
     fn build(&self, look: Look) -> comfy_table::Table {
+        let hidden = self.hidden(&self.rows);
+        let content = (0..hidden.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .chain([&self.header])
+                    .filter_map(|r| r.get(i))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect::<Vec<_>>();
+        self.build_rows(&self.rows, look, &hidden, &content, None, true)
+    }
+
+    /// Which of the columns of `rows` (and the header) hold nothing: dropped from the table.
+    fn hidden(&self, rows: &[Vec<String>]) -> Vec<bool> {
+        let n_cols = rows
+            .iter()
+            .map(Vec::len)
+            .chain([self.header.len()])
+            .max()
+            .unwrap_or(0);
+        let empty = |s: &str| s.is_empty() || s == "—";
+        (0..n_cols)
+            .map(|c| !rows.is_empty() && rows.iter().all(|r| r.get(c).is_none_or(|s| empty(s))))
+            .collect()
+    }
+
+    /// The comfy table of `rows`: columns `hidden` dropped, `content` the longest cell of each
+    /// column in characters (for the minimum widths); with `fixed`, each column that wide (padding
+    /// included), as [`Table::write_streamed`] renders a long table chunk by chunk.
+    fn build_rows(
+        &self,
+        rows: &[Vec<String>],
+        look: Look,
+        hidden: &[bool],
+        content: &[usize],
+        fixed: Option<&[u16]>,
+        header: bool,
+    ) -> comfy_table::Table {
         let mut t = comfy_table::Table::new();
         t.load_style(presets::UTF8_BORDERS_ONLY);
         if look.color {
@@ -124,23 +165,10 @@ impl Table {
                 t.set_content_arrangement(ContentArrangement::Disabled);
             }
         }
-        let n_cols = self
-            .rows
-            .iter()
-            .map(Vec::len)
-            .chain([self.header.len()])
-            .max()
-            .unwrap_or(0);
-        let empty = |s: &str| s.is_empty() || s == "—";
-        let hidden: Vec<bool> = (0..n_cols)
-            .map(|c| {
-                !self.rows.is_empty() && self.rows.iter().all(|r| r.get(c).is_none_or(|s| empty(s)))
-            })
-            .collect();
-        if !self.header.is_empty() {
+        if header && !self.header.is_empty() {
             t.set_header(self.header.clone());
         }
-        for r in &self.rows {
+        for r in rows {
             let cells: Vec<Cell> = r
                 .iter()
                 .enumerate()
@@ -161,17 +189,12 @@ impl Table {
             }
         }
         for (i, h) in hidden.iter().enumerate() {
-            let content = self
-                .rows
-                .iter()
-                .chain([&self.header])
-                .filter_map(|r| r.get(i))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0);
+            let content = content.get(i).copied().unwrap_or(0);
             if let Some(c) = t.column_mut(i) {
                 if *h {
                     c.set_constraint(ColumnConstraint::Hidden);
+                } else if let Some(w) = fixed.and_then(|f| f.get(i)) {
+                    c.set_constraint(ColumnConstraint::Absolute(comfy_table::Width::Fixed(*w)));
                 } else if let (Some(&(_, w)), Some(_)) =
                     (self.min.iter().find(|m| m.0 == i), look.width)
                 {
@@ -186,6 +209,74 @@ impl Table {
             }
         }
         t
+    }
+}
+
+/// Rows per chunk of a table written by [`Table::write_streamed`].
+const CHUNK: usize = 2048;
+
+impl Table {
+    /// Writes the table of the header and the rows `rows()` gives (called twice: once to measure,
+    /// once to write), holding at most [`CHUNK`] rows at a time when not on a terminal: the columns
+    /// are measured over all rows first, then the rows are rendered chunk by chunk at those widths,
+    /// the same text as the whole table at once. A 200,000-key header took 270 MB as one comfy
+    /// table (issue #27). On a terminal, where fitting the width depends on the whole table, the
+    /// rows are collected and rendered at once.
+    pub fn write_streamed<I: Iterator<Item = Vec<String>>>(
+        mut self,
+        rows: impl Fn() -> I,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let look = look();
+        if look.width.is_some() {
+            self.rows.extend(rows());
+            return writeln!(out, "{self}");
+        }
+        // Measure: the widest cell of each column (as comfy measures it) and which are empty.
+        let mut widths: Vec<u16> = Vec::new();
+        let mut full: Vec<bool> = Vec::new();
+        let mut n_rows = 0usize;
+        let mut it = rows().peekable();
+        while it.peek().is_some() {
+            let chunk: Vec<Vec<String>> = it.by_ref().take(CHUNK).collect();
+            n_rows += chunk.len();
+            let hidden = self.hidden(&chunk);
+            full.resize(full.len().max(hidden.len()), false);
+            for (f, h) in full.iter_mut().zip(&hidden) {
+                *f |= !h;
+            }
+            let t = self.build_rows(&chunk, look, &vec![false; hidden.len()], &[], None, true);
+            let w = t.column_max_content_widths();
+            widths.resize(widths.len().max(w.len()), 0);
+            for (a, b) in widths.iter_mut().zip(w) {
+                *a = (*a).max(b);
+            }
+        }
+        if n_rows <= CHUNK {
+            self.rows.extend(rows());
+            return writeln!(out, "{self}");
+        }
+        let hidden: Vec<bool> = full.iter().map(|f| !f).collect();
+        // comfy's padding: one space each side.
+        let fixed: Vec<u16> = widths.iter().map(|w| w.saturating_add(2)).collect();
+        let mut it = rows().peekable();
+        let mut first = true;
+        while it.peek().is_some() {
+            let chunk: Vec<Vec<String>> = it.by_ref().take(CHUNK).collect();
+            let last = it.peek().is_none();
+            let text = self
+                .build_rows(&chunk, look, &hidden, &[], Some(&fixed), first)
+                .to_string();
+            let lines: Vec<&str> = text.lines().collect();
+            // The top border only on the first chunk, the bottom one only on the last.
+            let from = usize::from(!first);
+            let to = lines.len() - usize::from(!last);
+            for l in &lines[from..to] {
+                writeln!(out, "{l}")?;
+            }
+            first = false;
+        }
+        Ok(())
     }
 }
 
@@ -381,6 +472,38 @@ mod tests {
         t.max_lines(3);
         let three = t.build(at(Some(40))).to_string();
         assert_eq!(three.lines().count(), 8, "{three}");
+    }
+
+    #[test]
+    fn a_table_written_in_chunks_is_the_table_written_whole() {
+        let mk = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    vec![
+                        format!("key.{i}"),
+                        match i {
+                            5000 => "z".into(),
+                            _ if i % 7 == 0 => "—".into(),
+                            _ => String::new(),
+                        },
+                        "é".repeat(i % 13) + "x",
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        for n in [0, 3, CHUNK, CHUNK + 1, 3 * CHUNK + 5] {
+            let rows = mk(n);
+            let mut whole = table(&["key", "empty", "value"]);
+            for r in &rows {
+                whole.add_row(r.clone());
+            }
+            let whole = format!("{whole}\n");
+            let mut out = Vec::new();
+            table(&["key", "empty", "value"])
+                .write_streamed(|| rows.iter().cloned(), &mut out)
+                .unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "{n} rows");
+        }
     }
 
     #[test]

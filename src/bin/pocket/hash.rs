@@ -71,19 +71,22 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             Some(entries)
         }
     };
-    let bar = crate::progress::bytes_bar(0, "hashing");
-    let r = pocket::verify::hash_file(&a.file, a.threads, &|d, t| {
-        crate::progress::update(&bar, d, t)
+    // The manifest's sha256 entries by name (the first of a name, as llama-gguf-hash finds it):
+    // a lookup per tensor, not a scan of the manifest per tensor.
+    let by_name: Option<std::collections::HashMap<&str, &str>> = manifest.as_ref().map(|m| {
+        let mut idx = std::collections::HashMap::new();
+        for e in m.iter().filter(|e| e.kind == "sha256") {
+            idx.entry(e.name.as_str()).or_insert(e.value.as_str());
+        }
+        idx
     });
-    bar.finish_and_clear();
-    let (tensors, whole) = r?;
     let verify = |name: &str, h: &str| -> Res {
-        let Some(m) = &manifest else {
+        let Some(m) = &by_name else {
             return Res::NotFound;
         };
-        match m.iter().find(|e| e.kind == "sha256" && e.name == name) {
+        match m.get(name) {
             None => Res::NotFound,
-            Some(e) if e.value == h => Res::Ok,
+            Some(v) if *v == h => Res::Ok,
             Some(_) => Res::Mismatch,
         }
     };
@@ -131,11 +134,19 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
             writeln!(out, "{:<8}  {h}  {name}", "sha256")
         }
     };
-    if !a.no_layer {
-        for (n, h) in &tensors {
-            line(out, &format!("{fname}:{n}"), &hex(h), true)?;
-        }
-    }
+    // Each tensor's line as its hash is made (a header may list a million tensors).
+    let bar = crate::progress::bytes_bar(0, "hashing");
+    let whole = pocket::verify::hash_file_each(
+        &a.file,
+        a.threads,
+        &|d, t| crate::progress::update(&bar, d, t),
+        &mut |n, h| match a.no_layer {
+            true => Ok(()),
+            false => line(out, &format!("{fname}:{n}"), &hex(&h), true),
+        },
+    );
+    bar.finish_and_clear();
+    let whole = whole?;
     line(out, &fname, &hex(&whole), false)?;
     let Some(_) = &manifest else {
         if a.json {

@@ -560,19 +560,23 @@ fn print_human(
         writeln!(out, "\nmodel\n{m}")?;
     }
 
+    // Rows made as they are written (a header may hold a million keys or tensors).
     let mut m = table(&["key", "type", "value"]);
     m.min_width(0, 44);
-    let mut shown = 0;
-    for kv in first.kvs.iter().filter(|kv| keep(kv.key)) {
-        m.add_row(vec![
-            kv.key.to_string(),
-            type_string(&kv.value).to_lowercase(),
-            show_value(&kv.value),
-        ]);
-        shown += 1;
-    }
-    if shown > 0 {
-        writeln!(out, "\nmetadata\n{m}")?;
+    if first.kvs.iter().any(|kv| keep(kv.key)) {
+        writeln!(out, "\nmetadata")?;
+        m.write_streamed(
+            || {
+                first.kvs.iter().filter(|kv| keep(kv.key)).map(|kv| {
+                    vec![
+                        kv.key.to_string(),
+                        type_string(&kv.value).to_lowercase(),
+                        show_value(&kv.value),
+                    ]
+                })
+            },
+            out,
+        )?;
     }
 
     let mut b = table(&["type", "tensors", "parameters", "bytes", "share of file"]);
@@ -591,29 +595,34 @@ fn print_human(
         let mut tt = table(&["name", "type", "shape", "bytes", "offset"]);
         tt.min_width(0, 32);
         let many = s.n_shards > 1;
-        for (i, g) in shards.iter().enumerate() {
-            for ti in g.tensors.iter().filter(|t| keep(t.name)) {
-                let shape = ti
-                    .dims
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" × ");
-                let offset = if many {
-                    format!("{} (shard {})", ti.file_offset, i + 1)
-                } else {
-                    ti.file_offset.to_string()
-                };
-                tt.add_row(vec![
-                    ti.name.to_string(),
-                    ti.ty.name.to_string(),
-                    shape,
-                    bytes(ti.n_bytes),
-                    offset,
-                ]);
-            }
-        }
-        writeln!(out, "\ntensors\n{tt}")?;
+        writeln!(out, "\ntensors")?;
+        tt.write_streamed(
+            || {
+                shards.iter().enumerate().flat_map(move |(i, g)| {
+                    g.tensors.iter().filter(|t| keep(t.name)).map(move |ti| {
+                        let shape = ti
+                            .dims
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" × ");
+                        let offset = if many {
+                            format!("{} (shard {})", ti.file_offset, i + 1)
+                        } else {
+                            ti.file_offset.to_string()
+                        };
+                        vec![
+                            ti.name.to_string(),
+                            ti.ty.name.to_string(),
+                            shape,
+                            bytes(ti.n_bytes),
+                            offset,
+                        ]
+                    })
+                })
+            },
+            out,
+        )?;
     }
     if let Some(m) = mem {
         writeln!(out, "\n{}", crate::fmt::wrap(&m.render(), 6))?;

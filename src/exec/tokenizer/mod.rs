@@ -15,8 +15,6 @@ mod unicode;
 mod unicode_data;
 mod wpm;
 
-use std::collections::HashMap;
-
 use crate::gguf::{Gguf, Value, ValueType};
 
 /// Token attributes, as llama.cpp's `llama_token_attr`.
@@ -103,9 +101,157 @@ pub enum VocabType {
 
 #[derive(Debug, Clone)]
 pub struct TokenData {
-    pub text: String,
+    pub text: TokenText,
     pub score: f32,
     pub attr: u32,
+}
+
+/// A token's text: up to [`TokenText::INLINE`] bytes kept in place (most tokens, and every
+/// `[EMPTY_n]` stand-in), longer ones boxed. A `String` per token cost an allocation each, 2.1 GB
+/// for a vocabulary of 10M empty tokens with the index and the pieces (issue #27).
+#[derive(Clone)]
+pub struct TokenText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline {
+        len: u8,
+        buf: [u8; TokenText::INLINE],
+    },
+    Boxed(Box<str>),
+}
+
+impl TokenText {
+    pub const INLINE: usize = 22;
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only ever filled from a `&str` cut at its length (see `From<&str>`).
+            TextRepr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).expect("whole UTF-8 text")
+            }
+            TextRepr::Boxed(b) => b,
+        }
+    }
+}
+
+impl From<&str> for TokenText {
+    fn from(s: &str) -> Self {
+        if s.len() <= Self::INLINE {
+            let mut buf = [0u8; Self::INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            TokenText(TextRepr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            TokenText(TextRepr::Boxed(s.into()))
+        }
+    }
+}
+
+impl std::ops::Deref for TokenText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for TokenText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for TokenText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for TokenText {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl PartialEq<str> for TokenText {
+    fn eq(&self, o: &str) -> bool {
+        self.as_str() == o
+    }
+}
+
+impl PartialEq<&str> for TokenText {
+    fn eq(&self, o: &&str) -> bool {
+        self.as_str() == *o
+    }
+}
+
+/// Token ids by text: an open-addressed table of ids (4 bytes a slot, at most 7/8 full) whose
+/// texts are the tokens' own, instead of a map holding a second copy of every text.
+struct TextIndex {
+    slots: Vec<u32>,
+    state: std::collections::hash_map::RandomState,
+}
+
+/// An empty slot of a [`TextIndex`] (ids are below `i32::MAX`).
+const NO_ID: u32 = u32::MAX;
+
+impl TextIndex {
+    fn with_capacity(n: usize) -> TextIndex {
+        let size = (n + n / 7 + 1).next_power_of_two().max(8);
+        TextIndex {
+            slots: vec![NO_ID; size],
+            state: Default::default(),
+        }
+    }
+
+    fn start(&self, text: &str) -> usize {
+        use std::hash::BuildHasher;
+        self.state.hash_one(text) as usize & (self.slots.len() - 1)
+    }
+
+    fn get(&self, tokens: &[TokenData], text: &str) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(text);
+        loop {
+            match self.slots[i] {
+                NO_ID => return None,
+                id if tokens[id as usize].text.as_str() == text => return Some(id),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds `id` (whose text is `tokens[id]`'s); the id already there when the text is taken.
+    fn insert(&mut self, tokens: &[TokenData], id: u32) -> Result<(), u32> {
+        let text = tokens[id as usize].text.as_str();
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(text);
+        loop {
+            match self.slots[i] {
+                NO_ID => {
+                    self.slots[i] = id;
+                    return Ok(());
+                }
+                other if tokens[other as usize].text.as_str() == text => return Err(other),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+}
+
+/// Each token's piece ([`Vocab::token_to_piece`]): its text's bytes when they are the same (most
+/// tokens of SentencePiece vocabularies), else a span of one shared buffer.
+#[derive(Default)]
+struct Pieces {
+    bytes: Vec<u8>,
+    /// (start, length) in `bytes`, or `SAME` as the token's text.
+    at: Vec<(u32, u32)>,
+}
+
+impl Pieces {
+    const SAME: u32 = u32::MAX;
 }
 
 /// A vocabulary and everything needed to tokenize with it.
@@ -113,12 +259,12 @@ pub struct Vocab {
     vtype: VocabType,
     pre: String,
     tokens: Vec<TokenData>,
-    token_to_id: HashMap<String, u32>,
+    token_to_id: TextIndex,
     bpe: Option<bpe::Bpe>,
     ugm: Option<ugm::Ugm>,
     /// Control, user-defined and unknown tokens, longest text first (`cache_special_tokens`).
     special: Vec<u32>,
-    pieces: Vec<Vec<u8>>,
+    pieces: Pieces,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
@@ -277,16 +423,11 @@ impl Vocab {
         let n = n as usize;
         let mut max_token_len = 0;
         let mut tokens = Vec::with_capacity(n);
-        let mut token_to_id = HashMap::with_capacity(n);
+        let mut token_to_id = TextIndex::with_capacity(n);
         let mut score_it = scores.map(|a| a.iter());
         let mut type_it = types.map(|a| a.iter());
         for (i, text) in list.strings().enumerate() {
             let id = i as u32;
-            let text = if text.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                text.to_string()
-            };
             let score = score_it
                 .as_mut()
                 .and_then(|it| it.next())
@@ -304,20 +445,19 @@ impl Vocab {
                     _ => 0,
                 },
             };
-            match token_to_id.entry(text) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    return Err(TokenizerError::DuplicateToken {
-                        id,
-                        first: *e.get(),
-                        text: e.key().clone(),
-                    })
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let text = e.key().clone();
-                    max_token_len = max_token_len.max(text.len());
-                    e.insert(id);
-                    tokens.push(TokenData { text, score, attr });
-                }
+            let text = if text.is_empty() {
+                TokenText::from(format!("[EMPTY_{i}]").as_str())
+            } else {
+                TokenText::from(text)
+            };
+            max_token_len = max_token_len.max(text.len());
+            tokens.push(TokenData { text, score, attr });
+            if let Err(first) = token_to_id.insert(&tokens, id) {
+                return Err(TokenizerError::DuplicateToken {
+                    id,
+                    first,
+                    text: tokens[id as usize].text.to_string(),
+                });
             }
         }
         if tokens.len() != n {
@@ -423,7 +563,7 @@ impl Vocab {
             bpe,
             ugm: None,
             special: Vec::new(),
-            pieces: Vec::new(),
+            pieces: Pieces::default(),
             bos,
             eos,
             eot,
@@ -463,7 +603,24 @@ impl Vocab {
                 .then(a.cmp(&b))
         });
         v.special = special;
-        v.pieces = (0..n as u32).map(|id| v.render_piece(id)).collect();
+        let mut pieces = Pieces {
+            bytes: Vec::new(),
+            at: Vec::with_capacity(n),
+        };
+        for id in 0..n as u32 {
+            let p = v.render_piece(id);
+            if p == v.tokens[id as usize].text.as_bytes() {
+                pieces.at.push((Pieces::SAME, 0));
+                continue;
+            }
+            let start = u32::try_from(pieces.bytes.len())
+                .ok()
+                .filter(|&s| s != Pieces::SAME && p.len() <= (u32::MAX - s) as usize)
+                .ok_or(TokenizerError::TooManyTokens(n as u64))?;
+            pieces.bytes.extend_from_slice(&p);
+            pieces.at.push((start, p.len() as u32));
+        }
+        v.pieces = pieces;
         v.set_strip_attrs(g, file_pre);
         Ok(v)
     }
@@ -549,9 +706,8 @@ impl Vocab {
             "<｜end▁of▁sentence｜>",
             "[e~[",
         ];
-        let find = |names: &[&str], v: &Vocab| -> Option<u32> {
-            names.iter().find_map(|t| v.token_to_id.get(*t).copied())
-        };
+        let find =
+            |names: &[&str], v: &Vocab| -> Option<u32> { names.iter().find_map(|t| v.token_id(t)) };
         if self.eot.is_none() {
             self.eot = find(EOT, self);
             if let Some(id) = self.eot {
@@ -579,13 +735,13 @@ impl Vocab {
         }
         let mut eog: Vec<u32> = fim[3..].iter().flatten().copied().collect();
         for name in EOG {
-            if let Some(&id) = self.token_to_id.get(*name) {
+            if let Some(id) = self.token_id(name) {
                 eog.push(id);
                 self.tokens[id as usize].attr |= attr::CONTROL;
             }
         }
         for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(&id) = self.token_to_id.get(name) {
+            if let Some(id) = self.token_id(name) {
                 self.tokens[id as usize].attr = attr::USER_DEFINED;
             }
         }
@@ -622,7 +778,7 @@ impl Vocab {
             if t.attr & attr::BYTE != 0 && parse_byte_token(&t.text).is_none() {
                 return Err(TokenizerError::BadByteToken {
                     id: id as u32,
-                    text: t.text.clone(),
+                    text: t.text.to_string(),
                 });
             }
         }
@@ -635,7 +791,7 @@ impl Vocab {
         let arch = g.architecture().unwrap_or("");
         let any = |s: &str, subs: &[&str]| subs.iter().any(|x| s.contains(x));
         let set = |v: &mut Vocab, t: &str, a: u32, on: bool| {
-            if let Some(&id) = v.token_to_id.get(t) {
+            if let Some(id) = v.token_id(t) {
                 let at = &mut v.tokens[id as usize].attr;
                 *at = if on { *at | a } else { *at & !a };
             }
@@ -676,7 +832,7 @@ impl Vocab {
     }
 
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.token_to_id.get(&self.tokens, text)
     }
 
     pub fn bos(&self) -> Option<u32> {
@@ -875,7 +1031,10 @@ impl Vocab {
         if !special && t.attr & (attr::UNKNOWN | attr::CONTROL) != 0 {
             return Ok(&[]);
         }
-        Ok(&self.pieces[id as usize])
+        Ok(match self.pieces.at[id as usize] {
+            (Pieces::SAME, _) => t.text.as_bytes(),
+            (start, len) => &self.pieces.bytes[start as usize..(start + len) as usize],
+        })
     }
 
     /// `llama_detokenize`: the text of a sequence of tokens. `remove_special` drops a leading BOS and
