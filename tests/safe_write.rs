@@ -2,6 +2,8 @@
 //! or failed write leaves the target as it was and no temporary file behind; an output that is the
 //! input (by path, symlink or hard link) is refused.
 
+mod common;
+
 use std::io::Write;
 
 use pocket::fsio::{AtomicFile, OutputError};
@@ -177,7 +179,7 @@ fn a_temporary_file_left_by_sigkill_is_removed_by_the_next_write() {
     let target = d.path().join("out.txt");
     // A writer in another process (this test binary, re-run as a child) that stops half-way.
     let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new(exe)
+    let mut child = common::target_command(exe)
         .args([
             "--exact",
             "half_written_child",
