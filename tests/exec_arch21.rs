@@ -173,41 +173,16 @@ fn tiny_models_greedy_matches_llama_cpp() {
     }
 }
 
-/// llama-perplexity's running PPL after each chunk: the `[i]value` entries of its golden.
-fn golden_ppl(name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(common::testdata(name)).unwrap();
-    let line = text.lines().find(|l| l.starts_with("[1]")).unwrap();
-    line.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.split(']').nth(1).unwrap().trim().parse().unwrap())
-        .collect()
-}
-
 /// `pocket perplexity -c 128 --chunks 4` within 0.5% of llama-perplexity after every chunk (128
 /// tokens per batch: the tiled attention, and gemma2's window inside one batch).
 #[test]
 fn tiny_models_perplexity_within_half_a_percent() {
     for arch in ARCHS {
-        let theirs = golden_ppl(&format!("exec/tiny-{arch}-ppl-c128.txt"));
+        let theirs = common::golden_ppl(&format!("exec/tiny-{arch}-ppl-c128.txt"));
         assert_eq!(theirs.len(), 4);
-        let out = common::pocket()
-            .arg("perplexity")
-            .arg(common::testdata(&format!("exec/tiny-{arch}-q8_0.gguf")))
-            .arg("-f")
-            .arg(common::testdata("exec/ppl-text.txt"))
-            .args(["-c", "128", "--chunks", "4", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let d: J = serde_json::from_slice(&out.stdout).unwrap();
-        let chunks = d["chunks"].as_array().unwrap();
-        assert_eq!(chunks.len(), 4);
-        for (c, t) in chunks.iter().zip(&theirs) {
-            let ours = c["ppl_so_far"].as_f64().unwrap();
+        let model = common::testdata(&format!("exec/tiny-{arch}-q8_0.gguf"));
+        let (so_far, _) = common::pocket_ppl(&model, 128, 4);
+        for (&ours, t) in so_far.iter().zip(&theirs) {
             let rel = (ours - t) / t;
             eprintln!("tiny-{arch}: pocket {ours:.4}  llama-perplexity {t:.4}  ({rel:+.5})");
             assert!(rel.abs() < 0.005, "tiny-{arch}: {ours} vs {t}");

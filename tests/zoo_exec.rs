@@ -21,50 +21,20 @@ use pocket::exec::{Session, Weights};
 use pocket::GgufFile;
 use serde_json::Value as J;
 
-/// llama-perplexity's running PPL after each chunk: the `[i]value` entries of its golden.
-fn golden_ppl(name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(common::testdata(name)).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("[1]"))
-        .expect("a [1]... line");
-    line.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.split(']').nth(1).unwrap().trim().parse().unwrap())
-        .collect()
-}
-
 /// `pocket perplexity` on 4 chunks of 128 tokens within 1% of llama-perplexity. (After one chunk of
 /// 63 scored tokens the two differ by more — 2.3% measured — as a few tokens' rounding weighs more on
 /// a short average: only the whole run is held to 1%.)
 #[test]
 fn zoo_qwen_perplexity_within_one_percent_of_llama_perplexity() {
-    let theirs = golden_ppl("exec/qwen-ppl-c128.txt");
+    let theirs = common::golden_ppl("exec/qwen-ppl-c128.txt");
     assert_eq!(theirs.len(), 4);
-    let out = common::pocket()
-        .arg("perplexity")
-        .arg(common::zoo("qwen"))
-        .arg("-f")
-        .arg(common::testdata("exec/ppl-text.txt"))
-        .args(["-c", "128", "--chunks", "4", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d: J = serde_json::from_slice(&out.stdout).unwrap();
-    let chunks = d["chunks"].as_array().unwrap();
-    assert_eq!(chunks.len(), 4);
-    for (c, t) in chunks.iter().zip(&theirs) {
-        let ours = c["ppl_so_far"].as_f64().unwrap();
+    let (so_far, ours) = common::pocket_ppl(&common::zoo("qwen"), 128, 4);
+    for (ours, t) in so_far.iter().zip(&theirs) {
         eprintln!(
             "PPL so far: pocket {ours:.4}  llama-perplexity {t:.4}  ({:+.3}%)",
             100.0 * (ours / t - 1.0)
         );
     }
-    let ours = d["ppl"].as_f64().unwrap();
     assert!(
         (ours / theirs[3] - 1.0).abs() < 0.01,
         "{ours} vs {}",

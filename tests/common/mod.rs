@@ -307,3 +307,50 @@ pub fn class_golden(name: &str) -> String {
         name.to_string()
     }
 }
+
+/// llama-perplexity's running PPL after each chunk: the `[i]value` entries of the `[1]…` line of a
+/// golden in testdata/.
+pub fn golden_ppl(name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(testdata(name)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("[1]"))
+        .expect("a [1]... line");
+    line.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(']').nth(1).unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+/// The per-chunk `ppl_so_far` of `pocket perplexity MODEL -f testdata/exec/ppl-text.txt -c CTX
+/// --chunks CHUNKS --json` (the run must succeed and score every chunk asked), and its final PPL.
+pub fn pocket_ppl(model: &Path, ctx: usize, chunks: usize) -> (Vec<f64>, f64) {
+    let out = pocket()
+        .arg("perplexity")
+        .arg(model)
+        .arg("-f")
+        .arg(testdata("exec/ppl-text.txt"))
+        .args([
+            "-c",
+            &ctx.to_string(),
+            "--chunks",
+            &chunks.to_string(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let so_far: Vec<f64> = d["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ppl_so_far"].as_f64().unwrap())
+        .collect();
+    assert_eq!(so_far.len(), chunks);
+    (so_far, d["ppl"].as_f64().unwrap())
+}
