@@ -22,24 +22,9 @@ macro_rules! kernels {
     ($name:ident, $feat:literal, $us8:path) => {
         pub(crate) mod $name {
             use super::*;
-            use crate::exec::x86::avx2::{bytes_from_bits_32, bytes_from_nibbles_32, load256};
-
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn h(b: &[u8], at: usize) -> f32 {
-                let bits = u16::from_le_bytes([b[at], b[at + 1]]);
-                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-            }
-
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn hsum_float_8(x: __m256) -> f32 {
-                let mut res = _mm256_extractf128_ps(x, 1);
-                res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-                res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-                res = _mm_add_ss(res, _mm_movehdup_ps(res));
-                _mm_cvtss_f32(res)
-            }
+            use crate::exec::x86::avx2::{
+                bytes_from_bits_32, bytes_from_nibbles_32, h, hsum_float_8, load256,
+            };
 
             /// Q4_1 (`HIGH` = false) or Q5_1 weights, `N` Q8_1 activation rows.
             #[target_feature(enable = $feat)]
