@@ -108,9 +108,10 @@ fn vec_f16<const V: usize>(w: &[u8], y: &[f32]) -> f32 {
     tail::<false>(w, y, np, r as f64)
 }
 
-/// `ggml_vec_dot_bf16`, AVX2 form: 4 accumulators of 8 lanes, `(c1 + c3) + (c2 + c4)`.
+/// `ggml_vec_dot_bf16`'s main loop, shared by its AVX2 and AVX-512F forms (four 8-lane
+/// accumulators are two 16-lane ones lane for lane): the accumulators and where the tail starts.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn vec_bf16x8(w: &[u8], y: &[f32]) -> f32 {
+fn bf16_lanes(w: &[u8], y: &[f32]) -> ([__m256; 4], usize) {
     let n = y.len();
     let np = n / 32 * 32;
     let mut c = [_mm256_setzero_ps(); 4];
@@ -120,6 +121,13 @@ fn vec_bf16x8(w: &[u8], y: &[f32]) -> f32 {
             *r = _mm256_fmadd_ps(load_w::<true>(w, 2 * at), load_y(y, at), *r);
         }
     }
+    (c, np)
+}
+
+/// `ggml_vec_dot_bf16`, AVX2 form: 4 accumulators of 8 lanes, `(c1 + c3) + (c2 + c4)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn vec_bf16x8(w: &[u8], y: &[f32]) -> f32 {
+    let (c, np) = bf16_lanes(w, y);
     let s = _mm256_add_ps(_mm256_add_ps(c[0], c[2]), _mm256_add_ps(c[1], c[3]));
     tail::<true>(w, y, np, tree8(s) as f64)
 }
@@ -127,15 +135,7 @@ fn vec_bf16x8(w: &[u8], y: &[f32]) -> f32 {
 /// `ggml_vec_dot_bf16`, AVX-512F form: 2 accumulators of 16 lanes, each reduced, added in double.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn vec_bf16x16(w: &[u8], y: &[f32]) -> f32 {
-    let n = y.len();
-    let np = n / 32 * 32;
-    let mut c = [_mm256_setzero_ps(); 4];
-    for i in (0..np).step_by(32) {
-        for (j, r) in c.iter_mut().enumerate() {
-            let at = i + 8 * j;
-            *r = _mm256_fmadd_ps(load_w::<true>(w, 2 * at), load_y(y, at), *r);
-        }
-    }
+    let (c, np) = bf16_lanes(w, y);
     let s = tree16(c[0], c[1]) as f64 + tree16(c[2], c[3]) as f64;
     tail::<true>(w, y, np, s)
 }
