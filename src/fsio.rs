@@ -98,13 +98,16 @@ pub fn on_signal(code: i32) {
     }
 }
 
-fn register(p: &Path) -> io::Result<()> {
+/// Creates the temporary file `p` (`create_new`) and lists it, under the registry's lock: a signal
+/// handler deciding to exit never sees a temporary file created but not yet listed.
+fn create_registered(p: &Path) -> io::Result<File> {
     let mut v = pending();
     if stop_requested() {
         return Err(interrupted());
     }
+    let f = OpenOptions::new().write(true).create_new(true).open(p)?;
     v.temps.push(p.to_path_buf());
-    Ok(())
+    Ok(f)
 }
 
 fn unregister(p: &Path) {
@@ -366,17 +369,12 @@ impl AtomicFile {
                 name.to_string_lossy(),
                 std::process::id()
             ));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            match create_registered(&tmp) {
                 Ok(f) => {
                     // The lock says "a live writer owns this" to a later run's cleanup (it goes
                     // with the process however it ends). A file system without locks leaves the
                     // process check alone to say it.
                     let _ = f.try_lock();
-                    if let Err(e) = register(&tmp) {
-                        drop(f);
-                        let _ = fs::remove_file(&tmp);
-                        return Err(io_err(&tmp, e));
-                    }
                     let out = AtomicFile {
                         target: target.to_path_buf(),
                         tmp,
