@@ -17,6 +17,7 @@ pub mod model;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod perplexity;
+pub mod probe;
 pub mod sample;
 mod traits;
 #[cfg(target_arch = "x86_64")]

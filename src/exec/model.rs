@@ -82,6 +82,7 @@ pub struct HParams {
 }
 
 /// One transformer block's weights.
+#[derive(Clone)]
 pub struct Layer<'a> {
     pub attn_norm: Vec<f32>,
     pub wq: Mat<'a>,
@@ -102,6 +103,7 @@ pub struct Layer<'a> {
 }
 
 /// A loaded model: hyper-parameters and borrowed weights.
+#[derive(Clone)]
 pub struct Weights<'a> {
     pub hp: HParams,
     pub tok_embd: Mat<'a>,
@@ -238,6 +240,26 @@ impl<'a> Loader<'_, 'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// Every weight matrix the forward pass multiplies by (the output once more when it is the
+    /// token embeddings' tied copy), for `f` to look at or replace.
+    pub fn for_each_mat_mut(&mut self, mut f: impl FnMut(&mut Mat<'a>)) {
+        f(&mut self.tok_embd);
+        f(&mut self.output);
+        for l in &mut self.layers {
+            for m in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.gate,
+                &mut l.up,
+                &mut l.down,
+            ] {
+                f(m);
+            }
+        }
+    }
+
     /// Reads the hyper-parameters and borrows every tensor of the model from `gs` (one GGUF, or
     /// every shard of a split model), checking names and shapes.
     pub fn load(gs: &[Gguf<'a>]) -> Result<Weights<'a>, ExecError> {

@@ -272,6 +272,24 @@ impl Prepared<'_> {
         p: &Planned,
         opts: &'o Options,
     ) -> Result<Option<&'o [f32]>, RequantError> {
+        let found = self.imatrix_for_budget(p, opts)?;
+        if found.is_none() && p.requires_imatrix {
+            return Err(RequantError::MissingImatrix {
+                tensor: p.name.clone(),
+                ty: p.to.name,
+            });
+        }
+        Ok(found)
+    }
+
+    /// The importance matrix entry of a tensor (row length × experts), if the matrix has one; an
+    /// entry of the wrong size is an error (but for the token embeddings, whose entry llama.cpp
+    /// ignores then).
+    pub(crate) fn imatrix_for_budget<'o>(
+        &self,
+        p: &Planned,
+        opts: &'o Options,
+    ) -> Result<Option<&'o [f32]>, RequantError> {
         let mut found = None;
         if let Some((m, _)) = &opts.imatrix {
             if let Some(v) = m.entries.get(&p.name) {
@@ -288,12 +306,6 @@ impl Prepared<'_> {
                     });
                 }
             }
-        }
-        if found.is_none() && p.requires_imatrix {
-            return Err(RequantError::MissingImatrix {
-                tensor: p.name.clone(),
-                ty: p.to.name,
-            });
         }
         Ok(found)
     }

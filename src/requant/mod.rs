@@ -4,6 +4,7 @@
 //! files ([`imatrix`]) — streamed one tensor at a time in bounded memory ([`convert`]). The block
 //! formats themselves are [`crate::quant`]'s.
 
+pub mod budget;
 pub mod convert;
 pub mod ftype;
 pub mod imatrix;

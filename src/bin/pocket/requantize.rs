@@ -48,6 +48,43 @@ pub struct Args {
     /// REGEX=TYPE: tensors whose name matches REGEX get ggml type TYPE (repeatable; first match wins).
     #[arg(long, value_name = "REGEX=TYPE")]
     tensor_type: Vec<String>,
+    /// A file of REGEX=TYPE entries separated by spaces or newlines, as llama-quantize's
+    /// --tensor-type-file (applied after the --tensor-type options).
+    #[arg(long, value_name = "FILE")]
+    tensor_type_file: Option<PathBuf>,
+    /// Choose a type per tensor so that the output file is at most this size (bytes, or with a
+    /// suffix: K, M, G = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30), with the least
+    /// expected loss of quality. TYPE is the base mix: tensors the budget does not choose (norms,
+    /// tensors named by other options) follow it.
+    #[arg(long, value_name = "SIZE", conflicts_with = "target_bpw")]
+    target_size: Option<String>,
+    /// As --target-size, for a size in bits per weight (llama-quantize's "quant size" BPW).
+    #[arg(long, value_name = "BPW")]
+    target_bpw: Option<f64>,
+    /// The types --target-size/--target-bpw choose among (comma-separated).
+    #[arg(
+        long,
+        value_name = "TYPES",
+        value_delimiter = ',',
+        default_value = "q2_K,q3_K,iq3_s,q4_0,q4_1,iq4_nl,iq4_xs,q4_K,q5_0,q5_1,q5_K,q6_K,q8_0"
+    )]
+    candidates: Vec<String>,
+    /// Rows of each tensor a budget measures its sensitivity on.
+    #[arg(long, value_name = "N", default_value_t = pocket::requant::budget::DEFAULT_SAMPLE_ROWS)]
+    sample_rows: usize,
+    /// Put each tensor's sensitivity on the model's own scale: quantize it alone and measure with
+    /// the executor how far that moves the next-token distributions on this text (mean
+    /// KL-divergence). Slower (a forward pass per tensor), better choices; the model must be one
+    /// `pocket run` runs.
+    #[arg(long, value_name = "TEXT")]
+    measure: Option<PathBuf>,
+    /// Tokens of --measure's text used (the second half are scored).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    measure_tokens: usize,
+    /// Write the budget's choice as a llama-quantize --tensor-type-file (to reproduce the output
+    /// with `llama-quantize --tensor-type-file FILE`).
+    #[arg(long, value_name = "FILE")]
+    write_tensor_types: Option<PathBuf>,
     /// Importance matrix (llama-imatrix's GGUF output).
     #[arg(long, value_name = "FILE")]
     imatrix: Option<PathBuf>,
@@ -147,6 +184,81 @@ fn positionals(a: &Args) -> Result<Cmd, Failure> {
     })
 }
 
+/// One `REGEX=TYPE` of --tensor-type or --tensor-type-file, as llama-quantize's `parse_tensor_type`
+/// reads it (the pattern lower-cased, then compiled).
+fn push_tensor_type(params: &mut Params, tt: &str, flag: &str) -> Result<(), Failure> {
+    let (pat, ty) = tt
+        .split_once('=')
+        .ok_or_else(|| usage(format!("{flag} '{tt}': expected REGEX=TYPE")))?;
+    if pat.is_empty() {
+        return Err(usage(format!("{flag} '{tt}': missing tensor name")));
+    }
+    if ty.is_empty() {
+        return Err(usage(format!("{flag} '{tt}': missing type")));
+    }
+    let ty = parse_type(ty, flag)?;
+    let lower = pat.to_ascii_lowercase();
+    let re =
+        regex::Regex::new(&lower).map_err(|e| usage(format!("{flag} '{tt}': bad regex: {e}")))?;
+    params.tensor_types.push(TensorTypeOverride {
+        pattern: lower,
+        ty,
+        matcher: Box::new(move |n| re.is_match(n)),
+    });
+    Ok(())
+}
+
+/// The largest --tensor-type-file read (a list of patterns: a few hundred kilobytes at most).
+const MAX_TENSOR_TYPE_FILE: u64 = 16 << 20;
+
+/// The entries of a --tensor-type-file: words separated by white space (`file >> arg`).
+fn read_tensor_type_file(path: &Path) -> Result<Vec<String>, Failure> {
+    let bad = |m: String| usage(format!("--tensor-type-file {}: {m}", path.display()));
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let len = f.metadata().map_err(|e| bad(e.to_string()))?.len();
+    if len > MAX_TENSOR_TYPE_FILE {
+        return Err(bad(format!(
+            "{len} bytes; a tensor type file is at most {MAX_TENSOR_TYPE_FILE}"
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_TENSOR_TYPE_FILE), &mut text)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(text.split_whitespace().map(str::to_string).collect())
+}
+
+/// A --target-size: bytes, or a number with a decimal (K, M, G, T) or binary (KiB, MiB, GiB, TiB)
+/// suffix.
+fn parse_target_size(s: &str) -> Result<u64, Failure> {
+    let bad = || {
+        usage(format!(
+            "--target-size '{s}': give a size in bytes or with a suffix (K, M, G, KiB, MiB, GiB), e.g. 1.2G"
+        ))
+    };
+    let t = s.trim();
+    let units: [(&str, f64); 9] = [
+        ("KiB", 1024.0),
+        ("MiB", 1048576.0),
+        ("GiB", 1073741824.0),
+        ("TiB", 1099511627776.0),
+        ("K", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("B", 1.0),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n, *m)))
+        .unwrap_or((t, 1.0));
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let v = n * mult;
+    if !(v.is_finite() && (1.0..1.8e19).contains(&v)) {
+        return Err(bad());
+    }
+    Ok(v as u64)
+}
+
 fn options(a: &Args, ftype: Ftype) -> Result<Options, Failure> {
     let mut params = Params::new(ftype);
     params.pure = a.pure;
@@ -157,26 +269,20 @@ fn options(a: &Args, ftype: Ftype) -> Result<Options, Failure> {
     if let Some(t) = &a.token_embedding_type {
         params.token_embedding_type = Some(parse_type(t, "--token-embedding-type")?);
     }
-    for tt in &a.tensor_type {
-        let (pat, ty) = tt
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--tensor-type '{tt}': expected REGEX=TYPE")))?;
-        if pat.is_empty() {
-            return Err(usage(format!("--tensor-type '{tt}': missing tensor name")));
-        }
-        if ty.is_empty() {
-            return Err(usage(format!("--tensor-type '{tt}': missing type")));
-        }
-        let ty = parse_type(ty, "--tensor-type")?;
-        // llama-quantize lower-cases the pattern before compiling it.
-        let lower = pat.to_ascii_lowercase();
-        let re = regex::Regex::new(&lower)
-            .map_err(|e| usage(format!("--tensor-type '{tt}': bad regex: {e}")))?;
-        params.tensor_types.push(TensorTypeOverride {
-            pattern: lower,
-            ty,
-            matcher: Box::new(move |n| re.is_match(n)),
-        });
+    let mut specs: Vec<(String, &str)> = a
+        .tensor_type
+        .iter()
+        .map(|t| (t.clone(), "--tensor-type"))
+        .collect();
+    if let Some(f) = &a.tensor_type_file {
+        specs.extend(
+            read_tensor_type_file(f)?
+                .into_iter()
+                .map(|t| (t, "--tensor-type-file")),
+        );
+    }
+    for (tt, flag) in &specs {
+        push_tensor_type(&mut params, tt, flag)?;
     }
     let overrides = a
         .override_kv
@@ -225,10 +331,469 @@ fn bpw(b: u64, n: u64) -> f64 {
     }
 }
 
+/// What --target-size / --target-bpw asks for.
+#[derive(Clone, Copy)]
+enum Target {
+    Size(u64),
+    Bpw(f64),
+}
+
+fn budget_target(a: &Args) -> Result<Option<Target>, Failure> {
+    if let Some(s) = &a.target_size {
+        return Ok(Some(Target::Size(parse_target_size(s)?)));
+    }
+    match a.target_bpw {
+        None => {
+            if a.write_tensor_types.is_some() {
+                return Err(usage(
+                    "--write-tensor-types needs --target-size or --target-bpw".into(),
+                ));
+            }
+            Ok(None)
+        }
+        Some(b) if b.is_finite() && b > 0.0 && b <= 64.0 => Ok(Some(Target::Bpw(b))),
+        Some(b) => Err(usage(format!(
+            "--target-bpw {b}: give bits per weight above 0 and at most 64"
+        ))),
+    }
+}
+
+/// The folder of cached sensitivities: `$POCKET_CACHE/sensitivity`, else
+/// `$XDG_CACHE_HOME/pocket/sensitivity`, else `~/.cache/pocket/sensitivity`.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = var("POCKET_CACHE") {
+        return Some(p.join("sensitivity"));
+    }
+    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(base.join("pocket").join("sensitivity"))
+}
+
+/// A file as the cache knows it: canonical path, size, modification time (a changed file is
+/// measured again).
+fn file_id(p: &Path) -> Option<String> {
+    let m = std::fs::metadata(p).ok()?;
+    let t = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let c = std::fs::canonicalize(p).ok()?;
+    Some(format!("{}\0{}\0{}", c.display(), m.len(), t.as_nanos()))
+}
+
+/// What a model's sensitivities depend on: the input files, the importance matrix, the
+/// candidates, the sample and the measuring text (and pocket's version). `None`: not cacheable.
+fn cache_key(a: &Args, paths: &[&Path], types: &[GgmlType]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!(
+        "pocket {} sensitivity v1\0",
+        env!("CARGO_PKG_VERSION")
+    ));
+    for p in paths {
+        h.update(file_id(p)?);
+    }
+    for p in a.imatrix.iter().chain(a.measure.iter()) {
+        h.update(file_id(p)?);
+    }
+    h.update(format!(
+        "\0{:?}\0{:?}\0{}\0{}\0{}\0{:?}",
+        a.include_weights,
+        a.exclude_weights,
+        a.sample_rows,
+        a.measure.is_some(),
+        a.measure_tokens,
+        types.iter().map(|t| t.name).collect::<Vec<_>>()
+    ));
+    Some(
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()[..32]
+            .to_string(),
+    )
+}
+
+/// The cached sensitivities under `key`, if sound and of this plan's tensors.
+fn load_cached(
+    key: &str,
+    prep: &Prepared<'_>,
+) -> Option<Vec<pocket::requant::budget::Sensitivity>> {
+    use pocket::requant::budget::{Candidate, Sensitivity};
+    let bytes = std::fs::read(cache_dir()?.join(format!("{key}.json"))).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let mut out = Vec::new();
+    for t in v.as_array()? {
+        let index = t["index"].as_u64()? as usize;
+        let name = t["name"].as_str()?;
+        if prep.plan.tensors.get(index)?.name != name {
+            return None;
+        }
+        let mut candidates = Vec::new();
+        for c in t["candidates"].as_array()? {
+            candidates.push(Candidate {
+                ty: ggml_type_by_name(c["type"].as_str()?)?,
+                bytes: c["bytes"].as_u64()?,
+                cost: c["cost"].as_f64()?,
+            });
+        }
+        if candidates.is_empty() {
+            return None;
+        }
+        out.push(Sensitivity {
+            name: name.to_string(),
+            index,
+            candidates,
+        });
+    }
+    Some(out)
+}
+
+/// Stores sensitivities under `key` (best effort: a cache that cannot be written is skipped).
+fn store_cached(key: &str, sens: &[pocket::requant::budget::Sensitivity]) {
+    let Some(dir) = cache_dir() else { return };
+    let doc: Vec<serde_json::Value> = sens
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "index": s.index,
+                "candidates": s.candidates.iter().map(|c| json!({
+                    "type": c.ty.name, "bytes": c.bytes, "cost": c.cost,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let path = dir.join(format!("{key}.json"));
+    let _ = std::fs::create_dir_all(&dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| {
+            let mut f = pocket::fsio::AtomicFile::create(&path, &[], None)?;
+            serde_json::to_writer(&mut f, &doc)?;
+            f.commit()?;
+            Ok(())
+        });
+}
+
+/// `--measure TEXT`: scales each tensor's costs by the KL-divergence quantizing it alone causes.
+fn measure_sensitivity(
+    a: &Args,
+    text: &Path,
+    ggufs: &[Gguf<'_>],
+    prep: &Prepared<'_>,
+    opts: &Options,
+    sens: &mut [pocket::requant::budget::Sensitivity],
+) -> Result<(), Failure> {
+    use pocket::exec::probe::Probe;
+    use pocket::exec::tokenizer::Vocab;
+    use pocket::exec::Weights;
+    if a.measure_tokens < 4 {
+        return Err(usage("--measure-tokens must be at least 4".into()));
+    }
+    let w = Weights::load(ggufs).context("--measure runs the model")?;
+    let vocab = Vocab::from_gguf(&ggufs[0]).context("reading the vocabulary (--measure)")?;
+    let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
+    let text_s = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not UTF-8: {e}", text.display()))?;
+    let tokens = vocab.tokenize(&text_s, true, false)?;
+    if tokens.len() < a.measure_tokens {
+        return Err(usage(format!(
+            "--measure {}: {} tokens, fewer than --measure-tokens {}",
+            text.display(),
+            tokens.len(),
+            a.measure_tokens
+        )));
+    }
+    let probe = Probe::new(&w, &tokens[..a.measure_tokens]).context("--measure")?;
+    let bar = crate::progress::steps_bar(sens.len() as u64, "measure", "tensors");
+    let r = pocket::requant::budget::calibrate(
+        ggufs,
+        prep,
+        opts,
+        sens,
+        &mut |name, ty, data| {
+            bar.set_message(format!("measure {name}"));
+            probe
+                .kld_with(name, ty, data)
+                .map_err(|e| pocket::requant::RequantError::Model(e.to_string()))
+        },
+        &mut |d, _| bar.set_position(d as u64),
+    );
+    bar.finish_and_clear();
+    r?;
+    Ok(())
+}
+
+/// The budget's outcome, for the plan and the summary.
+struct Budgeted {
+    target: Target,
+    /// Tensors chosen, and the types chosen with how many tensors each.
+    n_chosen: usize,
+    by_type: Vec<(String, usize)>,
+    /// The expected cost (sum of the tensors' noise-to-signal ratios) of the choice, and of the
+    /// base mix's types for the same tensors where it is one of the candidates.
+    cost: f64,
+    base_cost: Option<f64>,
+    file_size: u64,
+    bpw: f64,
+    written: Option<PathBuf>,
+    /// Costs are measured KL-divergences (--measure), not noise-to-signal ratios.
+    measured: bool,
+}
+
+/// Measures each tensor's sensitivity, chooses types under the target, and plans again with the
+/// choice as --tensor-type patterns.
+fn apply_budget<'a>(
+    a: &Args,
+    cmd: &Cmd,
+    target: Target,
+    ggufs: &'a [Gguf<'a>],
+    paths: &[&Path],
+    opts: &mut Options,
+    prep: Prepared<'a>,
+) -> Result<(Prepared<'a>, Budgeted), Failure> {
+    use pocket::requant::budget;
+    if !cmd.ftype.default_type().quantized {
+        return Err(usage(format!(
+            "--target-size/--target-bpw need a quantized base TYPE (e.g. Q4_K_M), not {}",
+            cmd.ftype.name
+        )));
+    }
+    if a.sample_rows == 0 {
+        return Err(usage("--sample-rows must be at least 1".into()));
+    }
+    let mut types = Vec::new();
+    for c in &a.candidates {
+        let t = parse_type(c.trim(), "--candidates")?;
+        if pocket::quant::format(t.id).from_float.is_none()
+            || !t.quantized
+            || t.id == pocket::gguf::TypeId::Q8_K
+            || t.id == pocket::gguf::TypeId::Q8_1
+        {
+            return Err(usage(format!(
+                "--candidates: {} is not a quantized type pocket can write",
+                t.name
+            )));
+        }
+        types.push(t);
+    }
+    let n_var = prep
+        .plan
+        .tensors
+        .iter()
+        .filter(|p| p.allows_quantization)
+        .count();
+    let key = cache_key(a, paths, &types);
+    let cached = key.as_deref().and_then(|k| load_cached(k, &prep));
+    let measured = a.measure.is_some();
+    let mut sens = match cached {
+        Some(s) => s,
+        None => {
+            let bar = crate::progress::steps_bar(n_var as u64, "sensitivity", "tensors");
+            let sens =
+                budget::sensitivity(ggufs, &prep, opts, &types, a.sample_rows, &mut |d, _| {
+                    bar.set_position(d as u64)
+                });
+            bar.finish_and_clear();
+            let mut sens = sens?;
+            if let Some(text) = &a.measure {
+                measure_sensitivity(a, text, ggufs, &prep, opts, &mut sens)?;
+            }
+            if let Some(k) = &key {
+                store_cached(k, &sens);
+            }
+            sens
+        }
+    };
+    // For a file size, each tensor's bytes as written: padded to the output's alignment.
+    let align = match target {
+        Target::Size(_) => prep
+            .headers(&ggufs[0])
+            .first()
+            .map(|h| h.alignment())
+            .transpose()
+            .map_err(anyhow::Error::from)?
+            .unwrap_or(1)
+            .max(1),
+        Target::Bpw(_) => 1,
+    };
+    let padded = |b: u64| b.div_ceil(align) * align;
+    for s in sens.iter_mut() {
+        for c in s.candidates.iter_mut() {
+            c.bytes = padded(c.bytes);
+        }
+    }
+    let is_var = {
+        let mut v = vec![false; prep.plan.tensors.len()];
+        for s in &sens {
+            v[s.index] = true;
+        }
+        v
+    };
+    let var_bytes: u64 = sens
+        .iter()
+        .map(|s| padded(prep.plan.tensors[s.index].bytes_to()))
+        .sum();
+    let fixed_to: u64 = prep
+        .plan
+        .tensors
+        .iter()
+        .zip(&is_var)
+        .filter(|(_, v)| !**v)
+        .map(|(p, _)| p.bytes_to())
+        .sum();
+    let base_total: u64 = prep.output_sizes(&ggufs[0])?.iter().sum();
+    let n = prep.n_elements.max(1);
+    let smallest: u64 = sens.iter().map(|s| s.candidates[0].bytes).sum();
+    let (budget_var, want) = match target {
+        // The header and the tensors the budget does not choose stay as the base plan has them.
+        Target::Size(t) => (t.checked_sub(base_total - var_bytes), format!("{t} bytes")),
+        Target::Bpw(b) => (
+            ((b * n as f64 / 8.0) as u64).checked_sub(fixed_to),
+            format!("{b} bits per weight"),
+        ),
+    };
+    let choice = budget_var
+        .and_then(|b| budget::choose(&sens, b))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+            "the target ({want}) is below the smallest this model can be with the candidates {}: \
+             {} bytes of chosen tensors ({:.2} bpw over all) plus {} bytes of the rest",
+            a.candidates.join(","),
+            smallest,
+            (smallest + fixed_to) as f64 * 8.0 / n as f64,
+            base_total - var_bytes
+        ))
+        })?;
+    let base_cost: Option<f64> = sens
+        .iter()
+        .map(|s| {
+            let to = prep.plan.tensors[s.index].to;
+            s.candidates.iter().find(|c| c.ty == to).map(|c| c.cost)
+        })
+        .sum();
+    let lines = budget::tensor_type_lines(&sens, &choice);
+    for (pat, ty) in &lines {
+        push_tensor_type(&mut opts.params, &format!("{pat}={}", ty.name), "budget")?;
+    }
+    let prep = prepare(ggufs, paths, opts)?;
+    let file_size: u64 = prep.output_sizes(&ggufs[0])?.iter().sum();
+    let after: u64 = prep.plan.tensors.iter().map(|t| t.bytes_to()).sum();
+    let bpw_after = after as f64 * 8.0 / n as f64;
+    match target {
+        Target::Size(t) if file_size > t => {
+            return Err(Failure::usage(format!(
+                "the chosen types make a file of {file_size} bytes, over the target {t} (a bug: please report)"
+            )))
+        }
+        Target::Bpw(b) if bpw_after > b + 1e-9 => {
+            return Err(Failure::usage(format!(
+                "the chosen types make {bpw_after:.4} bpw, over the target {b} (a bug: please report)"
+            )))
+        }
+        _ => {}
+    }
+    let mut by_type: Vec<(String, usize)> = Vec::new();
+    for (_, ty) in &lines {
+        match by_type.iter_mut().find(|(n, _)| n == ty.name) {
+            Some(e) => e.1 += 1,
+            None => by_type.push((ty.name.to_string(), 1)),
+        }
+    }
+    by_type.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let written = match &a.write_tensor_types {
+        Some(f) => {
+            let aux: Vec<(&str, &Path)> = paths.iter().map(|p| ("the input", *p)).collect();
+            crate::check_output(f, a.force, &aux)?;
+            let text: String = lines
+                .iter()
+                .map(|(p, t)| format!("{p}={}\n", t.name))
+                .collect();
+            let mut file = pocket::fsio::AtomicFile::create(f, paths, Some(text.len() as u64))
+                .map_err(anyhow::Error::from)?;
+            file.write_all(text.as_bytes())
+                .with_context(|| f.display().to_string())?;
+            file.commit().map_err(anyhow::Error::from)?;
+            Some(f.clone())
+        }
+        None => None,
+    };
+    Ok((
+        prep,
+        Budgeted {
+            target,
+            n_chosen: sens.len(),
+            by_type,
+            cost: budget::total_cost(&sens, &choice),
+            base_cost,
+            file_size,
+            bpw: bpw_after,
+            written,
+            measured,
+        },
+    ))
+}
+
+fn print_budget(b: &Budgeted, out: &mut dyn Write) -> anyhow::Result<()> {
+    let target = match b.target {
+        Target::Size(t) => format!("at most {} ({t} bytes)", bytes(t)),
+        Target::Bpw(x) => format!("at most {x} bpw"),
+    };
+    let types: Vec<String> = b.by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    writeln!(
+        out,
+        "budget: {target}: {} tensors chosen ({}); file {} ({} bytes, {:.2} bpw)",
+        b.n_chosen,
+        types.join(", "),
+        bytes(b.file_size),
+        b.file_size,
+        b.bpw
+    )?;
+    let what = if b.measured {
+        "expected KL-divergence (sum of each tensor's, measured alone)"
+    } else {
+        "expected noise (sum of the tensors' noise-to-signal ratios)"
+    };
+    match b.base_cost {
+        Some(c) => writeln!(out, "{what}: {:.5}, the base mix's {:.5}", b.cost, c)?,
+        None => writeln!(out, "{what}: {:.5}", b.cost)?,
+    }
+    if let Some(f) = &b.written {
+        writeln!(
+            out,
+            "wrote {} (llama-quantize --tensor-type-file {} makes the same file)",
+            f.display(),
+            f.display()
+        )?;
+    }
+    Ok(())
+}
+
+fn budget_json(b: &Budgeted) -> serde_json::Value {
+    json!({
+        "target_size": match b.target { Target::Size(t) => Some(t), _ => None },
+        "target_bpw": match b.target { Target::Bpw(x) => Some(x), _ => None },
+        "n_chosen": b.n_chosen,
+        "types": b.by_type.iter().map(|(t, n)| json!({"type": t, "tensors": n})).collect::<Vec<_>>(),
+        "expected_cost": b.cost,
+        "cost_is_kld": b.measured,
+        "base_cost": b.base_cost,
+        "file_size": b.file_size,
+        "bpw": b.bpw,
+        "tensor_type_file": b.written.as_ref().map(|p| p.display().to_string()),
+    })
+}
+
 fn print_plan(
     prep: &Prepared<'_>,
     ftype: Ftype,
     json_out: bool,
+    budget: Option<&Budgeted>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let before: u64 = prep.plan.tensors.iter().map(|t| t.bytes_from()).sum();
@@ -266,6 +831,7 @@ fn print_plan(
             "bpw_from": bpw(before, n),
             "bpw_to": bpw(after, n),
             "tensors": tensors,
+            "budget": budget.map(budget_json),
         });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
@@ -314,6 +880,9 @@ fn print_plan(
             out,
             "note: writing this needs an importance matrix (--imatrix): {tensor} would be {ty}"
         )?;
+    }
+    if let Some(b) = budget {
+        print_budget(b, out)?;
     }
     Ok(())
 }
@@ -398,10 +967,19 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         .map(|f| f.gguf())
         .collect::<Result<_, _>>()?;
     let paths: Vec<&Path> = model.files.iter().map(|f| f.path()).collect();
-    let prep = prepare(&ggufs, &paths, &opts)?;
+    let mut prep = prepare(&ggufs, &paths, &opts)?;
+    let mut chosen = None;
+    if let Some(target) = budget_target(a)? {
+        let (p, b) = apply_budget(a, &cmd, target, &ggufs, &paths, &mut opts, prep)?;
+        prep = p;
+        chosen = Some(b);
+    }
     if a.dry_run {
-        print_plan(&prep, cmd.ftype, a.json, out)?;
+        print_plan(&prep, cmd.ftype, a.json, chosen.as_ref(), out)?;
         return Ok(0);
+    }
+    if let (Some(b), false) = (&chosen, a.json) {
+        print_budget(b, out)?;
     }
     let Some(output) = &cmd.output else {
         return Err(usage("missing OUT".into()));
