@@ -1,6 +1,8 @@
 // Logits of llama.cpp for a fixed token sequence: the golden of tests/exec_llama.rs.
 // Built and run by scripts/make-exec-goldens.sh against the no-AMX peer build (libllama).
 // usage: exec-logits-golden MODEL OUT.f32 TOKEN...
+//        exec-logits-golden --ctx N_CTX MODEL OUT.f32 TOKEN...   (a context of N_CTX, default
+//        max(64, the token count); phi3's LongRoPE factors depend on it)
 //        exec-logits-golden --greedy MODEL N PROMPT   (prints the prompt's ids, then N greedy ids,
 //        as llama-simple generates them: tokenize with special tokens, argmax each step)
 // Writes n_tokens * n_vocab little-endian f32 (every position's logits), one decode of the
@@ -48,7 +50,13 @@ static int greedy(const char * path, int n_gen, const char * prompt) {
 
 int main(int argc, char ** argv) {
     if (argc == 5 && strcmp(argv[1], "--greedy") == 0) return greedy(argv[2], atoi(argv[3]), argv[4]);
-    if (argc < 4) { fprintf(stderr, "usage: %s MODEL OUT TOKEN...\n", argv[0]); return 2; }
+    int n_ctx = 0;
+    if (argc > 3 && strcmp(argv[1], "--ctx") == 0) {
+        n_ctx = atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc < 4) { fprintf(stderr, "usage: %s [--ctx N] MODEL OUT TOKEN...\n", argv[0]); return 2; }
     int n = argc - 3;
     llama_token * toks = malloc(sizeof(llama_token) * n);
     for (int i = 0; i < n; i++) toks[i] = atoi(argv[3 + i]);
@@ -57,7 +65,7 @@ int main(int argc, char ** argv) {
     struct llama_model * model = llama_model_load_from_file(argv[1], mp);
     if (!model) { fprintf(stderr, "load failed\n"); return 1; }
     struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = n < 64 ? 64 : n;
+    cp.n_ctx = n_ctx > n ? n_ctx : n < 64 ? 64 : n;
     cp.n_batch = cp.n_ctx;
     cp.n_ubatch = cp.n_ctx;
     cp.n_threads = 1;

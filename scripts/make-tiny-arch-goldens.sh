@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The tiny gemma, gemma2 and granite models and their llama.cpp goldens (tests/exec_arch21.rs).
+# The tiny gemma, gemma2, granite, phi3, smollm3 and mistral3 models and their llama.cpp goldens
+# (tests/exec_arch21.rs). `make-tiny-arch-goldens.sh ARCH...` remakes those only.
 # Needs the peers (source ~/.cache/pocket-peers/env.sh); uses the no-AMX build when there is one
 # (scripts/peers-noamx.sh), else the default build. For each ARCH:
 #  - testdata/exec/tiny-ARCH-q8_0.gguf: scripts/make-tiny-arch.py (gguf-py, seeded, byte-reproducible);
-#  - testdata/exec/tiny-arch.tokens: the 16-token sequence (the same for all three);
+#  - testdata/exec/tiny-arch.tokens: the 16-token sequence (the same for all);
 #  - testdata/exec/tiny-ARCH-q8_0.logits.f32: llama.cpp's logits at every position of it, one decode,
 #    1 thread, default context settings (scripts/exec-logits-golden.c, as for the tiny qwen3);
+#    phi3 also tiny-phi3-q8_0.long.logits.f32 at a context of 512 (above its original 256: the long
+#    LongRoPE factors; every other golden's context pads to 256 cells: the short ones);
 #  - testdata/exec/tiny-ARCH-greedy.txt: for each of two prompts, the prompt, its ids and 16 greedy ids
 #    as llama-simple generates them (exec-logits-golden --greedy);
 #  - testdata/exec/tiny-ARCH-ppl-c128.txt: llama-perplexity's running PPL per chunk and final estimate on
@@ -13,11 +16,11 @@
 #  - testdata/exec/tiny-arch-kv.txt: the KV caches llama-completion allocates (its common defaults:
 #    n_ubatch 512, SWA cache not full-size) at -c 512 and 4096, one line per cache:
 #    MODEL CTX CELLS LAYERS BYTES (as testdata/expected/kv-cache.txt; BYTES from the MiB it prints
-#    to two decimals).
+#    to two decimals); the lines of the architectures not remade are kept.
 set -euo pipefail
 source ~/.cache/pocket-peers/env.sh
 cd "$(dirname "$0")/.."
-ARCHS=${*:-gemma gemma2 granite}
+ARCHS=${*:-gemma gemma2 granite phi3 smollm3 mistral3}
 python3 scripts/make-tiny-arch.py $ARCHS
 NOAMX=$HOME/.cache/pocket-peers/llama.cpp/build-noamx/bin
 if [ -f "$NOAMX/libllama.so" ]; then BIN=$NOAMX; else BIN=$LLAMA/build/bin; fi
@@ -36,6 +39,9 @@ PROMPTS=("The cat is in the house." "Once upon a time, there was a small village
 for a in $ARCHS; do
   m=$OUT/tiny-$a-q8_0.gguf
   "$TOOL" "$m" $OUT/tiny-$a-q8_0.logits.f32 $TOKENS 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
+  if [ "$a" = phi3 ]; then
+    "$TOOL" --ctx 512 "$m" $OUT/tiny-$a-q8_0.long.logits.f32 $TOKENS 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
+  fi
   : > $OUT/tiny-$a-greedy.txt
   for p in "${PROMPTS[@]}"; do
     echo "$p" >> $OUT/tiny-$a-greedy.txt
@@ -62,5 +68,10 @@ for a in $ARCHS; do
   done
   echo "== $a"; cat $OUT/tiny-$a-greedy.txt $OUT/tiny-$a-ppl-c128.txt
 done
-cp "$TMP/kv" $OUT/tiny-arch-kv.txt
+# Keep the other architectures' lines, in the order of the default list.
+for a in gemma gemma2 granite phi3 smollm3 mistral3; do
+  if grep -q "^tiny-$a-q8_0 " "$TMP/kv"; then grep "^tiny-$a-q8_0 " "$TMP/kv"
+  else grep "^tiny-$a-q8_0 " $OUT/tiny-arch-kv.txt || true; fi
+done > "$TMP/kv.all"
+cp "$TMP/kv.all" $OUT/tiny-arch-kv.txt
 cat $OUT/tiny-arch-kv.txt

@@ -1,6 +1,6 @@
 //! Completeness per architecture: headers written with pocket's writer, tensor lists and shapes taken
 //! by hand from llama.cpp's `load_arch_tensors`
-//! (src/models/{qwen2,qwen3,gemma,gemma2,gemma3,phi3,mistral3,granite}.cpp).
+//! (src/models/{qwen2,qwen3,gemma,gemma2,gemma3,phi3,mistral3,granite,smollm3}.cpp).
 //! Each passes as listed, fails with one layer tensor missing, and fails with one shape wrong.
 
 use pocket::gguf::spec::ggml_type_by_name;
@@ -118,6 +118,7 @@ fn completeness(arch: &str, ts: &[(String, Vec<u64>)]) -> (Status, Vec<String>) 
 fn each_architecture_passes_misses_and_misshapes() {
     for arch in [
         "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "mistral3", "llama", "granite",
+        "smollm3",
     ] {
         let ts = tensors(arch);
         let (st, msgs) = completeness(arch, &ts);
@@ -174,5 +175,29 @@ fn post_norms_and_tied_outputs() {
     ts.push(("blk.0.ffn_down.bias".into(), vec![E]));
     ts.push(("blk.0.attn_output.bias".into(), vec![E]));
     let (st, msgs) = completeness("granite", &ts);
+    assert_eq!(st, Status::Pass, "{msgs:?}");
+}
+
+/// smollm3 takes optional Q/K/V biases but no output bias (its loader never asks for one, so a
+/// file with one is flagged); phi3's LongRoPE factors are accepted beside its fused tensors.
+#[test]
+fn smollm3_biases_and_phi3_rope_factors() {
+    let mut ts = tensors("smollm3");
+    ts.push(("blk.0.attn_q.bias".into(), vec![H * HK]));
+    ts.push(("blk.0.attn_k.bias".into(), vec![HKV * HK]));
+    ts.push(("blk.0.attn_v.bias".into(), vec![HKV * HK]));
+    let (st, msgs) = completeness("smollm3", &ts);
+    assert_eq!(st, Status::Pass, "{msgs:?}");
+    ts.push(("blk.1.attn_output.bias".into(), vec![E]));
+    let (st, msgs) = completeness("smollm3", &ts);
+    assert_eq!(st, Status::Warn, "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.contains("blk.1.attn_output.bias")),
+        "{msgs:?}"
+    );
+    let mut ts = tensors("phi3");
+    ts.push(("rope_factors_long.weight".into(), vec![(E / H) / 2]));
+    ts.push(("rope_factors_short.weight".into(), vec![(E / H) / 2]));
+    let (st, msgs) = completeness("phi3", &ts);
     assert_eq!(st, Status::Pass, "{msgs:?}");
 }

@@ -1,7 +1,7 @@
 //! Which tensors an architecture needs and with which shapes, from its hyper-parameters — the
 //! `create_tensor` calls of each model's `load_arch_tensors` in llama.cpp (`src/models/llama.cpp`,
 //! `qwen2.cpp`, `qwen3.cpp`, `gemma.cpp`, `gemma2.cpp`, `gemma3.cpp`, `phi3.cpp`, `mistral3.cpp`,
-//! `granite.cpp`) and `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as
+//! `granite.cpp`, `smollm3.cpp`) and `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as
 //! separate tensors or one fused `attn_qkv`, each bias optional. Shapes are in ggml order (`ne[0]`
 //! first), as in the file.
 
@@ -25,6 +25,7 @@ pub enum Need {
 /// Architectures whose tensor lists are known here.
 pub const KNOWN: &[&str] = &[
     "llama", "mistral3", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite",
+    "smollm3",
 ];
 
 /// The sizes the tensor lists are written in, from the hyper-parameters and the vocabulary.
@@ -147,7 +148,8 @@ pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
             q
         };
         v.push(Need::One(e(b("attn_output.weight"), &[wo_in, ne], true)));
-        if !gemma12 {
+        // phi3's and smollm3's loaders never ask for an output bias.
+        if !gemma12 && !matches!(arch, "phi3" | "smollm3") {
             v.push(Need::One(e(b("attn_output.bias"), &[ne], false)));
         }
         if matches!(arch, "qwen3" | "gemma3") {

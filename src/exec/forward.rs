@@ -28,6 +28,8 @@ pub struct Session<'w, 'a> {
     v: Vec<Vec<f16>>,
     /// Work buffers, grown to the largest batch and then reused (no allocation per token).
     buf: Buffers,
+    /// RoPE's frequency factors for this context size ([`Weights::rope_factors`]).
+    factors: Option<&'w [f32]>,
 }
 
 #[derive(Default)]
@@ -184,6 +186,7 @@ impl<'w, 'a> Session<'w, 'a> {
                 .map(|_| vec![f16::ZERO; n_ctx * row])
                 .collect(),
             buf: Buffers::default(),
+            factors: w.rope_factors(n_ctx),
         }
     }
 
@@ -259,6 +262,7 @@ impl<'w, 'a> Session<'w, 'a> {
         let (ne, hd) = (hp.n_embd, hp.head_dim);
         let (nq, nkv) = (hp.n_head * hd, hp.n_head_kv * hd);
         let p0 = self.n_past;
+        let factors = self.factors;
         let b = &mut self.buf;
         for (buf, len) in [
             (&mut b.x, n * ne),
@@ -293,8 +297,9 @@ impl<'w, 'a> Session<'w, 'a> {
         for (cache, base) in rope_cache.iter_mut().zip([hp.rope_base, hp.rope_base_swa]) {
             let half = hp.n_rot / 2;
             cache.resize(n * 2 * half, 0.0);
+            let corr = yarn_corr_dims(hp.n_rot, &hp.rope_scaling, base);
             for (t, cs) in cache.chunks_exact_mut(2 * half).enumerate() {
-                rope_angles(w, p0 + t, base, cs);
+                rope_angles(hp, factors, corr, p0 + t, base, cs);
             }
         }
 
@@ -318,8 +323,13 @@ impl<'w, 'a> Session<'w, 'a> {
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.attn_norm, hp.eps);
             // Q, K and V share one quantization of their input when their types share a format.
-            for m in [&lw.wq, &lw.wk, &lw.wv] {
-                seen(m, h);
+            match &lw.wqkv {
+                Some(m) => seen(m, h),
+                None => {
+                    for m in [&lw.wq, &lw.wk, &lw.wv] {
+                        seen(m, h);
+                    }
+                }
             }
             acts.prepare(lw.wq.ty, h, n)?;
             lw.wq.matmul_acts(acts, q)?;
@@ -350,7 +360,12 @@ impl<'w, 'a> Session<'w, 'a> {
             }
             let cache = &rope_cache[usize::from(hp.is_swa[il])];
             let half = hp.n_rot / 2;
+            // smollm3's NoPE layers: every `nope_step`-th one leaves Q and K unrotated.
+            let nope = hp.nope_step != 0 && (il + 1) % hp.nope_step == 0;
             for (buf, width) in [(&mut *q, nq), (&mut *k, nkv)] {
+                if nope {
+                    break;
+                }
                 let one = |(t, row): (usize, &mut [f32])| {
                     let cs = &cache[t * 2 * half..(t + 1) * 2 * half];
                     for head in row.chunks_exact_mut(hd) {
@@ -365,6 +380,16 @@ impl<'w, 'a> Session<'w, 'a> {
             }
             if hp.attn_scale != 0.0 {
                 q.iter_mut().for_each(|a| *a *= hp.attn_scale);
+            }
+            if hp.attn_temp_scale != 0.0 {
+                // `ggml_mul` by the per-position temperature (`llm_graph_input_attn_temp`: in
+                // double from the float position, stored as f32).
+                for (t, row) in q.chunks_exact_mut(nq).enumerate() {
+                    let pos = (p0 + t) as f32;
+                    let fl = (pos / hp.attn_temp_floor as f32).floor() as f64;
+                    let s = ((fl + 1.0).ln() * hp.attn_temp_scale as f64 + 1.0) as f32;
+                    row.iter_mut().for_each(|a| *a *= s);
+                }
             }
             // Store K and V in the f16 cache.
             self.k[il][p0 * nkv..(p0 + n) * nkv].convert_from_f32_slice(k);
@@ -392,8 +417,13 @@ impl<'w, 'a> Session<'w, 'a> {
 
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.ffn_norm, hp.eps);
-            seen(&lw.gate, h);
-            seen(&lw.up, h);
+            match &lw.gate_up {
+                Some(m) => seen(m, h),
+                None => {
+                    seen(&lw.gate, h);
+                    seen(&lw.up, h);
+                }
+            }
             acts.prepare(lw.gate.ty, h, n)?;
             lw.gate.matmul_acts(acts, g)?;
             if act_kind(lw.up.ty) == acts.kind().expect("prepared") {
@@ -457,17 +487,50 @@ fn residual_add(x: &mut [f32], o: &mut [f32], scale: f32) {
     x.iter_mut().zip(o.iter()).for_each(|(a, b)| *a += b);
 }
 
-/// RoPE's cos and sin at position `pos` for each dimension pair (`ggml_rope_cache_init`: the
-/// angle multiplied up in f32, divided by the frequency factor).
-fn rope_angles(w: &Weights, pos: usize, base: f32, cs: &mut [f32]) {
-    let n_dims = w.hp.n_rot;
+/// `ggml_rope_yarn_corr_dims`: the first and last dimension YaRN ramps between.
+fn yarn_corr_dims(n_dims: usize, s: &super::model::RopeScaling, base: f32) -> [f32; 2] {
+    let corr_dim = |n_rot: f32| {
+        n_dims as f32 * (s.n_ctx_orig as f32 / (n_rot * 2.0 * std::f32::consts::PI)).ln()
+            / (2.0 * base.ln())
+    };
+    let start = corr_dim(s.beta_fast).floor();
+    let end = corr_dim(s.beta_slow).ceil();
+    [start.max(0.0), end.min(n_dims as f32 - 1.0)]
+}
+
+/// RoPE's cos and sin at position `pos` for each dimension pair (`ggml_rope_cache_init` and
+/// `rope_yarn`: the angle multiplied up in f32, divided by the frequency factor, interpolated by
+/// `freq_scale`, mixed with the extrapolated angle along YaRN's ramp, both scaled by the
+/// magnitude factor). ggml-cpu is built with FMA: its `a*b + c*d` fuse the first product.
+fn rope_angles(
+    hp: &super::model::HParams,
+    factors: Option<&[f32]>,
+    corr: [f32; 2],
+    pos: usize,
+    base: f32,
+    cs: &mut [f32],
+) {
+    let n_dims = hp.n_rot;
+    let s = &hp.rope_scaling;
     let theta_scale = base.powf(-2.0 / n_dims as f32);
     let mut theta = pos as f32;
+    let mut mscale = s.attn_factor;
+    if s.ext_factor != 0.0 {
+        mscale *= 0.1f32.mul_add((1.0 / s.freq_scale).ln(), 1.0);
+    }
     for (i, c) in cs.chunks_exact_mut(2).enumerate() {
-        let ff = w.rope_freqs.as_ref().map_or(1.0, |f| f[i]);
-        let t = theta / ff;
-        c[0] = t.cos();
-        c[1] = t.sin();
+        let ff = factors.map_or(1.0, |f| f[i]);
+        let extrap = theta / ff;
+        let interp = s.freq_scale * extrap;
+        let t = if s.ext_factor != 0.0 {
+            let y = (i as f32 - corr[0]) / 0.001f32.max(corr[1] - corr[0]);
+            let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * s.ext_factor;
+            interp.mul_add(1.0 - ramp_mix, extrap * ramp_mix)
+        } else {
+            interp
+        };
+        c[0] = t.cos() * mscale;
+        c[1] = t.sin() * mscale;
         theta *= theta_scale;
     }
 }

@@ -18,6 +18,9 @@ pub enum Arch {
     Gemma2,
     Gemma3,
     Granite,
+    Phi3,
+    SmolLM3,
+    Mistral3,
 }
 
 impl Arch {
@@ -30,6 +33,9 @@ impl Arch {
             Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
             Arch::Granite => "granite",
+            Arch::Phi3 => "phi3",
+            Arch::SmolLM3 => "smollm3",
+            Arch::Mistral3 => "mistral3",
         }
     }
 
@@ -79,12 +85,35 @@ pub struct HParams {
     pub logit_scale: f32,
     /// GELU-gated FFN (the gemmas) instead of SwiGLU.
     pub gelu: bool,
+    /// RoPE scaling as llama.cpp's context resolves it (`llama_context`'s `cparams.rope_freq_scale`,
+    /// `yarn_*`, `n_ctx_orig_yarn`).
+    pub rope_scaling: RopeScaling,
+    /// Every `nope_step`-th layer (1-based) skips RoPE (smollm3: 4), else 0.
+    pub nope_step: usize,
+    /// llama4-style attention temperature (mistral3's `attention.temperature_scale`): Q at position
+    /// `p` times `ln(floor(p / attn_temp_floor) + 1) * attn_temp_scale + 1`; 0: none.
+    pub attn_temp_scale: f32,
+    pub attn_temp_floor: usize,
+}
+
+/// RoPE's scaling parameters (`ggml_rope_ext`'s `freq_scale`, `ext_factor`, `attn_factor`,
+/// `beta_fast`, `beta_slow`, `n_ctx_orig`). Unscaled: 1, 0, 1, 32, 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RopeScaling {
+    pub freq_scale: f32,
+    pub ext_factor: f32,
+    pub attn_factor: f32,
+    pub beta_fast: f32,
+    pub beta_slow: f32,
+    pub n_ctx_orig: usize,
 }
 
 /// One transformer block's weights.
 #[derive(Clone)]
 pub struct Layer<'a> {
     pub attn_norm: Vec<f32>,
+    /// The fused `attn_qkv` whose row ranges `wq`, `wk` and `wv` are (phi3), for observers.
+    pub wqkv: Option<Mat<'a>>,
     pub wq: Mat<'a>,
     pub wk: Mat<'a>,
     pub wv: Mat<'a>,
@@ -96,6 +125,8 @@ pub struct Layer<'a> {
     pub k_norm: Option<Vec<f32>>,
     pub attn_post_norm: Option<Vec<f32>>,
     pub ffn_norm: Vec<f32>,
+    /// The fused `ffn_up` whose halves `gate` and `up` are (phi3), for observers.
+    pub gate_up: Option<Mat<'a>>,
     pub gate: Mat<'a>,
     pub up: Mat<'a>,
     pub down: Mat<'a>,
@@ -110,6 +141,9 @@ pub struct Weights<'a> {
     pub output: Mat<'a>,
     pub output_norm: Vec<f32>,
     pub rope_freqs: Option<Vec<f32>>,
+    /// LongRoPE's frequency factors (phi3), chosen by context size ([`Weights::rope_factors`]).
+    pub rope_long: Option<Vec<f32>>,
+    pub rope_short: Option<Vec<f32>>,
     pub layers: Vec<Layer<'a>>,
 }
 
@@ -169,6 +203,86 @@ impl<'a> Loader<'_, 'a> {
             }),
             x => Ok(x),
         }
+    }
+
+    /// RoPE scaling as `llama_model::load_hparams` reads it and `llama_context` resolves it with
+    /// default context parameters: `rope.scaling.type` (default linear), `rope.scaling.factor`,
+    /// YaRN's ext_factor 1 and attention factor (`get_mscale`, `yarn_log_multiplier`, then
+    /// cancelled by ggml's own YaRN magnitude), times `rope.scaling.attn_factor`; YaRN's betas
+    /// and log multiplier where the architecture reads them (mistral3).
+    fn rope_scaling(&self, arch: Arch, n_ctx_train: usize) -> Result<RopeScaling, ExecError> {
+        let ty_key = self.key("rope.scaling.type");
+        let ty = match self.value(&ty_key) {
+            None => "linear",
+            Some(v) => v.as_str().ok_or_else(|| ExecError::BadKey {
+                key: ty_key.clone(),
+                message: "not a string".into(),
+            })?,
+        };
+        if !matches!(ty, "none" | "linear" | "yarn" | "longrope") {
+            return Err(ExecError::BadKey {
+                key: ty_key,
+                message: format!("unknown RoPE scaling type {ty:?}"),
+            });
+        }
+        let factor = match self.f_opt("rope.scaling.factor")? {
+            Some(f) => Some(f),
+            None => self.f_opt("rope.scale_linear")?,
+        }
+        .unwrap_or(0.0);
+        if factor < 0.0 {
+            return Err(ExecError::BadKey {
+                key: self.key("rope.scaling.factor"),
+                message: format!("{factor} is negative"),
+            });
+        }
+        let mut freq_scale = if factor == 0.0 { 1.0 } else { 1.0 / factor };
+        if ty == "none" {
+            freq_scale = 1.0;
+        }
+        let ext_factor = if ty == "yarn" { 1.0f32 } else { 0.0 };
+        let (mut beta_fast, mut beta_slow, mut log_mul) = (32.0f32, 1.0f32, 0.0f32);
+        if arch == Arch::Mistral3 {
+            beta_fast = self
+                .f_opt("rope.scaling.yarn_beta_fast")?
+                .unwrap_or(beta_fast);
+            beta_slow = self
+                .f_opt("rope.scaling.yarn_beta_slow")?
+                .unwrap_or(beta_slow);
+            log_mul = self
+                .f_opt("rope.scaling.yarn_log_multiplier")?
+                .unwrap_or(log_mul);
+        }
+        let mut attn_factor = 1.0f32;
+        if ext_factor != 0.0 {
+            let get_mscale = |scale: f32, mscale: f32| {
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * mscale * scale.ln() + 1.0
+                }
+            };
+            let f = 1.0 / freq_scale;
+            attn_factor = if log_mul != 0.0 {
+                get_mscale(f, 1.0) / get_mscale(f, log_mul)
+            } else {
+                get_mscale(f, 1.0)
+            };
+            attn_factor *= 1.0 / (1.0 + 0.1 * f.ln());
+        }
+        attn_factor *= self.f_opt("rope.scaling.attn_factor")?.unwrap_or(1.0);
+        let n_ctx_orig = match self.u_opt("rope.scaling.original_context_length")? {
+            Some(n) if n != 0 => n,
+            _ => n_ctx_train,
+        };
+        Ok(RopeScaling {
+            freq_scale,
+            ext_factor,
+            attn_factor,
+            beta_fast,
+            beta_slow,
+            n_ctx_orig,
+        })
     }
 
     fn tensor(&self, name: &str) -> Option<(&Gguf<'a>, &TensorInfo<'a>)> {
@@ -282,6 +396,9 @@ impl<'a> Weights<'a> {
             "gemma2" => Arch::Gemma2,
             "gemma3" => Arch::Gemma3,
             "granite" => Arch::Granite,
+            "phi3" => Arch::Phi3,
+            "smollm3" => Arch::SmolLM3,
+            "mistral3" => Arch::Mistral3,
             other => return Err(ExecError::UnknownArch(other.to_string())),
         };
         let l = Loader {
@@ -346,6 +463,21 @@ impl<'a> Weights<'a> {
                 message: format!("{n_rot} for heads of {head_dim}"),
             });
         }
+        // smollm3's and mistral3's graphs assert whole-head rotation; phi3's Q is n_embd wide.
+        if matches!(arch, Arch::SmolLM3 | Arch::Mistral3) && n_rot != head_dim {
+            return Err(ExecError::BadKey {
+                key: l.key("rope.dimension_count"),
+                message: format!("{n_rot}: {} rotates whole heads of {head_dim}", arch.name()),
+            });
+        }
+        if arch == Arch::Phi3 && n_head * head_dim != n_embd {
+            return Err(ExecError::BadKey {
+                key: l.key("attention.key_length"),
+                message: format!(
+                    "{n_head} heads of {head_dim} for embedding_length {n_embd}: phi3's Q is n_embd wide"
+                ),
+            });
+        }
         let eps = l
             .f_opt("attention.layer_norm_rms_epsilon")?
             .ok_or_else(|| ExecError::MissingKey(l.key("attention.layer_norm_rms_epsilon")))?;
@@ -358,17 +490,20 @@ impl<'a> Weights<'a> {
             } else {
                 10000.0
             });
-        if let Some(s) = l.f_opt("rope.scaling.factor")? {
-            if s != 0.0 && s != 1.0 {
-                let ty = l
-                    .value(&l.key("rope.scaling.type"))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("linear");
-                return Err(ExecError::Unsupported(format!(
-                    "RoPE scaling {ty} x{s} (only unscaled RoPE is implemented)"
-                )));
-            }
+        let n_ctx_train = l.u_opt("context_length")?.unwrap_or(4096);
+        let rope_scaling = l.rope_scaling(arch, n_ctx_train)?;
+        if arch.is_gemma() && rope_scaling.freq_scale != 1.0 {
+            // gemma3's sliding layers keep their own (unscaled) frequencies: not implemented.
+            return Err(ExecError::Unsupported(format!(
+                "RoPE scaling x{} in a {} model (only unscaled RoPE is implemented for the gemmas)",
+                1.0 / rope_scaling.freq_scale,
+                arch.name()
+            )));
         }
+        let longrope = l
+            .value(&l.key("rope.scaling.type"))
+            .and_then(|v| v.as_str())
+            == Some("longrope");
         // Which layers slide, as llama.cpp's `load_swa_pattern` decides (the architecture table's
         // reader: gemma2 every other layer from layer 0, gemma3 five of six, or the file's
         // `attention.sliding_window_pattern`).
@@ -422,6 +557,8 @@ impl<'a> Weights<'a> {
                     1.0 / (head_dim as f32).sqrt()
                 }
             }
+            // phi3 scales Q by 1/sqrt(n_embd_head) before attention (kq_scale 1).
+            Arch::Phi3 => 1.0 / (head_dim as f32).sqrt(),
             _ => 0.0,
         };
         let (mut embd_scale, mut residual_scale, mut logit_scale) = (0.0, 0.0, 0.0);
@@ -460,6 +597,22 @@ impl<'a> Weights<'a> {
                 }
             }
         }
+        // mistral3: llama4's attention temperature, its floor the original context
+        // (`n_attn_temp_floor_scale = n_ctx_orig_yarn`).
+        let (mut attn_temp_scale, mut attn_temp_floor) = (0.0, 0);
+        if arch == Arch::Mistral3 {
+            if let Some(t) = l.f_opt("attention.temperature_scale")? {
+                if t != 0.0 {
+                    if rope_scaling.n_ctx_orig == 0 {
+                        return Err(ExecError::BadKey {
+                            key: l.key("rope.scaling.original_context_length"),
+                            message: "0: attention temperature scaling needs it".into(),
+                        });
+                    }
+                    (attn_temp_scale, attn_temp_floor) = (t, rope_scaling.n_ctx_orig);
+                }
+            }
+        }
 
         let tok = l
             .tensor("token_embd.weight")
@@ -474,7 +627,6 @@ impl<'a> Weights<'a> {
                 })
             }
         };
-        let n_ctx_train = l.u_opt("context_length")?.unwrap_or(4096);
         let hp = HParams {
             arch,
             n_vocab,
@@ -489,7 +641,10 @@ impl<'a> Weights<'a> {
             eps,
             rope_base,
             rope_base_swa,
-            rope_neox: !matches!(arch, Arch::Llama | Arch::Granite),
+            rope_neox: !matches!(
+                arch,
+                Arch::Llama | Arch::Granite | Arch::SmolLM3 | Arch::Mistral3
+            ),
             n_swa,
             is_swa,
             attn_scale,
@@ -500,6 +655,10 @@ impl<'a> Weights<'a> {
             residual_scale,
             logit_scale,
             gelu: arch.is_gemma(),
+            rope_scaling,
+            nope_step: if arch == Arch::SmolLM3 { 4 } else { 0 },
+            attn_temp_scale,
+            attn_temp_floor,
         };
 
         let tok_embd = l.mat("token_embd.weight", n_embd, n_vocab)?;
@@ -511,7 +670,15 @@ impl<'a> Weights<'a> {
                 .unwrap_or(tok_embd)
         };
         let output_norm = l.vec("output_norm.weight", n_embd)?;
-        let rope_freqs = l.vec_opt("rope_freqs.weight", n_rot / 2)?;
+        // rope_freqs (llama3-style factors) where the loader asks for it; phi3 (and mistral3 with
+        // LongRoPE) load the long and short factors instead.
+        let (mut rope_freqs, mut rope_long, mut rope_short) = (None, None, None);
+        if arch == Arch::Phi3 || arch == Arch::Mistral3 && longrope {
+            rope_long = l.vec_opt("rope_factors_long.weight", n_rot / 2)?;
+            rope_short = l.vec_opt("rope_factors_short.weight", n_rot / 2)?;
+        } else {
+            rope_freqs = l.vec_opt("rope_freqs.weight", n_rot / 2)?;
+        }
         let (nq, nkv) = (n_head * head_dim, n_head_kv * head_dim);
         let mut layers = Vec::with_capacity(n_layer.min(4096));
         for i in 0..n_layer {
@@ -519,15 +686,57 @@ impl<'a> Weights<'a> {
             let b = |s: &str| format!("blk.{i}.{s}.bias");
             let qk = matches!(arch, Arch::Gemma3 | Arch::Qwen3);
             let post = matches!(arch, Arch::Gemma2 | Arch::Gemma3);
+            // One fused attn_qkv when present (`create_tensor_qkv`, phi3's usual form), its rows
+            // Q, K, V in order, with an optional fused bias; phi3's ffn_up has 2 n_ff rows, the
+            // first half gated (`ggml_swiglu`).
+            let wqkv = l.mat_opt(&t("attn_qkv"), n_embd, nq + 2 * nkv)?;
+            let bqkv = match wqkv {
+                Some(_) => l.vec_opt(&b("attn_qkv"), nq + 2 * nkv)?,
+                None => None,
+            };
+            let (wq, wk, wv) = match &wqkv {
+                Some(m) => (
+                    rows_of(m, 0, nq),
+                    rows_of(m, nq, nkv),
+                    rows_of(m, nq + nkv, nkv),
+                ),
+                None => (
+                    l.mat(&t("attn_q"), n_embd, nq)?,
+                    l.mat(&t("attn_k"), n_embd, nkv)?,
+                    l.mat(&t("attn_v"), n_embd, nkv)?,
+                ),
+            };
+            let gate_up = if arch == Arch::Phi3 {
+                Some(l.mat(&t("ffn_up"), n_embd, 2 * n_ff)?)
+            } else {
+                None
+            };
+            let (gate, up) = match &gate_up {
+                Some(m) => (rows_of(m, 0, n_ff), rows_of(m, n_ff, n_ff)),
+                None => (
+                    l.mat(&t("ffn_gate"), n_embd, n_ff)?,
+                    l.mat(&t("ffn_up"), n_embd, n_ff)?,
+                ),
+            };
             let layer = Layer {
                 attn_norm: l.vec(&t("attn_norm"), n_embd)?,
-                wq: l.mat(&t("attn_q"), n_embd, nq)?,
-                wk: l.mat(&t("attn_k"), n_embd, nkv)?,
-                wv: l.mat(&t("attn_v"), n_embd, nkv)?,
+                wqkv,
+                wq,
+                wk,
+                wv,
                 wo: l.mat(&t("attn_output"), nq, n_embd)?,
-                bq: l.vec_opt(&b("attn_q"), nq)?,
-                bk: l.vec_opt(&b("attn_k"), nkv)?,
-                bv: l.vec_opt(&b("attn_v"), nkv)?,
+                bq: match &bqkv {
+                    Some(f) => Some(f[..nq].to_vec()),
+                    None => l.vec_opt(&b("attn_q"), nq)?,
+                },
+                bk: match &bqkv {
+                    Some(f) => Some(f[nq..nq + nkv].to_vec()),
+                    None => l.vec_opt(&b("attn_k"), nkv)?,
+                },
+                bv: match &bqkv {
+                    Some(f) => Some(f[nq + nkv..].to_vec()),
+                    None => l.vec_opt(&b("attn_v"), nkv)?,
+                },
                 q_norm: if qk {
                     Some(l.vec(&t("attn_q_norm"), head_dim)?)
                 } else {
@@ -544,8 +753,9 @@ impl<'a> Weights<'a> {
                     None
                 },
                 ffn_norm: l.vec(&t("ffn_norm"), n_embd)?,
-                gate: l.mat(&t("ffn_gate"), n_embd, n_ff)?,
-                up: l.mat(&t("ffn_up"), n_embd, n_ff)?,
+                gate_up,
+                gate,
+                up,
                 down: l.mat(&t("ffn_down"), n_ff, n_embd)?,
                 ffn_post_norm: if post {
                     Some(l.vec(&t("post_ffw_norm"), n_embd)?)
@@ -553,19 +763,22 @@ impl<'a> Weights<'a> {
                     None
                 },
             };
-            if arch != Arch::Qwen2 && (layer.bq.is_some() || layer.bk.is_some()) {
+            if !matches!(arch, Arch::Qwen2 | Arch::SmolLM3)
+                && (layer.bq.is_some() || layer.bk.is_some())
+            {
                 return Err(ExecError::Unsupported(format!(
                     "attention biases in blk.{i} of a {} model",
                     arch.name()
                 )));
             }
             // Biases granite's loader accepts but this executor does not add: refused, not ignored.
-            if arch == Arch::Granite {
+            if matches!(arch, Arch::Granite | Arch::Mistral3) {
                 for s in ["attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
                     if l.tensor(&b(s)).is_some() {
                         return Err(ExecError::Unsupported(format!(
-                            "{} in a granite model",
-                            b(s)
+                            "{} in a {} model",
+                            b(s),
+                            arch.name()
                         )));
                     }
                 }
@@ -578,7 +791,34 @@ impl<'a> Weights<'a> {
             output,
             output_norm,
             rope_freqs,
+            rope_long,
+            rope_short,
             layers,
         })
+    }
+
+    /// The frequency factors RoPE divides by for a session of `n_ctx` tokens
+    /// (`llama_model::get_rope_factors`): `rope_freqs` when loaded, else LongRoPE's long factors
+    /// when the context (padded to 256 cells, as `llama_context` pads it) exceeds the original
+    /// one, else its short factors.
+    pub fn rope_factors(&self, n_ctx: usize) -> Option<&[f32]> {
+        if let Some(f) = &self.rope_freqs {
+            return Some(f);
+        }
+        if n_ctx.div_ceil(256).saturating_mul(256) > self.hp.rope_scaling.n_ctx_orig {
+            self.rope_long.as_deref()
+        } else {
+            self.rope_short.as_deref()
+        }
+    }
+}
+
+/// Rows `r0..r0 + n` of `m` (a part of a fused matrix: each row's products are those of the
+/// whole, which llama.cpp multiplies once and views).
+fn rows_of<'a>(m: &Mat<'a>, r0: usize, n: usize) -> Mat<'a> {
+    Mat {
+        data: &m.data[r0 * m.row_bytes..(r0 + n) * m.row_bytes],
+        rows: n,
+        ..*m
     }
 }
