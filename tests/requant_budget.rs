@@ -246,3 +246,39 @@ fn type_file_entries_apply_as_tensor_type_options_do() {
     assert_eq!(to("blk.1.attn_v.weight"), "Q6_K");
     assert_eq!(to("blk.1.ffn_down.weight"), "Q5_K");
 }
+
+/// The probe: a tensor replaced by its own bytes moves nothing; by a coarser type, something; and a
+/// fused attn_qkv (phi3) is replaced in each of its row ranges.
+#[test]
+fn the_probe_measures_one_replaced_tensor() {
+    use pocket::exec::probe::Probe;
+    use pocket::exec::Weights;
+    use pocket::gguf::spec::ggml_type_by_name;
+    use pocket::quant::{dequantize_row, quantize_chunk};
+    use pocket::GgufFile;
+    for (file, name) in [
+        ("exec/tiny-phi3-q8_0.gguf", "blk.0.attn_qkv.weight"),
+        ("exec/tiny-qwen3-q8_0.gguf", "blk.1.ffn_down.weight"),
+    ] {
+        let f = GgufFile::open(testdata(file)).unwrap();
+        let g = f.gguf().unwrap();
+        let gs = [g];
+        let w = Weights::load(&gs).unwrap();
+        let tokens: Vec<u32> = (0..24).map(|i| (i * 7 + 1) % 200).collect();
+        let probe = Probe::new(&w, &tokens).unwrap();
+        let t = gs[0].tensors.iter().find(|t| t.name == name).unwrap();
+        let own = gs[0].tensor_data(t).unwrap();
+        assert_eq!(probe.kld_with(name, t.ty, own).unwrap(), 0.0, "{file}");
+        let mut x = vec![0f32; t.n_elements as usize];
+        dequantize_row(t.ty, own, &mut x).unwrap();
+        let q4 = ggml_type_by_name("q4_0").unwrap();
+        let ne0 = t.dims[0] as usize;
+        let mut q = vec![0u8; q4.bytes_for(t.n_elements).unwrap() as usize];
+        quantize_chunk(q4, &x, &mut q, ne0, None).unwrap();
+        let k = probe.kld_with(name, q4, &q).unwrap();
+        assert!(k > 0.0 && k < 1.0, "{file}: {k}");
+        // Bytes of the wrong size are refused, not read past.
+        assert!(probe.kld_with(name, q4, &q[..q.len() / 2]).is_err());
+        assert!(probe.kld_with("no.such.weight", q4, &q).is_err());
+    }
+}

@@ -355,11 +355,15 @@ impl<'a> Loader<'_, 'a> {
 
 impl<'a> Weights<'a> {
     /// Every weight matrix the forward pass multiplies by (the output once more when it is the
-    /// token embeddings' tied copy), for `f` to look at or replace.
+    /// token embeddings' tied copy; a fused matrix once whole and once per row range), for `f` to
+    /// look at or replace.
     pub fn for_each_mat_mut(&mut self, mut f: impl FnMut(&mut Mat<'a>)) {
         f(&mut self.tok_embd);
         f(&mut self.output);
         for l in &mut self.layers {
+            for m in l.wqkv.iter_mut().chain(l.gate_up.iter_mut()) {
+                f(m);
+            }
             for m in [
                 &mut l.wq,
                 &mut l.wk,

@@ -70,6 +70,14 @@ impl<'w, 'a> Probe<'w, 'a> {
     /// replaced by `data`, `ty` values of the same shape.
     pub fn kld_with(&self, name: &str, ty: GgmlType, data: &[u8]) -> Result<f64, ExecError> {
         let mut w: Weights<'_> = self.w.clone();
+        // The matrices of that name may be row ranges of it (a fused attn_qkv's Q, K and V): each
+        // gets the same rows of the new bytes. The range starting first starts at row 0.
+        let mut base = usize::MAX;
+        w.for_each_mat_mut(|m: &mut Mat<'_>| {
+            if m.name == name {
+                base = base.min(m.data.as_ptr() as usize);
+            }
+        });
         let mut found = false;
         let mut bad = None;
         w.for_each_mat_mut(|m: &mut Mat<'_>| {
@@ -77,25 +85,30 @@ impl<'w, 'a> Probe<'w, 'a> {
                 return;
             }
             found = true;
+            let r0 = (m.data.as_ptr() as usize - base) / m.row_bytes.max(1);
             let row_bytes = ty.bytes_for(m.cols as u64).unwrap_or(0) as usize;
-            if row_bytes == 0 || row_bytes * m.rows != data.len() {
-                bad = Some(format!(
-                    "{name}: {} bytes of {} for {} rows of {} values",
-                    data.len(),
-                    ty.name,
-                    m.rows,
-                    m.cols
-                ));
-                return;
+            let range = r0 * row_bytes..(r0 + m.rows) * row_bytes;
+            match data.get(range) {
+                Some(d) if row_bytes > 0 => {
+                    *m = Mat {
+                        name: m.name,
+                        ty,
+                        data: d,
+                        cols: m.cols,
+                        rows: m.rows,
+                        row_bytes,
+                    }
+                }
+                _ => {
+                    bad = Some(format!(
+                        "{name}: {} bytes of {} do not hold rows {r0}..{} of {} values",
+                        data.len(),
+                        ty.name,
+                        r0 + m.rows,
+                        m.cols
+                    ))
+                }
             }
-            *m = Mat {
-                name: m.name,
-                ty,
-                data,
-                cols: m.cols,
-                rows: m.rows,
-                row_bytes,
-            };
         });
         if let Some(msg) = bad {
             return Err(ExecError::Input(msg));
