@@ -1,0 +1,417 @@
+//! x86_64 kernels of the low-bit K-quants, Q2_K and Q3_K, against Q8_K activations: ports of
+//! ggml-cpu's AVX2 `ggml_vec_dot_q2_K_q8_K` / `ggml_vec_dot_q3_K_q8_K`
+//! (`ggml-cpu/arch/x86/quants.c`) with the same integer sums and the same float operations in the
+//! same order, so each gives the bits llama.cpp's own kernel gives:
+//! - Q2_K: per super-block the mins times the activations' block sums (`madd`, 8 lanes) multiply-added
+//!   by `-d_y · dmin`, then the scaled 2-bit products (`maddubs`, `madd` by the 16-bit scales)
+//!   multiply-added by `d_y · d`, into one 8-lane accumulator summed at the end;
+//! - Q3_K: the low 2 bits and the "minus 4" of a clear high bit as two `maddubs` subtracted, scaled
+//!   and summed likewise, multiply-added by `d_y · d`.
+//!
+//! `TILED`: llama.cpp's tiled K-quant matmul (`ggml-cpu/tiled`), which takes batches of 8 or more
+//! activation rows of both types on AVX2 (`tiled_run_microtile_avx2`): per super-block the exact
+//! integer sums `s1` (scales times products) and `s2` (mins times block sums, Q2_K), then
+//! `r = d · s1`, `r = r - dmin · s2` (fused), `acc = r · d_y + acc` (fused), as `x86.rs`'s Q4_K/Q6_K
+//! tiled forms.
+//!
+//! Like `x86.rs`, every kernel takes one weight row and `N` activation rows, unpacks each weight
+//! super-block once for all of them, and is compiled twice: for AVX2 and for AVX-512 VNNI (no
+//! unsigned-by-signed dot here, so the same instructions; the compiler may use the wider encodings).
+//! `pick!` in `x86.rs` dispatches to them. The scalar oracles are `dot_k_low::dot_q2_k` /
+//! `dot_q3_k` (ggml's generic code, another float order: `tests` holds the kernels within 1e-5 of
+//! the sum of |products|, and the tiled forms bit for bit to their scalar form).
+
+use std::arch::x86_64::*;
+
+use super::dot_k_low::{q3k_scales, Q2K_SIZE, Q3K_SIZE, Q8K_SIZE};
+
+/// `get_scale_shuffle_q3k`: entry `i` picks 16-bit scale `2i` into the low 128 bits and `2i + 1`
+/// into the high ones.
+static SHUFFLE_Q3K: [[u8; 32]; 4] = {
+    let mut t = [[0u8; 32]; 4];
+    let mut i = 0;
+    while i < 4 {
+        let mut j = 0;
+        while j < 32 {
+            t[i][j] = (4 * i + 2 * (j / 16) + j % 2) as u8;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// How far ahead of the weights being read the kernels prefetch (as `x86.rs`).
+const PREFETCH: usize = 2048;
+
+macro_rules! kernels {
+    ($name:ident, $feat:literal) => {
+        pub(crate) mod $name {
+            use super::*;
+            use crate::exec::x86::avx2::{h, hsum_float_8, load128, load256};
+
+            /// Asks for the weights `PREFETCH` bytes ahead of `b` (a hint: never faults).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn prefetch(b: &[u8]) {
+                let p = b.as_ptr().wrapping_add(PREFETCH);
+                // A prefetch is a hint: it never faults, whatever the address.
+                _mm_prefetch(p as *const i8, _MM_HINT_T0);
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn f32_at(b: &[u8], at: usize) -> f32 {
+                f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+            }
+
+            /// The 8 lanes summed (exact integers).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_i32_8(a: __m256i) -> i32 {
+                let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+                let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+                _mm_cvtsi128_si32(s)
+            }
+
+            /// Sixteen signed 8-bit scales as the two halves ggml's kernels index: low 8 scales
+            /// (16-bit, twice) and high 8, then each of the 8 shuffles of 32 values it takes.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn scale_shuffles(scales8: __m128i) -> [__m256i; 8] {
+                let all = _mm256_cvtepi8_epi16(scales8);
+                let l = _mm256_extracti128_si256(all, 0);
+                let hh = _mm256_extracti128_si256(all, 1);
+                let halves = [_mm256_set_m128i(l, l), _mm256_set_m128i(hh, hh)];
+                std::array::from_fn(|k| {
+                    _mm256_shuffle_epi8(halves[k / 4], load256(&SHUFFLE_Q3K[k % 4]))
+                })
+            }
+
+            /// `ggml_vec_dot_q2_K_q8_K` (AVX2 path), or the tiled form.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q2_k<const N: usize, const TILED: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
+                let m3 = _mm256_set1_epi8(3);
+                let m4 = _mm_set1_epi8(0xF);
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_t = [0f32; N];
+                for (i, xb) in w.chunks_exact(Q2K_SIZE).enumerate() {
+                    prefetch(xb);
+                    let (xd, xdmin) = (h(xb, 80), h(xb, 82));
+                    let mins_and_scales = load128(&xb[0..16]);
+                    let scales8 = _mm_and_si128(mins_and_scales, m4);
+                    let mins8 = _mm_and_si128(_mm_srli_epi16(mins_and_scales, 4), m4);
+                    let mins = _mm256_cvtepi8_epi16(mins8);
+                    let sc = scale_shuffles(scales8);
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    for j in 0..2 {
+                        let bits = load256(&xb[16 + 32 * j..]);
+                        q[4 * j] = _mm256_and_si256(bits, m3);
+                        q[4 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 2), m3);
+                        q[4 * j + 2] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m3);
+                        q[4 * j + 3] = _mm256_and_si256(_mm256_srli_epi16(bits, 6), m3);
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * Q8K_SIZE..(i + 1) * Q8K_SIZE];
+                        let yd = f32_at(yb, 0);
+                        let prod = _mm256_madd_epi16(mins, load256(&yb[260..]));
+                        if !TILED {
+                            let dmin = -yd * xdmin;
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(dmin),
+                                _mm256_cvtepi32_ps(prod),
+                                acc[c],
+                            );
+                        }
+                        let q8 = &yb[4..260];
+                        let mut sumi = _mm256_setzero_si256();
+                        for j in 0..2 {
+                            let mut p = [_mm256_setzero_si256(); 4];
+                            for (k, pk) in p.iter_mut().enumerate() {
+                                let y8 = load256(&q8[128 * j + 32 * k..]);
+                                let p16 = _mm256_maddubs_epi16(q[4 * j + k], y8);
+                                *pk = _mm256_madd_epi16(sc[4 * j + k], p16);
+                            }
+                            let p01 = _mm256_add_epi32(p[0], p[1]);
+                            let p23 = _mm256_add_epi32(p[2], p[3]);
+                            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+                        }
+                        if TILED {
+                            let r = xd * hsum_i32_8(sumi) as f32;
+                            let r = (-xdmin).mul_add(hsum_i32_8(prod) as f32, r);
+                            acc_t[c] = r.mul_add(yd, acc_t[c]);
+                        } else {
+                            let d = yd * xd;
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d),
+                                _mm256_cvtepi32_ps(sumi),
+                                acc[c],
+                            );
+                        }
+                    }
+                }
+                if TILED {
+                    return acc_t;
+                }
+                std::array::from_fn(|c| hsum_float_8(acc[c]))
+            }
+
+            /// `ggml_vec_dot_q3_K_q8_K` (AVX2 path), or the tiled form.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q3_k<const N: usize, const TILED: bool>(
+                w: &[u8],
+                y: [&[u8]; N],
+            ) -> [f32; N] {
+                let m3 = _mm256_set1_epi8(3);
+                let mone = _mm256_set1_epi8(1);
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_t = [0f32; N];
+                for (i, xb) in w.chunks_exact(Q3K_SIZE).enumerate() {
+                    prefetch(xb);
+                    let xd = h(xb, 108);
+                    let sc = scale_shuffles(load128(&q3k_scales(&xb[96..108]).map(|v| v as u8)));
+                    let hbits = load256(&xb[0..32]);
+                    // Low 2 bits (0-3) and 4 where the high bit is clear, 32 values a vector.
+                    let mut ql = [_mm256_setzero_si256(); 8];
+                    let mut qh = [_mm256_setzero_si256(); 8];
+                    for j in 0..2 {
+                        let bits = load256(&xb[32 + 32 * j..]);
+                        for k in 0..4 {
+                            let bit = _mm_cvtsi32_si128((4 * j + k) as i32);
+                            let sh = _mm_cvtsi32_si128(2 * k as i32);
+                            ql[4 * j + k] = _mm256_and_si256(_mm256_srl_epi16(bits, sh), m3);
+                            let clear = _mm256_andnot_si256(hbits, _mm256_sll_epi16(mone, bit));
+                            qh[4 * j + k] = _mm256_slli_epi16(_mm256_srl_epi16(clear, bit), 2);
+                        }
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * Q8K_SIZE..(i + 1) * Q8K_SIZE];
+                        let q8 = &yb[4..260];
+                        let mut sumi = _mm256_setzero_si256();
+                        for j in 0..2 {
+                            let mut p = [_mm256_setzero_si256(); 4];
+                            for (k, pk) in p.iter_mut().enumerate() {
+                                let y8 = load256(&q8[128 * j + 32 * k..]);
+                                let q8s = _mm256_maddubs_epi16(qh[4 * j + k], y8);
+                                let p16 = _mm256_maddubs_epi16(ql[4 * j + k], y8);
+                                let p16 = _mm256_sub_epi16(p16, q8s);
+                                *pk = _mm256_madd_epi16(sc[4 * j + k], p16);
+                            }
+                            let p01 = _mm256_add_epi32(p[0], p[1]);
+                            let p23 = _mm256_add_epi32(p[2], p[3]);
+                            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+                        }
+                        let yd = f32_at(yb, 0);
+                        if TILED {
+                            let r = xd * hsum_i32_8(sumi) as f32;
+                            acc_t[c] = r.mul_add(yd, acc_t[c]);
+                        } else {
+                            let d = yd * xd;
+                            acc[c] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d),
+                                _mm256_cvtepi32_ps(sumi),
+                                acc[c],
+                            );
+                        }
+                    }
+                }
+                if TILED {
+                    return acc_t;
+                }
+                std::array::from_fn(|c| hsum_float_8(acc[c]))
+            }
+        }
+    };
+}
+
+kernels!(avx2, "avx2,fma,f16c");
+kernels!(vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::exec::dot::tests::{abs_dot, act_one, act_row_q, case};
+    use crate::exec::dot::{scalar_dot, simd_dots_for_test, Kernels};
+    use crate::exec::dot_k_low::{dot_q2_k, dot_q3_k};
+    use crate::exec::x86::{detect, Level};
+    use crate::gguf::TypeId;
+
+    /// The scalar form of llama.cpp's tiled K-quant matmul on AVX2 (`tiled_run_microtile_avx2`
+    /// with `tiled_unpack_src0` for `block_q2_K` / `block_q3_K`) for one weight row and one Q8_K
+    /// activation row: per super-block the exact integer sums `s1` (scale times code times
+    /// activation, the Q3_K codes less 4) and `s2` (Q2_K: min times the activations' block sums),
+    /// then `r = d · s1`, `r = r - dmin · s2` (fused), `acc = r · d_y + acc` (fused). None for
+    /// other types.
+    pub(crate) fn tiled_ref(ty: TypeId, w: &[u8], y: &[u8]) -> Option<f32> {
+        let f16 = |b: &[u8], at: usize| half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32();
+        let bs = match ty {
+            TypeId::Q2_K => Q2K_SIZE,
+            TypeId::Q3_K => Q3K_SIZE,
+            _ => return None,
+        };
+        let mut acc = 0f32;
+        for (xb, yb) in w.chunks_exact(bs).zip(y.chunks_exact(Q8K_SIZE)) {
+            let yd = f32::from_le_bytes([yb[0], yb[1], yb[2], yb[3]]);
+            let yq = |i: usize| yb[4 + i] as i8 as i64;
+            let bsum = |j: usize| i16::from_le_bytes([yb[260 + 2 * j], yb[261 + 2 * j]]) as i64;
+            let (mut s1, mut s2) = (0i64, 0i64);
+            let (d, dmin);
+            // Element e: half e / 128, group (e % 128) / 32, position e % 32.
+            let code =
+                |e: usize, qs: &[u8]| (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            if ty == TypeId::Q2_K {
+                (d, dmin) = (f16(xb, 80), f16(xb, 82));
+                for e in 0..256 {
+                    s1 += (xb[e / 16] & 0xf) as i64 * code(e, &xb[16..80]) as i64 * yq(e);
+                }
+                for (j, sm) in xb[..16].iter().enumerate() {
+                    s2 += (sm >> 4) as i64 * bsum(j);
+                }
+            } else {
+                (d, dmin) = (f16(xb, 108), 0.0);
+                let sc = q3k_scales(&xb[96..108]);
+                for e in 0..256 {
+                    let high = (xb[e % 32] >> (e / 32)) & 1;
+                    let v = (code(e, &xb[32..96]) | high << 2) as i64 - 4;
+                    s1 += sc[e / 16] as i64 * v * yq(e);
+                }
+            }
+            let mut r = d * s1 as i32 as f32;
+            if ty == TypeId::Q2_K {
+                r = (-dmin).mul_add(s2 as i32 as f32, r);
+            }
+            acc = r.mul_add(yd, acc);
+        }
+        Some(acc)
+    }
+
+    /// The scalar ports equal an independent exact computation up to float rounding (the integer
+    /// sums of each super-block in i64, scaled in f64).
+    #[test]
+    fn scalar_ports_match_exact_sums() {
+        for name in ["q2_K", "q3_K"] {
+            let (wq, acts, ty) = case(name, 1024, 2, 3, 5);
+            let rb = wq.len() / 2;
+            for r in 0..2 {
+                let w = &wq[r * rb..(r + 1) * rb];
+                for t in 0..3 {
+                    let y = act_row_q(&acts, t);
+                    let got = match ty.id {
+                        TypeId::Q2_K => dot_q2_k(w, y),
+                        _ => dot_q3_k(w, y),
+                    };
+                    // Each value dequantized and multiplied in f64: no rounding to speak of.
+                    let exact: f64 = w
+                        .chunks_exact(ty.type_size as usize)
+                        .zip(y.chunks_exact(Q8K_SIZE))
+                        .map(|(xb, yb)| {
+                            let yd = f32::from_le_bytes([yb[0], yb[1], yb[2], yb[3]]) as f64;
+                            exact_block(ty.id, xb, yb) * yd
+                        })
+                        .sum();
+                    let bound = abs_dot(ty, w, &acts, t);
+                    assert!(
+                        ((got as f64) - exact).abs() <= 1e-5 * bound,
+                        "{name} row {r} col {t}: {got} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One super-block's `d · s1 - dmin · s2` in f64 (before the activation scale).
+    fn exact_block(ty: TypeId, xb: &[u8], yb: &[u8]) -> f64 {
+        let f16 = |b: &[u8], at: usize| half::f16::from_le_bytes([b[at], b[at + 1]]).to_f64();
+        let yq = |i: usize| yb[4 + i] as i8 as i64;
+        let code =
+            |e: usize, qs: &[u8]| (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        let mut s = 0f64;
+        if ty == TypeId::Q2_K {
+            for e in 0..256 {
+                let v = (xb[e / 16] & 0xf) as f64 * f16(xb, 80) * code(e, &xb[16..80]) as f64
+                    - (xb[e / 16] >> 4) as f64 * f16(xb, 82);
+                s += v * yq(e) as f64;
+            }
+        } else {
+            let sc = q3k_scales(&xb[96..108]);
+            for e in 0..256 {
+                let high = (xb[e % 32] >> (e / 32)) & 1;
+                let v = (code(e, &xb[32..96]) | high << 2) as i64 - 4;
+                s += f16(xb, 108) * sc[e / 16] as f64 * v as f64 * yq(e) as f64;
+            }
+        }
+        s
+    }
+
+    fn levels() -> Vec<Level> {
+        match detect() {
+            Some(Level::Avx512Vnni) => vec![Level::Avx2, Level::Avx512Vnni],
+            Some(Level::Avx2) => vec![Level::Avx2],
+            None => vec![],
+        }
+    }
+
+    /// Each SIMD form at each level this CPU has: within 1e-5 of the sum of |products| of the
+    /// scalar port (another float order), a column's bits independent of how many columns are
+    /// computed with it (1, 2, 4 or 8 at a time) below the tiled batch size, and the tiled form
+    /// (batches of 8 or more at the AVX2 level) equal to its scalar form bit for bit.
+    #[test]
+    fn kernels_match_scalar_ports() {
+        if detect().is_none() {
+            return eprintln!("no AVX2 on this CPU: nothing to compare");
+        }
+        let mut tiled_checked = 0;
+        for name in ["q2_K", "q3_K"] {
+            for (cols, n) in [
+                (256, 1),
+                (512, 7),
+                (2048, 5),
+                (768, 4),
+                (512, 13),
+                (1024, 8),
+            ] {
+                let (wq, acts, ty) = case(name, cols, 3, n, cols as u64 + 11);
+                let rb = wq.len() / 3;
+                for level in levels() {
+                    let k = Kernels::X86(level);
+                    for r in 0..3 {
+                        let w = &wq[r * rb..(r + 1) * rb];
+                        let mut got = vec![0f32; n];
+                        assert!(simd_dots_for_test(k, ty.id, false, w, &acts, &mut got));
+                        let tiled = level == Level::Avx2 && n >= 8;
+                        for (t, g) in got.iter().enumerate() {
+                            let y = act_row_q(&acts, t);
+                            let want = scalar_dot(ty.id, w, y);
+                            let bound = abs_dot(ty, w, &acts, t);
+                            assert!(
+                                ((g - want) as f64).abs() <= 1e-5 * bound,
+                                "{name} {level:?} cols {cols} row {r} col {t}: {g} vs {want}"
+                            );
+                            if tiled {
+                                let want = tiled_ref(ty.id, w, y).unwrap();
+                                assert_eq!(g.to_bits(), want.to_bits(), "{name} tiled col {t}");
+                                tiled_checked += 1;
+                            } else {
+                                let mut one = [0f32];
+                                assert!(simd_dots_for_test(
+                                    k,
+                                    ty.id,
+                                    false,
+                                    w,
+                                    &act_one(&acts, t),
+                                    &mut one
+                                ));
+                                assert_eq!(one[0].to_bits(), g.to_bits(), "{name} col {t} alone");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(tiled_checked, 2 * 3 * (13 + 8));
+    }
+}
