@@ -1,12 +1,17 @@
-//! Scalar ports of ggml-cpu's generic dot products for the low-bit K-quants, Q2_K and Q3_K, with
-//! Q8_K activations (`ggml_vec_dot_q2_K_q8_K_generic`, `ggml_vec_dot_q3_K_q8_K_generic` in
-//! `ggml-cpu/quants.c`): the same integer sums and the same float operations in the same order.
+//! Scalar ports of ggml-cpu's generic dot products for the low-bit types: Q2_K, Q3_K and TQ2_0 with
+//! Q8_K activations, Q1_0 with Q8_0 ones (`ggml_vec_dot_q2_K_q8_K_generic`,
+//! `ggml_vec_dot_q3_K_q8_K_generic`, `ggml_vec_dot_tq2_0_q8_K_generic`,
+//! `ggml_vec_dot_q1_0_q8_0_generic` in `ggml-cpu/quants.c`): the same integer sums and the same
+//! float operations in the same order.
 //! They are the oracles the SIMD forms (`x86_k_low`) are held to, and what runs where no SIMD form
 //! is available. Block layouts as in `ggml-common.h`:
 //! - Q2_K (84 bytes per 256 values): `scales[16]` (low nibble the scale, high nibble the min of
 //!   each 16 values), `qs[64]` (2 bits a value), `d` and `dmin` (f16);
 //! - Q3_K (110 bytes): `hmask[32]` (the high bit, set meaning "no -4"), `qs[64]` (the low 2 bits),
 //!   `scales[12]` (sixteen 6-bit scales, biased by 32), `d` (f16).
+//! - TQ2_0 (66 bytes per 256 values): `qs[64]` (2 bits a value: 0, 1, 2 for -1, 0, +1), `d`;
+//! - Q1_0 (18 bytes per 128 values): `d`, `qs[16]` (a set bit `+d`, a clear one `-d`), against four
+//!   Q8_0 activation blocks.
 
 // The ports keep the C code's index loops, so they can be read side by side with quants.c.
 #![allow(clippy::needless_range_loop)]
@@ -19,6 +24,10 @@ pub(crate) const Q8K_SIZE: usize = 292;
 pub(crate) const Q2K_SIZE: usize = 84;
 /// Bytes of a Q3_K block.
 pub(crate) const Q3K_SIZE: usize = 110;
+/// Bytes of a TQ2_0 block.
+pub(crate) const TQ2_0_SIZE: usize = 66;
+/// Bytes of a Q1_0 block (128 values: four Q8_0 activation blocks).
+pub(crate) const Q1_0_SIZE: usize = 18;
 
 #[inline(always)]
 fn h(b: &[u8], at: usize) -> f32 {
@@ -141,6 +150,52 @@ pub(crate) fn dot_q3_k(x: &[u8], y: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for s in sums {
         sumf += s;
+    }
+    sumf
+}
+
+/// `ggml_vec_dot_tq2_0_q8_K_generic`.
+#[inline(always)]
+pub(crate) fn dot_tq2_0(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yb) in x.chunks_exact(TQ2_0_SIZE).zip(y.chunks_exact(Q8K_SIZE)) {
+        let (qs, q8) = (&xb[0..64], &yb[4..260]);
+        let mut sumi = 0i32;
+        for j in (0..64).step_by(32) {
+            for l in 0..4 {
+                for k in 0..32 {
+                    let v = ((qs[j + k] >> (l * 2)) & 3) as i32 - 1;
+                    sumi += q8[j * 4 + l * 32 + k] as i8 as i32 * v;
+                }
+            }
+        }
+        let d = q8k_d(yb) * h(xb, 64);
+        sumf += sumi as f32 * d;
+    }
+    sumf
+}
+
+/// `ggml_vec_dot_q1_0_q8_0_generic`: per Q1_0 block, the four Q8_0 blocks' signed sums scaled by
+/// their own `d` and summed in f32, then scaled by the block's `d`.
+#[inline(always)]
+pub(crate) fn dot_q1_0(x: &[u8], y: &[u8]) -> f32 {
+    let mut sumf = 0f32;
+    for (xb, yq) in x.chunks_exact(Q1_0_SIZE).zip(y.chunks_exact(4 * 34)) {
+        let d0 = h(xb, 0);
+        let mut sumi = 0f32;
+        for (k, yb) in yq.chunks_exact(34).enumerate() {
+            let d1 = h(yb, 0);
+            let mut sumi_block = 0i32;
+            for b in 0..4 {
+                let mask = xb[2 + 4 * k + b];
+                for bit in 0..8 {
+                    let q = yb[2 + 8 * b + bit] as i8 as i32;
+                    sumi_block += if mask >> bit & 1 != 0 { q } else { -q };
+                }
+            }
+            sumi += d1 * sumi_block as f32;
+        }
+        sumf += d0 * sumi;
     }
     sumf
 }

@@ -114,6 +114,8 @@ macro_rules! pick {
             TypeId::Q2_K => k_low::q2_k::<$n, false>($w, $y),
             TypeId::Q3_K if $t => k_low::q3_k::<$n, true>($w, $y),
             TypeId::Q3_K => k_low::q3_k::<$n, false>($w, $y),
+            TypeId::TQ2_0 => k_low::tq2_0::<$n>($w, $y),
+            TypeId::Q1_0 => k_low::q1_0::<$n>($w, $y, $ys),
             _ => return false,
         }
     };
@@ -125,7 +127,7 @@ macro_rules! kernels {
     ($name:ident, $feat:literal, $us8:path, $tiled:literal) => {
         pub(crate) mod $name {
             use super::*;
-            // Q2_K and Q3_K (`pick!`).
+            // Q2_K, Q3_K, TQ2_0 and Q1_0 (`pick!`).
             use crate::exec::x86_k_low::$name as k_low;
 
             #[inline]

@@ -1,7 +1,9 @@
-//! x86_64 kernels of the low-bit K-quants, Q2_K and Q3_K, against Q8_K activations: ports of
-//! ggml-cpu's AVX2 `ggml_vec_dot_q2_K_q8_K` / `ggml_vec_dot_q3_K_q8_K`
-//! (`ggml-cpu/arch/x86/quants.c`) with the same integer sums and the same float operations in the
-//! same order, so each gives the bits llama.cpp's own kernel gives:
+//! x86_64 kernels of the low-bit types, Q2_K, Q3_K and TQ2_0 against Q8_K activations and Q1_0
+//! against Q8_0 ones: ports of ggml-cpu's AVX2 `ggml_vec_dot_q2_K_q8_K`, `ggml_vec_dot_q3_K_q8_K`,
+//! `ggml_vec_dot_tq2_0_q8_K` and `ggml_vec_dot_q1_0_q8_0` (`ggml-cpu/arch/x86/quants.c`) with the
+//! same integer sums and the same float operations in the same order, so each gives the bits
+//! llama.cpp's own kernel gives (TQ2_0 and Q1_0: see their functions; neither is tiled, repacked
+//! on x86 or taken by tinyBLAS, so batches take the same kernel per activation row):
 //! - Q2_K: per super-block the mins times the activations' block sums (`madd`, 8 lanes) multiply-added
 //!   by `-d_y · dmin`, then the scaled 2-bit products (`maddubs`, `madd` by the 16-bit scales)
 //!   multiply-added by `d_y · d`, into one 8-lane accumulator summed at the end;
@@ -17,13 +19,14 @@
 //! Like `x86.rs`, every kernel takes one weight row and `N` activation rows, unpacks each weight
 //! super-block once for all of them, and is compiled twice: for AVX2 and for AVX-512 VNNI (no
 //! unsigned-by-signed dot here, so the same instructions; the compiler may use the wider encodings).
-//! `pick!` in `x86.rs` dispatches to them. The scalar oracles are `dot_k_low::dot_q2_k` /
-//! `dot_q3_k` (ggml's generic code, another float order: `tests` holds the kernels within 1e-5 of
-//! the sum of |products|, and the tiled forms bit for bit to their scalar form).
+//! `pick!` in `x86.rs` dispatches to them. The scalar oracles are in `dot_k_low` (ggml's generic
+//! code, another float order: `tests` here and `x86::tests` hold the kernels within 1e-5 of the sum
+//! of |products|, a column's bits independent of the batch, and the tiled forms bit for bit to
+//! their scalar form).
 
 use std::arch::x86_64::*;
 
-use super::dot_k_low::{q3k_scales, Q2K_SIZE, Q3K_SIZE, Q8K_SIZE};
+use super::dot_k_low::{q3k_scales, Q1_0_SIZE, Q2K_SIZE, Q3K_SIZE, Q8K_SIZE, TQ2_0_SIZE};
 
 /// `get_scale_shuffle_q3k`: entry `i` picks 16-bit scale `2i` into the low 128 bits and `2i + 1`
 /// into the high ones.
@@ -221,6 +224,95 @@ macro_rules! kernels {
                 }
                 if TILED {
                     return acc_t;
+                }
+                std::array::from_fn(|c| hsum_float_8(acc[c]))
+            }
+
+            /// `ggml_vec_dot_tq2_0_q8_K` (AVX2 path): the codes 0-2 times the activations in 16-bit
+            /// lanes, the activations' block sums taken off (the -1), then multiply-added by
+            /// `d_y · d` (GCC fuses the C code's `add(mul(…))`: `vfmadd231ps` in libggml-cpu.so).
+            #[target_feature(enable = $feat)]
+            pub(crate) fn tq2_0<const N: usize>(w: &[u8], y: [&[u8]; N]) -> [f32; N] {
+                let m3 = _mm256_set1_epi8(3);
+                let ones = _mm256_set1_epi16(1);
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (i, xb) in w.chunks_exact(TQ2_0_SIZE).enumerate() {
+                    prefetch(xb);
+                    let xd = h(xb, 64);
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    for j in 0..2 {
+                        let bits = load256(&xb[32 * j..]);
+                        q[4 * j] = _mm256_and_si256(bits, m3);
+                        q[4 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 2), m3);
+                        q[4 * j + 2] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m3);
+                        q[4 * j + 3] = _mm256_and_si256(_mm256_srli_epi16(bits, 6), m3);
+                    }
+                    for c in 0..N {
+                        let yb = &y[c][i * Q8K_SIZE..(i + 1) * Q8K_SIZE];
+                        let q8 = &yb[4..260];
+                        let mut sumi0 = _mm256_setzero_si256();
+                        let mut sumi1 = _mm256_setzero_si256();
+                        for j in 0..2 {
+                            let p: [__m256i; 4] = std::array::from_fn(|k| {
+                                _mm256_maddubs_epi16(q[4 * j + k], load256(&q8[128 * j + 32 * k..]))
+                            });
+                            sumi0 = _mm256_add_epi16(sumi0, _mm256_add_epi16(p[0], p[1]));
+                            sumi1 = _mm256_add_epi16(sumi1, _mm256_add_epi16(p[2], p[3]));
+                        }
+                        let ysum = load256(&yb[260..]);
+                        let d = _mm256_set1_ps(f32_at(yb, 0) * xd);
+                        let s = _mm256_sub_epi16(_mm256_add_epi16(sumi0, sumi1), ysum);
+                        let s = _mm256_madd_epi16(s, ones);
+                        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[c]);
+                    }
+                }
+                std::array::from_fn(|c| hsum_float_8(acc[c]))
+            }
+
+            /// `ggml_vec_dot_q1_0_q8_0` (AVX2 path): per Q1_0 block, each of its four Q8_0
+            /// activation blocks negated where the sign bit is clear (`(q ^ m) - m`, which leaves
+            /// -128 as it is, as ggml's does; Q8_0 activations never hold -128) and summed, scaled by
+            /// the activation block's `d` (the first multiplied, the others multiply-added), then
+            /// multiply-added by the weight block's `d`.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn q1_0<const N: usize>(
+                w: &[u8],
+                y: [&[u8]; N],
+                ys: [&[f32]; N],
+            ) -> [f32; N] {
+                let ones_8 = _mm256_set1_epi8(1);
+                let ones_16 = _mm256_set1_epi16(1);
+                let byte_shuf = _mm256_setr_epi8(
+                    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                    3, 3, 3, 3, 3, 3,
+                );
+                let bit_masks = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+                let zero = _mm256_setzero_si256();
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (ib, xb) in w.chunks_exact(Q1_0_SIZE).enumerate() {
+                    prefetch(xb);
+                    let d0 = _mm256_set1_ps(h(xb, 0));
+                    let sm: [__m256i; 4] = std::array::from_fn(|k| {
+                        let b = &xb[2 + 4 * k..];
+                        let bits = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        let sel = _mm256_shuffle_epi8(_mm256_set1_epi32(bits), byte_shuf);
+                        _mm256_cmpeq_epi8(_mm256_and_si256(sel, bit_masks), zero)
+                    });
+                    for c in 0..N {
+                        let yq = &y[c][4 * ib * 34..4 * (ib + 1) * 34];
+                        let sum = |k: usize| {
+                            let qy = load256(&yq[34 * k + 2..]);
+                            let sy = _mm256_sub_epi8(_mm256_xor_si256(qy, sm[k]), sm[k]);
+                            let s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones_8, sy), ones_16);
+                            _mm256_cvtepi32_ps(s32)
+                        };
+                        let dy = |k: usize| _mm256_set1_ps(ys[c][4 * ib + k]);
+                        let mut acc_block = _mm256_mul_ps(dy(0), sum(0));
+                        for k in 1..4 {
+                            acc_block = _mm256_fmadd_ps(dy(k), sum(k), acc_block);
+                        }
+                        acc[c] = _mm256_fmadd_ps(d0, acc_block, acc[c]);
+                    }
                 }
                 std::array::from_fn(|c| hsum_float_8(acc[c]))
             }
