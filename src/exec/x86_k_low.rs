@@ -439,6 +439,57 @@ pub(crate) mod tests {
         s
     }
 
+    /// Each kernel at each level this CPU has gives the bits of llama.cpp's own AVX2 `vec_dot` on
+    /// the rows of `testdata/exec/k_low_dots.bin` (made by `scripts/make-k-low-dot-golden.py`
+    /// through libggml-cpu.so: rows quantized by ggml, 256 and 1024 values, three of each).
+    #[test]
+    fn kernels_equal_ggmls_avx2_bits() {
+        let levels = levels();
+        if levels.is_empty() {
+            return eprintln!("no AVX2 on this CPU: nothing to compare");
+        }
+        let mut g: &[u8] = include_bytes!("../../testdata/exec/k_low_dots.bin");
+        let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let mut seen = std::collections::BTreeMap::new();
+        while !g.is_empty() {
+            let (ty, n) = (u32_at(g, 0), u32_at(g, 4) as usize);
+            let (wl, xl) = (u32_at(g, 8) as usize, u32_at(g, 12) as usize);
+            let want = f32::from_bits(u32_at(g, 16));
+            let (w, x) = (&g[20..20 + wl], &g[20 + wl..20 + wl + xl]);
+            g = &g[20 + wl + xl..];
+            let id = TypeId::new(ty).unwrap();
+            assert_eq!(wl as u64, id.ty().bytes_for(n as u64).unwrap());
+            // Q8_0 activation scales as f32 (Q1_0).
+            let ys: Vec<f32> = x
+                .chunks_exact(34)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect();
+            for &level in &levels {
+                // SAFETY: `detect` found the level's features.
+                let got = unsafe {
+                    match (level, id) {
+                        (Level::Avx2, TypeId::Q2_K) => avx2::q2_k::<1, false>(w, [x])[0],
+                        (Level::Avx2, TypeId::Q3_K) => avx2::q3_k::<1, false>(w, [x])[0],
+                        (Level::Avx2, TypeId::TQ2_0) => avx2::tq2_0::<1>(w, [x])[0],
+                        (Level::Avx2, _) => avx2::q1_0::<1>(w, [x], [&ys])[0],
+                        (_, TypeId::Q2_K) => vnni::q2_k::<1, false>(w, [x])[0],
+                        (_, TypeId::Q3_K) => vnni::q3_k::<1, false>(w, [x])[0],
+                        (_, TypeId::TQ2_0) => vnni::tq2_0::<1>(w, [x])[0],
+                        _ => vnni::q1_0::<1>(w, [x], [&ys])[0],
+                    }
+                };
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{id} {level:?} n {n}: {got} vs {want}"
+                );
+            }
+            *seen.entry(id.ty().name).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.values().all(|&c| c == 6), "{seen:?}");
+    }
+
     fn levels() -> Vec<Level> {
         match detect() {
             Some(Level::Avx512Vnni) => vec![Level::Avx2, Level::Avx512Vnni],
