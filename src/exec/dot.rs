@@ -1043,7 +1043,7 @@ pub(crate) mod tests {
     #[test]
     fn ported_dots_match_dequantized_dots() {
         let n = 512;
-        for name in ported().iter().chain(&["f16", "bf16", "f32", "q3_K"]) {
+        for name in ported().iter().chain(&["f16", "bf16", "f32", "tq1_0"]) {
             let (wq, acts, ty) = case(name, n, 1, 1, 7);
             let mat = Mat {
                 name: "w",

@@ -8,6 +8,7 @@ pub mod tokenizer;
 pub mod attn;
 pub mod bench;
 pub mod dot;
+mod dot_k_low;
 pub mod error;
 mod float_dot;
 pub mod forward;
@@ -26,6 +27,8 @@ pub mod x86;
 mod x86_float;
 #[cfg(target_arch = "x86_64")]
 mod x86_gemm;
+#[cfg(target_arch = "x86_64")]
+mod x86_k_low;
 #[cfg(target_arch = "x86_64")]
 mod x86_legacy;
 

@@ -84,7 +84,8 @@ fn dot_for(ty_id: TypeId, dotprod: bool) -> Option<DotFn> {
         (TypeId::Q5_K, true) => q5_k::safe_dotprod,
         (TypeId::Q6_K, false) => q6_k::safe_neon,
         (TypeId::Q6_K, true) => q6_k::safe_dotprod,
-        _ => return None,
+        // Q2_K and Q3_K (`k_low`).
+        _ => return k_low::dot_for(ty_id, dotprod),
     })
 }
 
@@ -894,6 +895,9 @@ forms! {
     q5_k => dot_q5_k;
     q6_k => dot_q6_k;
 }
+
+// Q2_K and Q3_K.
+mod k_low;
 
 #[cfg(test)]
 mod tests;

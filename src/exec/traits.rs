@@ -11,6 +11,7 @@
 //! `dot_for`), each tested against the scalar port.
 
 use super::dot::{self, ActKind};
+use super::dot_k_low;
 use crate::gguf::{GgmlType, TypeId};
 use crate::quant::format;
 
@@ -53,7 +54,7 @@ const fn k(
     }
 }
 
-static CPU_KERNELS: [CpuKernel; 10] = [
+static CPU_KERNELS: [CpuKernel; 14] = [
     k(TypeId::Q4_0, dot::dot_q4_0, true, Some(Tile::B32)),
     k(TypeId::Q4_1, dot::dot_q4_1, false, None),
     k(TypeId::Q5_1, dot::dot_q5_1, false, None),
@@ -69,6 +70,12 @@ static CPU_KERNELS: [CpuKernel; 10] = [
     k(TypeId::Q6_K, dot::dot_q6_k, false, Some(Tile::Q6K)),
     k(TypeId::IQ4_NL, dot::dot_iq4_nl, true, Some(Tile::B32)),
     k(TypeId::IQ4_XS, dot::dot_iq4_xs, false, None),
+    // Q2_K is repacked (`q2_K_8x8_q8_K`) only on AVX-512 CPUs, whose order is not followed yet.
+    k(TypeId::Q2_K, dot_k_low::dot_q2_k, false, None),
+    k(TypeId::Q3_K, dot_k_low::dot_q3_k, false, None),
+    k(TypeId::TQ2_0, dot_k_low::dot_tq2_0, false, None),
+    // Q1_0 is repacked on ARM only.
+    k(TypeId::Q1_0, dot_k_low::dot_q1_0, false, None),
 ];
 
 /// The row of type `id`, if the executor has dot products for it.

@@ -110,6 +110,12 @@ macro_rules! pick {
             TypeId::Q6_K => q6_k::<$n, false>($w, $y),
             TypeId::IQ4_XS if $t => iq4_xs::<$n, true>($w, $y),
             TypeId::IQ4_XS => iq4_xs::<$n, false>($w, $y),
+            TypeId::Q2_K if $t => k_low::q2_k::<$n, true>($w, $y),
+            TypeId::Q2_K => k_low::q2_k::<$n, false>($w, $y),
+            TypeId::Q3_K if $t => k_low::q3_k::<$n, true>($w, $y),
+            TypeId::Q3_K => k_low::q3_k::<$n, false>($w, $y),
+            TypeId::TQ2_0 => k_low::tq2_0::<$n>($w, $y),
+            TypeId::Q1_0 => k_low::q1_0::<$n>($w, $y, $ys),
             _ => return false,
         }
     };
@@ -121,6 +127,8 @@ macro_rules! kernels {
     ($name:ident, $feat:literal, $us8:path, $tiled:literal) => {
         pub(crate) mod $name {
             use super::*;
+            // Q2_K, Q3_K, TQ2_0 and Q1_0 (`pick!`).
+            use crate::exec::x86_k_low::$name as k_low;
 
             #[inline]
             #[target_feature(enable = $feat)]
@@ -1101,7 +1109,9 @@ mod tests {
                                 // AVX2 level (`tiled_kernels_equal_scalar_tiled_form`).
                                 let tiled = *level == Level::Avx2
                                     && n >= TILED_MIN_BATCH
-                                    && tiled_ref(ty.id, w, y).is_some()
+                                    && (tiled_ref(ty.id, w, y).is_some()
+                                        || crate::exec::x86_k_low::tests::tiled_ref(ty.id, w, y)
+                                            .is_some())
                                     && !(r8 && name == "q4_K");
                                 if !(tiled || r8 && name == "q4_K" && t < n / 4 * 4) {
                                     assert_eq!(
