@@ -8,6 +8,7 @@ pub mod tokenizer;
 pub mod attn;
 pub mod bench;
 pub mod dot;
+mod dot_iq_low;
 pub mod error;
 mod float_dot;
 pub mod forward;
@@ -25,6 +26,8 @@ pub mod x86;
 mod x86_float;
 #[cfg(target_arch = "x86_64")]
 mod x86_gemm;
+#[cfg(target_arch = "x86_64")]
+mod x86_iq;
 #[cfg(target_arch = "x86_64")]
 mod x86_legacy;
 

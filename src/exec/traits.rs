@@ -11,6 +11,7 @@
 //! `dot_for`), each tested against the scalar port.
 
 use super::dot::{self, ActKind};
+use super::dot_iq_low as iql;
 use crate::gguf::{GgmlType, TypeId};
 use crate::quant::format;
 
@@ -53,7 +54,7 @@ const fn k(
     }
 }
 
-static CPU_KERNELS: [CpuKernel; 10] = [
+static CPU_KERNELS: [CpuKernel; 15] = [
     k(TypeId::Q4_0, dot::dot_q4_0, true, Some(Tile::B32)),
     k(TypeId::Q4_1, dot::dot_q4_1, false, None),
     k(TypeId::Q5_1, dot::dot_q5_1, false, None),
@@ -69,6 +70,13 @@ static CPU_KERNELS: [CpuKernel; 10] = [
     k(TypeId::Q6_K, dot::dot_q6_k, false, Some(Tile::Q6K)),
     k(TypeId::IQ4_NL, dot::dot_iq4_nl, true, Some(Tile::B32)),
     k(TypeId::IQ4_XS, dot::dot_iq4_xs, false, None),
+    // No repack and no tile of llama.cpp's on x86 (its tiled K-quant matmul is followed inside the
+    // AVX2 kernels, as for IQ4_XS).
+    k(TypeId::IQ2_XXS, iql::dot_iq2_xxs, false, None),
+    k(TypeId::IQ2_XS, iql::dot_iq2_xs, false, None),
+    k(TypeId::IQ2_S, iql::dot_iq2_s, false, None),
+    k(TypeId::IQ3_XXS, iql::dot_iq3_xxs, false, None),
+    k(TypeId::IQ3_S, iql::dot_iq3_s, false, None),
 ];
 
 /// The row of type `id`, if the executor has dot products for it.

@@ -110,6 +110,7 @@ macro_rules! pick {
             TypeId::Q6_K => q6_k::<$n, false>($w, $y),
             TypeId::IQ4_XS if $t => iq4_xs::<$n, true>($w, $y),
             TypeId::IQ4_XS => iq4_xs::<$n, false>($w, $y),
+            other if crate::exec::x86_iq::takes(other) => iq::dots::<$n>(other, $t, $w, $y),
             _ => return false,
         }
     };
@@ -121,6 +122,7 @@ macro_rules! kernels {
     ($name:ident, $feat:literal, $us8:path, $tiled:literal) => {
         pub(crate) mod $name {
             use super::*;
+            use crate::exec::x86_iq::$name as iq;
 
             #[inline]
             #[target_feature(enable = $feat)]
@@ -939,7 +941,7 @@ mod tests {
             TypeId::Q5_K => 176,
             TypeId::Q6_K => 210,
             TypeId::IQ4_XS => 136,
-            _ => return None,
+            _ => return crate::exec::x86_iq::tiled_ref(ty, w, y),
         };
         let mut acc = 0f32;
         for (xb, yb) in w.chunks_exact(bs).zip(y.chunks_exact(292)) {
