@@ -212,6 +212,147 @@ fn bsum_iq3_s(xb: &[u8], q8: &[u8]) -> i32 {
     bsum
 }
 
+// ---- the unpacking the SIMD forms share ---------------------------------------------------------
+
+/// Raw type ids, for the SIMD kernels' const-generic type parameter.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) mod raw {
+    use crate::gguf::TypeId;
+    pub(crate) const IQ2_XXS: u32 = TypeId::IQ2_XXS.raw();
+    pub(crate) const IQ2_XS: u32 = TypeId::IQ2_XS.raw();
+    pub(crate) const IQ2_S: u32 = TypeId::IQ2_S.raw();
+    pub(crate) const IQ3_XXS: u32 = TypeId::IQ3_XXS.raw();
+    pub(crate) const IQ3_S: u32 = TypeId::IQ3_S.raw();
+}
+
+/// Bytes per block and the constant factor of the type with raw id `ty` (one of [`raw`]).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) const fn shape(ty: u32) -> (usize, f32) {
+    match ty {
+        raw::IQ2_XXS => (IQ2_XXS_BYTES, 0.125),
+        raw::IQ2_XS => (IQ2_XS_BYTES, 0.125),
+        raw::IQ2_S => (IQ2_S_BYTES, 0.125),
+        raw::IQ3_XXS => (IQ3_XXS_BYTES, 0.25),
+        _ => (IQ3_S_BYTES, 1.0),
+    }
+}
+
+/// The sign bytes of an 8-bit mask: byte `j` is -1 when bit `j` is set, else 1.
+const fn sign8(m: usize) -> u64 {
+    let mut v = 0u64;
+    let mut j = 0;
+    while j < 8 {
+        let b: u64 = if (m >> j) & 1 != 0 { 0xff } else { 0x01 };
+        v |= b << (8 * j);
+        j += 1;
+    }
+    v
+}
+
+/// `sign8` of every byte: for the formats that store whole sign bytes (IQ2_S, IQ3_S).
+pub(crate) static SIGN8: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = sign8(i);
+        i += 1;
+    }
+    t
+};
+
+/// ggml's `keven_signs_q2xs`: `sign8(ksigns_iq2xs[i])`, the 7 stored bits and their parity as the
+/// eighth (for the formats that store 7-bit sign indices: IQ2_XXS, IQ2_XS, IQ3_XXS).
+pub(crate) static KEVEN_SIGNS: [u64; 128] = {
+    let mut t = [0u64; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = sign8(i | ((i.count_ones() as usize & 1) << 7));
+        i += 1;
+    }
+    t
+};
+
+/// Values `32g..32g + 32` of a super-block as the SIMD forms take them: 4 words of 8 grid
+/// magnitudes (bytes, value order), 4 words of their signs (±1 bytes), and the scales (`2s + 1`)
+/// of values 0-15 and 16-31.
+pub(crate) struct Group {
+    pub q: [u64; 4],
+    pub s: [u64; 4],
+    pub ls: [u8; 2],
+}
+
+/// Group `g` (0-7) of the super-block `xb` of the type with raw id `TY`.
+#[inline(always)]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) fn group<const TY: u32>(xb: &[u8], g: usize) -> Group {
+    let mut q = [0u64; 4];
+    let mut s = [0u64; 4];
+    let ls;
+    match TY {
+        raw::IQ2_XXS => {
+            let a0 = u32_at(xb, 2 + 8 * g);
+            let a1 = u32_at(xb, 6 + 8 * g);
+            for l in 0..4 {
+                q[l] = IQ2XXS_GRID[((a0 >> (8 * l)) & 0xff) as usize];
+                s[l] = KEVEN_SIGNS[((a1 >> (7 * l)) & 127) as usize];
+            }
+            let v = (2 * (a1 >> 28) + 1) as u8;
+            ls = [v, v];
+        }
+        raw::IQ2_XS => {
+            for l in 0..4 {
+                let e = u16_at(xb, 2 + 2 * (4 * g + l)) as usize;
+                q[l] = IQ2XS_GRID[e & 511];
+                s[l] = KEVEN_SIGNS[e >> 9];
+            }
+            let b = xb[66 + g];
+            ls = [2 * (b & 0xf) + 1, 2 * (b >> 4) + 1];
+        }
+        raw::IQ2_S => {
+            let qh = xb[66 + g] as usize;
+            for l in 0..4 {
+                q[l] = IQ2S_GRID[xb[2 + 4 * g + l] as usize | ((qh << (8 - 2 * l)) & 0x300)];
+                s[l] = SIGN8[xb[34 + 4 * g + l] as usize];
+            }
+            let b = xb[74 + g];
+            ls = [2 * (b & 0xf) + 1, 2 * (b >> 4) + 1];
+        }
+        raw::IQ3_XXS => {
+            let q3 = &xb[2 + 8 * g..10 + 8 * g];
+            let aux = u32_at(xb, 66 + 4 * g);
+            for l in 0..4 {
+                q[l] = IQ3XXS_GRID[q3[2 * l] as usize] as u64
+                    | (IQ3XXS_GRID[q3[2 * l + 1] as usize] as u64) << 32;
+                s[l] = KEVEN_SIGNS[((aux >> (7 * l)) & 127) as usize];
+            }
+            let v = (2 * (aux >> 28) + 1) as u8;
+            ls = [v, v];
+        }
+        _ => {
+            let qs = &xb[2 + 8 * g..10 + 8 * g];
+            let qh = xb[66 + g] as usize;
+            for l in 0..4 {
+                let i1 = qs[2 * l] as usize | ((qh << (8 - 2 * l)) & 256);
+                let i2 = qs[2 * l + 1] as usize | ((qh << (7 - 2 * l)) & 256);
+                q[l] = IQ3S_GRID[i1] as u64 | (IQ3S_GRID[i2] as u64) << 32;
+                s[l] = SIGN8[xb[74 + 4 * g + l] as usize];
+            }
+            let v = 2 * ((xb[106 + g / 2] >> (4 * (g % 2))) & 0xf) + 1;
+            ls = [v, v];
+        }
+    }
+    Group { q, s, ls }
+}
+
 /// The scalar form of llama.cpp's tiled matmul (`ggml-cpu/tiled`, AVX2 microkernel, which takes
 /// these types from 8 activation rows) for one weight row and one Q8_K activation row: per
 /// super-block the exact integer sum `s1`, `r = (d_x · factor) · s1`, `acc = r · d_y + acc`
@@ -251,6 +392,58 @@ mod tests {
             (TypeId::IQ3_S, IQ3_S_BYTES),
         ] {
             assert_eq!(id.ty().type_size as usize, n, "{id}");
+        }
+    }
+
+    /// The sign tables agree with the format's `ksigns_iq2xs` (and so with ggml's
+    /// `keven_signs_q2xs`, whose rows are those bytes spelled out as ±1).
+    #[test]
+    fn sign_tables_follow_ksigns() {
+        for (i, &k) in KSIGNS_IQ2XS.iter().enumerate() {
+            assert_eq!(KEVEN_SIGNS[i], SIGN8[k as usize], "{i}");
+            for j in 0..8 {
+                let b = (KEVEN_SIGNS[i] >> (8 * j)) as u8 as i8;
+                assert_eq!(b, if k >> j & 1 == 1 { -1 } else { 1 }, "{i} {j}");
+            }
+        }
+    }
+
+    /// The groups the SIMD forms take give each super-block the ports' integer sum.
+    #[test]
+    fn groups_give_the_ports_sums() {
+        fn via_groups<const TY: u32>(xb: &[u8], q8: &[u8]) -> i32 {
+            let mut bsum = 0;
+            for g in 0..8 {
+                let gr = group::<TY>(xb, g);
+                for v in 0..32 {
+                    let (w, j) = (v / 8, v % 8);
+                    let m = ((gr.q[w] >> (8 * j)) & 0xff) as i32;
+                    let sg = ((gr.s[w] >> (8 * j)) & 0xff) as u8 as i8 as i32;
+                    bsum += gr.ls[v / 16] as i32 * m * sg * q8[32 * g + v] as i8 as i32;
+                }
+            }
+            bsum
+        }
+        for name in ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"] {
+            let (wq, acts, ty) = crate::exec::dot::tests::case(name, 1024, 1, 1, 3);
+            let (q, _, _) = acts.q_rows().unwrap();
+            let bytes = ty.type_size as usize;
+            for (xb, yb) in wq.chunks_exact(bytes).zip(q.chunks_exact(Q8K)) {
+                let q8 = &yb[4..260];
+                let (want, got) = match ty.id {
+                    TypeId::IQ2_XXS => {
+                        (bsum_iq2_xxs(xb, q8), via_groups::<{ raw::IQ2_XXS }>(xb, q8))
+                    }
+                    TypeId::IQ2_XS => (bsum_iq2_xs(xb, q8), via_groups::<{ raw::IQ2_XS }>(xb, q8)),
+                    TypeId::IQ2_S => (bsum_iq2_s(xb, q8), via_groups::<{ raw::IQ2_S }>(xb, q8)),
+                    TypeId::IQ3_XXS => {
+                        (bsum_iq3_xxs(xb, q8), via_groups::<{ raw::IQ3_XXS }>(xb, q8))
+                    }
+                    _ => (bsum_iq3_s(xb, q8), via_groups::<{ raw::IQ3_S }>(xb, q8)),
+                };
+                assert_eq!(got, want, "{name}");
+                assert_ne!(want, 0, "{name}: a case that could fail");
+            }
         }
     }
 }

@@ -13,64 +13,8 @@
 use std::arch::x86_64::*;
 
 use crate::gguf::TypeId;
-use crate::quant::iquants::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 
-/// The sign bytes of an 8-bit mask: byte `j` is -1 when bit `j` is set, else 1.
-const fn sign8(m: usize) -> u64 {
-    let mut v = 0u64;
-    let mut j = 0;
-    while j < 8 {
-        let b: u64 = if (m >> j) & 1 != 0 { 0xff } else { 0x01 };
-        v |= b << (8 * j);
-        j += 1;
-    }
-    v
-}
-
-/// `sign8` of every byte: for the formats that store whole sign bytes (IQ2_S, IQ3_S).
-static SIGN8: [u64; 256] = {
-    let mut t = [0u64; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = sign8(i);
-        i += 1;
-    }
-    t
-};
-
-/// ggml's `keven_signs_q2xs`: `sign8(ksigns_iq2xs[i])`, the 7 stored bits and their parity as the
-/// eighth (for the formats that store 7-bit sign indices: IQ2_XXS, IQ2_XS, IQ3_XXS).
-static KEVEN_SIGNS: [u64; 128] = {
-    let mut t = [0u64; 128];
-    let mut i = 0;
-    while i < 128 {
-        t[i] = sign8(i | (((i as u32).count_ones() as usize & 1) << 7));
-        i += 1;
-    }
-    t
-};
-
-/// Raw type ids for the kernels' const-generic type parameter.
-mod raw {
-    use crate::gguf::TypeId;
-    pub(super) const IQ2_XXS: u32 = TypeId::IQ2_XXS.raw();
-    pub(super) const IQ2_XS: u32 = TypeId::IQ2_XS.raw();
-    pub(super) const IQ2_S: u32 = TypeId::IQ2_S.raw();
-    pub(super) const IQ3_XXS: u32 = TypeId::IQ3_XXS.raw();
-    pub(super) const IQ3_S: u32 = TypeId::IQ3_S.raw();
-}
-
-/// Bytes per block and the constant factor of the type with raw id `ty`.
-const fn shape(ty: u32) -> (usize, f32) {
-    use super::dot_iq_low as d;
-    match ty {
-        raw::IQ2_XXS => (d::IQ2_XXS_BYTES, 0.125),
-        raw::IQ2_XS => (d::IQ2_XS_BYTES, 0.125),
-        raw::IQ2_S => (d::IQ2_S_BYTES, 0.125),
-        raw::IQ3_XXS => (d::IQ3_XXS_BYTES, 0.25),
-        _ => (d::IQ3_S_BYTES, 1.0),
-    }
-}
+use super::dot_iq_low::{group, raw, shape};
 
 /// Whether the type has a kernel here.
 pub(crate) fn takes(ty: TypeId) -> bool {
@@ -78,16 +22,6 @@ pub(crate) fn takes(ty: TypeId) -> bool {
         ty,
         TypeId::IQ2_XXS | TypeId::IQ2_XS | TypeId::IQ2_S | TypeId::IQ3_XXS | TypeId::IQ3_S
     )
-}
-
-#[inline(always)]
-fn u16_at(b: &[u8], at: usize) -> usize {
-    u16::from_le_bytes([b[at], b[at + 1]]) as usize
-}
-
-#[inline(always)]
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Generates one kernel set for a target-feature string (`$name` is also the `x86` kernel set
@@ -98,7 +32,7 @@ macro_rules! iq_kernels {
             use super::*;
             use crate::exec::x86::$name::{h, hsum_float_8, load256};
 
-            /// `out = w · y[c]` for the `N` activation rows of `y` (false: not a type of here).
+            /// `out[c] = w · y[c]` for the `N` activation rows of `y` (a type that `takes` accepts).
             #[inline]
             #[target_feature(enable = $feat)]
             pub(crate) fn dots<const N: usize>(
@@ -122,18 +56,11 @@ macro_rules! iq_kernels {
                 }
             }
 
-            /// Four 64-bit words as a vector (`_mm256_set_epi64x` in ggml's order: `a` lowest).
+            /// Four 64-bit words as a vector (`_mm256_set_epi64x` in ggml's order: `w[0]` lowest).
             #[inline]
             #[target_feature(enable = $feat)]
-            fn v64(a: u64, b: u64, c: u64, d: u64) -> __m256i {
-                _mm256_set_epi64x(d as i64, c as i64, b as i64, a as i64)
-            }
-
-            /// 16-bit scales: `lo` on values 0-15 of the 32, `hi` on 16-31.
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn scales2(lo: u8, hi: u8) -> __m256i {
-                _mm256_set_m128i(_mm_set1_epi16(hi as i16), _mm_set1_epi16(lo as i16))
+            fn v64(w: [u64; 4]) -> __m256i {
+                _mm256_set_epi64x(w[3] as i64, w[2] as i64, w[1] as i64, w[0] as i64)
             }
 
             /// A super-block of type `TY` as 8 × 32 grid magnitudes, their ±1 signs and the
@@ -145,66 +72,13 @@ macro_rules! iq_kernels {
                 let mut s = [_mm256_setzero_si256(); 8];
                 let mut sc = [_mm256_setzero_si256(); 8];
                 for g in 0..8 {
-                    match TY {
-                        raw::IQ2_XXS => {
-                            let a0 = u32_at(xb, 2 + 8 * g);
-                            let a1 = u32_at(xb, 6 + 8 * g);
-                            let gi = |l: u32| IQ2XXS_GRID[((a0 >> (8 * l)) & 0xff) as usize];
-                            let si = |l: u32| KEVEN_SIGNS[((a1 >> (7 * l)) & 127) as usize];
-                            q[g] = v64(gi(0), gi(1), gi(2), gi(3));
-                            s[g] = v64(si(0), si(1), si(2), si(3));
-                            let ls = (2 * (a1 >> 28) + 1) as u8;
-                            sc[g] = scales2(ls, ls);
-                        }
-                        raw::IQ2_XS => {
-                            let e = |l: usize| u16_at(xb, 2 + 2 * (4 * g + l));
-                            let gi = |l: usize| IQ2XS_GRID[e(l) & 511];
-                            let si = |l: usize| KEVEN_SIGNS[e(l) >> 9];
-                            q[g] = v64(gi(0), gi(1), gi(2), gi(3));
-                            s[g] = v64(si(0), si(1), si(2), si(3));
-                            let b = xb[66 + g];
-                            sc[g] = scales2(2 * (b & 0xf) + 1, 2 * (b >> 4) + 1);
-                        }
-                        raw::IQ2_S => {
-                            let qh = xb[66 + g] as usize;
-                            let gi = |l: usize| {
-                                IQ2S_GRID
-                                    [xb[2 + 4 * g + l] as usize | ((qh << (8 - 2 * l)) & 0x300)]
-                            };
-                            let si = |l: usize| SIGN8[xb[34 + 4 * g + l] as usize];
-                            q[g] = v64(gi(0), gi(1), gi(2), gi(3));
-                            s[g] = v64(si(0), si(1), si(2), si(3));
-                            let b = xb[74 + g];
-                            sc[g] = scales2(2 * (b & 0xf) + 1, 2 * (b >> 4) + 1);
-                        }
-                        raw::IQ3_XXS => {
-                            let q3 = &xb[2 + 8 * g..10 + 8 * g];
-                            let gi = |l: usize| {
-                                IQ3XXS_GRID[q3[2 * l] as usize] as u64
-                                    | (IQ3XXS_GRID[q3[2 * l + 1] as usize] as u64) << 32
-                            };
-                            let aux = u32_at(xb, 66 + 4 * g);
-                            let si = |l: u32| KEVEN_SIGNS[((aux >> (7 * l)) & 127) as usize];
-                            q[g] = v64(gi(0), gi(1), gi(2), gi(3));
-                            s[g] = v64(si(0), si(1), si(2), si(3));
-                            let ls = (2 * (aux >> 28) + 1) as u8;
-                            sc[g] = scales2(ls, ls);
-                        }
-                        _ => {
-                            let qs = &xb[2 + 8 * g..10 + 8 * g];
-                            let qh = xb[66 + g] as usize;
-                            let gi = |l: usize| {
-                                let i1 = qs[2 * l] as usize | ((qh << (8 - 2 * l)) & 256);
-                                let i2 = qs[2 * l + 1] as usize | ((qh << (7 - 2 * l)) & 256);
-                                IQ3S_GRID[i1] as u64 | (IQ3S_GRID[i2] as u64) << 32
-                            };
-                            let si = |l: usize| SIGN8[xb[74 + 4 * g + l] as usize];
-                            q[g] = v64(gi(0), gi(1), gi(2), gi(3));
-                            s[g] = v64(si(0), si(1), si(2), si(3));
-                            let ls = 2 * ((xb[106 + g / 2] >> (4 * (g % 2))) & 0xf) + 1;
-                            sc[g] = scales2(ls, ls);
-                        }
-                    }
+                    let gr = group::<TY>(xb, g);
+                    q[g] = v64(gr.q);
+                    s[g] = v64(gr.s);
+                    sc[g] = _mm256_set_m128i(
+                        _mm_set1_epi16(gr.ls[1] as i16),
+                        _mm_set1_epi16(gr.ls[0] as i16),
+                    );
                 }
                 (q, s, sc)
             }
@@ -288,20 +162,6 @@ mod tests {
     use crate::exec::dot::tests::{act_row_q, case};
     use crate::exec::dot::{scalar_dot, simd_dots_for_test, Kernels};
     use crate::exec::x86::{detect, Level};
-    use crate::quant::iquants::KSIGNS_IQ2XS;
-
-    /// The sign tables agree with the format's `ksigns_iq2xs` (and so with ggml's
-    /// `keven_signs_q2xs`, whose rows are those bytes spelled out as ±1).
-    #[test]
-    fn sign_tables_follow_ksigns() {
-        for (i, &k) in KSIGNS_IQ2XS.iter().enumerate() {
-            assert_eq!(KEVEN_SIGNS[i], SIGN8[k as usize], "{i}");
-            for j in 0..8 {
-                let b = (KEVEN_SIGNS[i] >> (8 * j)) as u8 as i8;
-                assert_eq!(b, if k >> j & 1 == 1 { -1 } else { 1 }, "{i} {j}");
-            }
-        }
-    }
 
     const NAMES: [&str; 5] = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"];
 
