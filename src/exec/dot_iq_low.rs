@@ -357,7 +357,7 @@ pub(crate) fn group<const TY: u32>(xb: &[u8], g: usize) -> Group {
 /// these types from 8 activation rows) for one weight row and one Q8_K activation row: per
 /// super-block the exact integer sum `s1`, `r = (d_x · factor) · s1`, `acc = r · d_y + acc`
 /// (fused). None for other types.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn tiled_form(ty: crate::gguf::TypeId, w: &[u8], y: &[u8]) -> Option<f32> {
     use crate::gguf::TypeId;
     let (bytes, factor, bsum): (usize, f32, BlockSum) = match ty {
