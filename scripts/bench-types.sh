@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Weight types benchmark (issue 20): gemma-3 270M re-quantized by llama-quantize from an F16 copy of
-# $GEMMA into F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_M, Q2_K_PURE, Q3_K_PURE, TQ2_0, Q1_0 (cached
-# under ~/.cache/pocket-peers/types/; a `_PURE` type is `llama-quantize --pure`: gemma-3 270M's
-# Q2_K mix holds no Q2_K tensor and its Q3_K_M mix no Q3_K tensor, its 640-column matrices falling
-# back to Q4_0, so these two put Q2_K / Q3_K in every matrix whose rows allow it), then for each: `pocket bench` and `llama-bench` in the same run,
+# $GEMMA into F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_M, Q2_K_PURE, Q3_K_PURE, TQ2_0, Q1_0,
+# IQ3_S, IQ2_XS (cached under ~/.cache/pocket-peers/types/; a `_PURE` type is `llama-quantize --pure`:
+# gemma-3 270M's Q2_K mix holds no Q2_K tensor and its Q3_K_M mix no Q3_K tensor, its 640-column
+# matrices falling back to Q4_0, so these two put Q2_K / Q3_K in every matrix whose rows allow it;
+# IQ2_XXS/IQ2_XS/IQ2_S with an importance matrix that llama-imatrix makes from the F16 copy over
+# testdata/exec/ppl-text.txt, -c 128), then for each: `pocket bench` and `llama-bench` in the same run,
 # 2 threads, pp128 and tg64, alternating test by test (scripts/bench-exec.py's helpers), and a table
 # type x test x llama / pocket x ratio, with tg's fraction of the memory-bandwidth limit.
 # With --ppl, also `pocket perplexity` against `llama-perplexity` (-c 128, testdata/exec/ppl-text.txt,
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) TYPES+=("$1"); shift ;;
   esac
 done
-[ ${#TYPES[@]} -gt 0 ] || TYPES=(F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q2_K_PURE Q3_K_PURE TQ2_0 Q1_0)
+[ ${#TYPES[@]} -gt 0 ] || TYPES=(F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q2_K_PURE Q3_K_PURE TQ2_0 Q1_0 IQ3_S IQ2_XS)
 DIR=$POCKET_PEERS/types
 mkdir -p "$DIR"
 if [ ! -f "$DIR/f16.gguf" ]; then
@@ -33,10 +35,19 @@ fi
 for t in "${TYPES[@]}"; do
   f=$DIR/$(echo "$t" | tr 'A-Z' 'a-z').gguf
   if [ ! -f "$f" ]; then
+    IM=()
+    case "$t" in IQ2_XXS|IQ2_XS|IQ2_S)
+      if [ ! -f "$DIR/imatrix-f16.gguf" ]; then
+        llama-imatrix -m "$DIR/f16.gguf" -f testdata/exec/ppl-text.txt -c 128 -t 2 \
+          -o "$DIR/imatrix-f16.tmp.gguf" >> "$DIR/quantize.log" 2>&1
+        mv "$DIR/imatrix-f16.tmp.gguf" "$DIR/imatrix-f16.gguf"
+      fi
+      IM=(--imatrix "$DIR/imatrix-f16.gguf") ;;
+    esac
     if [[ $t == *_PURE ]]; then
-      llama-quantize --pure "$DIR/f16.gguf" "$f.tmp" "${t%_PURE}" >> "$DIR/quantize.log" 2>&1
+      llama-quantize --pure "${IM[@]}" "$DIR/f16.gguf" "$f.tmp" "${t%_PURE}" >> "$DIR/quantize.log" 2>&1
     else
-      llama-quantize "$DIR/f16.gguf" "$f.tmp" "$t" >> "$DIR/quantize.log" 2>&1
+      llama-quantize "${IM[@]}" "$DIR/f16.gguf" "$f.tmp" "$t" >> "$DIR/quantize.log" 2>&1
     fi
     mv "$f.tmp" "$f"
   fi

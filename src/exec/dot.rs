@@ -979,7 +979,10 @@ pub(crate) mod tests {
         let ty = ggml_type_by_name(name).unwrap();
         let w = lcg(cols * rows, seed);
         let mut wq = vec![0u8; ty.bytes_for((cols * rows) as u64).unwrap() as usize];
-        quantize_chunk(ty, &w, &mut wq, cols, None).unwrap();
+        // Types that need an importance matrix (IQ2_XXS, IQ2_XS) get a flat one.
+        let ones = vec![1f32; cols];
+        let required = crate::quant::format(ty.id).imatrix == crate::quant::Imatrix::Required;
+        quantize_chunk(ty, &w, &mut wq, cols, required.then_some(&ones[..])).unwrap();
         let mut acts = Acts::default();
         acts.prepare(ty, &lcg(cols * n, seed + 1), n).unwrap();
         (wq, acts, ty)

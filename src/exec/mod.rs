@@ -9,6 +9,7 @@ pub mod attn;
 pub mod bench;
 pub mod dot;
 mod dot_k_low;
+mod dot_iq_low;
 pub mod error;
 mod float_dot;
 pub mod forward;
@@ -29,6 +30,7 @@ mod x86_float;
 mod x86_gemm;
 #[cfg(target_arch = "x86_64")]
 mod x86_k_low;
+mod x86_iq;
 #[cfg(target_arch = "x86_64")]
 mod x86_legacy;
 

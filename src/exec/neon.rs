@@ -84,6 +84,16 @@ fn dot_for(ty_id: TypeId, dotprod: bool) -> Option<DotFn> {
         (TypeId::Q5_K, true) => q5_k::safe_dotprod,
         (TypeId::Q6_K, false) => q6_k::safe_neon,
         (TypeId::Q6_K, true) => q6_k::safe_dotprod,
+        (TypeId::IQ2_XXS, false) => iq2_xxs::safe_neon,
+        (TypeId::IQ2_XXS, true) => iq2_xxs::safe_dotprod,
+        (TypeId::IQ2_XS, false) => iq2_xs::safe_neon,
+        (TypeId::IQ2_XS, true) => iq2_xs::safe_dotprod,
+        (TypeId::IQ2_S, false) => iq2_s::safe_neon,
+        (TypeId::IQ2_S, true) => iq2_s::safe_dotprod,
+        (TypeId::IQ3_XXS, false) => iq3_xxs::safe_neon,
+        (TypeId::IQ3_XXS, true) => iq3_xxs::safe_dotprod,
+        (TypeId::IQ3_S, false) => iq3_s::safe_neon,
+        (TypeId::IQ3_S, true) => iq3_s::safe_dotprod,
         // Q2_K and Q3_K (`k_low`).
         _ => return k_low::dot_for(ty_id, dotprod),
     })
@@ -894,10 +904,18 @@ forms! {
     q4_k => dot_q4_k;
     q5_k => dot_q5_k;
     q6_k => dot_q6_k;
+    iq2_xxs => dot_iq2_xxs;
+    iq2_xs => dot_iq2_xs;
+    iq2_s => dot_iq2_s;
+    iq3_xxs => dot_iq3_xxs;
+    iq3_s => dot_iq3_s;
 }
 
 // Q2_K and Q3_K.
 mod k_low;
+// IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (their own file).
+mod iq;
+use iq::{dot_iq2_s, dot_iq2_xs, dot_iq2_xxs, dot_iq3_s, dot_iq3_xxs};
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@
 
 use super::dot::{self, ActKind};
 use super::dot_k_low;
+use super::dot_iq_low as iql;
 use crate::gguf::{GgmlType, TypeId};
 use crate::quant::format;
 
@@ -54,7 +55,7 @@ const fn k(
     }
 }
 
-static CPU_KERNELS: [CpuKernel; 14] = [
+static CPU_KERNELS: [CpuKernel; 19] = [
     k(TypeId::Q4_0, dot::dot_q4_0, true, Some(Tile::B32)),
     k(TypeId::Q4_1, dot::dot_q4_1, false, None),
     k(TypeId::Q5_1, dot::dot_q5_1, false, None),
@@ -76,6 +77,13 @@ static CPU_KERNELS: [CpuKernel; 14] = [
     k(TypeId::TQ2_0, dot_k_low::dot_tq2_0, false, None),
     // Q1_0 is repacked on ARM only.
     k(TypeId::Q1_0, dot_k_low::dot_q1_0, false, None),
+    // No repack and no tile of llama.cpp's on x86 (its tiled K-quant matmul is followed inside the
+    // AVX2 kernels, as for IQ4_XS).
+    k(TypeId::IQ2_XXS, iql::dot_iq2_xxs, false, None),
+    k(TypeId::IQ2_XS, iql::dot_iq2_xs, false, None),
+    k(TypeId::IQ2_S, iql::dot_iq2_s, false, None),
+    k(TypeId::IQ3_XXS, iql::dot_iq3_xxs, false, None),
+    k(TypeId::IQ3_S, iql::dot_iq3_s, false, None),
 ];
 
 /// The row of type `id`, if the executor has dot products for it.

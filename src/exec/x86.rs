@@ -116,6 +116,7 @@ macro_rules! pick {
             TypeId::Q3_K => k_low::q3_k::<$n, false>($w, $y),
             TypeId::TQ2_0 => k_low::tq2_0::<$n>($w, $y),
             TypeId::Q1_0 => k_low::q1_0::<$n>($w, $y, $ys),
+            other if crate::exec::x86_iq::takes(other) => iq::dots::<$n>(other, $t, $w, $y),
             _ => return false,
         }
     };
@@ -129,6 +130,7 @@ macro_rules! kernels {
             use super::*;
             // Q2_K, Q3_K, TQ2_0 and Q1_0 (`pick!`).
             use crate::exec::x86_k_low::$name as k_low;
+            use crate::exec::x86_iq::$name as iq;
 
             #[inline]
             #[target_feature(enable = $feat)]
@@ -947,7 +949,7 @@ mod tests {
             TypeId::Q5_K => 176,
             TypeId::Q6_K => 210,
             TypeId::IQ4_XS => 136,
-            _ => return None,
+            _ => return crate::exec::x86_iq::tiled_ref(ty, w, y),
         };
         let mut acc = 0f32;
         for (xb, yb) in w.chunks_exact(bs).zip(y.chunks_exact(292)) {

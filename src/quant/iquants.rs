@@ -15,9 +15,10 @@ mod lattice;
 mod neon;
 mod tables;
 
-use tables::{
-    IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KMASK_IQ2XS,
-    KSIGNS_IQ2XS,
+use tables::IQ1S_GRID;
+// The grids and sign tables are also the executor's (its IQ2/IQ3 dot products).
+pub(crate) use tables::{
+    IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KMASK_IQ2XS, KSIGNS_IQ2XS,
 };
 pub(crate) use tables::{KVALUES_FP4, KVALUES_IQ4NL};
 
