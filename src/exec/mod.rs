@@ -8,8 +8,8 @@ pub mod tokenizer;
 pub mod attn;
 pub mod bench;
 pub mod dot;
-mod dot_k_low;
 mod dot_iq_low;
+mod dot_k_low;
 pub mod error;
 mod float_dot;
 pub mod forward;
@@ -29,8 +29,9 @@ mod x86_float;
 #[cfg(target_arch = "x86_64")]
 mod x86_gemm;
 #[cfg(target_arch = "x86_64")]
-mod x86_k_low;
 mod x86_iq;
+#[cfg(target_arch = "x86_64")]
+mod x86_k_low;
 #[cfg(target_arch = "x86_64")]
 mod x86_legacy;
 

@@ -11,8 +11,8 @@
 //! `dot_for`), each tested against the scalar port.
 
 use super::dot::{self, ActKind};
-use super::dot_k_low;
 use super::dot_iq_low as iql;
+use super::dot_k_low;
 use crate::gguf::{GgmlType, TypeId};
 use crate::quant::format;
 

@@ -129,8 +129,8 @@ macro_rules! kernels {
         pub(crate) mod $name {
             use super::*;
             // Q2_K, Q3_K, TQ2_0 and Q1_0 (`pick!`).
-            use crate::exec::x86_k_low::$name as k_low;
             use crate::exec::x86_iq::$name as iq;
+            use crate::exec::x86_k_low::$name as k_low;
 
             #[inline]
             #[target_feature(enable = $feat)]
