@@ -528,3 +528,18 @@ impl Drop for AtomicFile {
         }
     }
 }
+
+/// pocket's cache folder `sub`: `$POCKET_CACHE/SUB`, else `$XDG_CACHE_HOME/pocket/SUB`, else
+/// `~/.cache/pocket/SUB` (remote headers, budget sensitivities).
+pub fn cache_dir(sub: &str) -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = var("POCKET_CACHE") {
+        return Some(p.join(sub));
+    }
+    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(base.join("pocket").join(sub))
+}

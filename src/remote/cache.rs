@@ -22,16 +22,7 @@ pub struct Entry {
 /// The default folder: `$POCKET_CACHE/remote`, else `$XDG_CACHE_HOME/pocket/remote`, else
 /// `~/.cache/pocket/remote`.
 pub fn default_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = var("POCKET_CACHE") {
-        return Some(p.join("remote"));
-    }
-    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
-    Some(base.join("pocket").join("remote"))
+    crate::fsio::cache_dir("remote")
 }
 
 fn path_for(dir: &Path, url: &str) -> PathBuf {

@@ -361,16 +361,7 @@ fn budget_target(a: &Args) -> Result<Option<Target>, Failure> {
 /// The folder of cached sensitivities: `$POCKET_CACHE/sensitivity`, else
 /// `$XDG_CACHE_HOME/pocket/sensitivity`, else `~/.cache/pocket/sensitivity`.
 fn cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = var("POCKET_CACHE") {
-        return Some(p.join("sensitivity"));
-    }
-    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
-    Some(base.join("pocket").join("sensitivity"))
+    pocket::fsio::cache_dir("sensitivity")
 }
 
 /// A file as the cache knows it: canonical path, size, modification time (a changed file is
