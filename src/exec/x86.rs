@@ -152,7 +152,7 @@ macro_rules! kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn f32_at(b: &[u8], at: usize) -> f32 {
+            pub(crate) fn f32_at(b: &[u8], at: usize) -> f32 {
                 f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
             }
 
@@ -175,7 +175,7 @@ macro_rules! kernels {
             /// Asks for the weights `PREFETCH` bytes ahead of `b` (a hint: never faults).
             #[inline]
             #[target_feature(enable = $feat)]
-            fn prefetch(b: &[u8]) {
+            pub(crate) fn prefetch(b: &[u8]) {
                 let p = b.as_ptr().wrapping_add(PREFETCH);
                 // A prefetch is a hint: it never faults, whatever the address.
                 _mm_prefetch(p as *const i8, _MM_HINT_T0);
@@ -343,7 +343,7 @@ macro_rules! kernels {
             /// `hsum_i32_8`.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn hsum_i32_8(a: __m256i) -> i32 {
+            pub(crate) fn hsum_i32_8(a: __m256i) -> i32 {
                 let sum128 =
                     _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
                 let hi64 = _mm_unpackhi_epi64(sum128, sum128);

@@ -30,7 +30,7 @@ macro_rules! iq_kernels {
     ($name:ident, $feat:literal) => {
         pub(crate) mod $name {
             use super::*;
-            use crate::exec::x86::$name::{h, hsum_float_8, load256};
+            use crate::exec::x86::$name::{h, hsum_float_8, hsum_i32_8, load256};
 
             /// `out[c] = w · y[c]` for the `N` activation rows of `y` (a type that `takes` accepts).
             #[inline]
@@ -133,15 +133,6 @@ macro_rules! iq_kernels {
                     out[c] = factor * hsum_float_8(acc[c]);
                 }
                 out
-            }
-
-            /// The sum of the 8 lanes (exact: integers).
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn hsum_i32_8(a: __m256i) -> i32 {
-                let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-                let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-                _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
             }
         }
     };

@@ -44,39 +44,13 @@ static SHUFFLE_Q3K: [[u8; 32]; 4] = {
     t
 };
 
-/// How far ahead of the weights being read the kernels prefetch (as `x86.rs`).
-const PREFETCH: usize = 2048;
-
 macro_rules! kernels {
     ($name:ident, $feat:literal) => {
         pub(crate) mod $name {
             use super::*;
-            use crate::exec::x86::avx2::{h, hsum_float_8, load128, load256};
-
-            /// Asks for the weights `PREFETCH` bytes ahead of `b` (a hint: never faults).
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn prefetch(b: &[u8]) {
-                let p = b.as_ptr().wrapping_add(PREFETCH);
-                // A prefetch is a hint: it never faults, whatever the address.
-                _mm_prefetch(p as *const i8, _MM_HINT_T0);
-            }
-
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn f32_at(b: &[u8], at: usize) -> f32 {
-                f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-            }
-
-            /// The 8 lanes summed (exact integers).
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn hsum_i32_8(a: __m256i) -> i32 {
-                let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-                let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-                _mm_cvtsi128_si32(s)
-            }
+            use crate::exec::x86::avx2::{
+                f32_at, h, hsum_float_8, hsum_i32_8, load128, load256, prefetch,
+            };
 
             /// Sixteen signed 8-bit scales as the two halves ggml's kernels index: low 8 scales
             /// (16-bit, twice) and high 8, then each of the 8 shuffles of 32 values it takes.
