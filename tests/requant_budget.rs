@@ -282,3 +282,197 @@ fn the_probe_measures_one_replaced_tensor() {
         assert!(probe.kld_with("no.such.weight", q4, &q).is_err());
     }
 }
+
+/// A device profile file with `app_gib` of memory for the app.
+fn device_file(dir: &Path, id: &str, platform: &str, app_gib: f64) -> String {
+    let p = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"test {id}\"\nram_gb = 1\napp_gb = {app_gib}\nbandwidth_gbs = 20\nplatform = \"{platform}\"\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// `requantize --fit DEVICE --ctx 512 --json` of the tiny llama into `out`: its JSON, or its stderr.
+fn fit(dev: &str, out: &Path, cache: &Path, extra: &[&str]) -> Result<Value, String> {
+    let t = tiny();
+    let o = out.display().to_string();
+    let mut args = vec![
+        "requantize",
+        &t,
+        &o,
+        "Q4_K_M",
+        "--fit",
+        dev,
+        "--ctx",
+        "512",
+        "--json",
+        "--force",
+    ];
+    args.extend_from_slice(extra);
+    let r = common::pocket()
+        .args(&args)
+        .env("POCKET_CACHE", cache)
+        .output()
+        .unwrap();
+    if r.status.success() {
+        Ok(serde_json::from_slice(&r.stdout).unwrap())
+    } else {
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        Err(String::from_utf8_lossy(&r.stderr).to_string())
+    }
+}
+
+#[test]
+fn fit_fills_the_device_as_verify_judges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("fit.gguf");
+    // From just above the smallest the tiny model can take (KV cache and compute buffers are most
+    // of it) to more than Q8_0 everywhere needs.
+    let sizes = [0.007, 0.0075, 0.008, 0.009, 0.02];
+    let mut costs = std::collections::BTreeMap::new();
+    for platform in ["android", "ios"] {
+        let mut last_cost = f64::INFINITY;
+        for (i, &app) in sizes.iter().enumerate() {
+            let dev = device_file(dir.path(), &format!("{platform}{i}"), platform, app);
+            let j =
+                fit(&dev, &out, &cache, &[]).unwrap_or_else(|e| panic!("{platform} {app}: {e}"));
+            let f = &j["budget"]["fit"];
+            let (total, limit) = (
+                f["total_bytes"].as_u64().unwrap(),
+                f["limit_bytes"].as_u64().unwrap(),
+            );
+            assert!(total <= limit, "{platform} {app}: {total} > {limit}");
+            assert_eq!(f["verdict"], "fits");
+            assert_eq!(
+                limit,
+                (0.8 * f["app_bytes"].as_u64().unwrap() as f64) as u64
+            );
+            // pocket verify, on the written file and the same device, sees the same bytes.
+            let v = run_pocket(&[
+                "verify",
+                out.to_str().unwrap(),
+                "--device",
+                &dev,
+                "--ctx",
+                "512",
+                "--json",
+            ]);
+            let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+            let d = &v["models"][0]["device"];
+            assert_eq!(d["total_bytes"].as_u64(), Some(total), "{platform} {app}");
+            assert_eq!(d["verdict"], "fits");
+            let cost = j["budget"]["expected_cost"].as_f64().unwrap();
+            assert!(
+                cost <= last_cost,
+                "{platform} {app}: {cost} after {last_cost}"
+            );
+            last_cost = cost;
+            costs.insert((platform, i), (cost, total));
+        }
+    }
+    for i in 0..sizes.len() {
+        let (a, i_) = (costs[&("android", i)], costs[&("ios", i)]);
+        // Android's CPU backend keeps a second, repacked copy of some types: the same memory buys
+        // no better model there than on iOS, and at a tight budget a worse one.
+        assert!(i_.0 <= a.0 + 1e-12, "{i}: ios {i_:?} android {a:?}");
+    }
+    assert!(costs[&("ios", 0)].0 < costs[&("android", 0)].0);
+    // With room to spare, both take the best candidate everywhere.
+    assert_eq!(costs[&("ios", 4)].0, costs[&("android", 4)].0);
+}
+
+#[test]
+fn fit_refuses_a_device_too_small_and_types_its_backend_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("fit.gguf");
+    let small = device_file(dir.path(), "small", "android", 0.006);
+    let e = fit(&small, &out, &cache, &[]).unwrap_err();
+    assert!(e.contains("cannot fit small at context 512"), "{e}");
+    assert!(!out.exists());
+    let e = fit("no-such-phone", &out, &cache, &[]).unwrap_err();
+    assert!(
+        e.contains("--fit no-such-phone: no such built-in profile"),
+        "{e}"
+    );
+    // Metal has no matrix product for TQ1_0 (and llama.cpp's CPU backend has one for everything).
+    let cands = ["--candidates", "q4_0,q8_0,tq1_0"];
+    let ios = device_file(dir.path(), "ios", "ios", 0.02);
+    let j = fit(&ios, &out, &cache, &cands).unwrap();
+    assert_eq!(
+        j["budget"]["fit"]["candidates_left_out"],
+        serde_json::json!(["tq1_0"])
+    );
+    let android = device_file(dir.path(), "android", "android", 0.02);
+    let j = fit(&android, &out, &cache, &cands).unwrap();
+    assert_eq!(
+        j["budget"]["fit"]["candidates_left_out"],
+        serde_json::json!([])
+    );
+    let ios = device_file(dir.path(), "ios-only-tq1", "ios", 0.02);
+    let e = fit(&ios, &out, &cache, &["--candidates", "tq1_0"]).unwrap_err();
+    assert!(
+        e.contains("multiplies by none of the candidates tq1_0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn report_text_measures_the_written_file_as_pocket_kld_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny();
+    let text = common::testdata("exec/ppl-text.txt").display().to_string();
+    let mut kld = Vec::new();
+    for ty in ["Q8_0", "Q2_K"] {
+        let out = dir.path().join(format!("{ty}.gguf")).display().to_string();
+        let o = ok(&[
+            "requantize",
+            &t,
+            &out,
+            ty,
+            "--report-text",
+            &text,
+            "--report-ctx",
+            "64",
+            "--json",
+        ]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let q = &j["quality"];
+        let k = q["kld"]["value"].as_f64().unwrap();
+        let top = q["same_top"]["value"].as_f64().unwrap();
+        assert!(k > 0.0 && (0.0..=1.0).contains(&top), "{ty}: {q}");
+        // The same comparison as `pocket kld` makes of the two files.
+        let o = ok(&["kld", &t, &out, "-f", &text, "-c", "64", "--json"]);
+        let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(p["summary"], *q, "{ty}");
+        // People get one line with it.
+        let o = ok(&[
+            "requantize",
+            &t,
+            &out,
+            ty,
+            "--report-text",
+            &text,
+            "--report-ctx",
+            "64",
+            "--force",
+        ]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains(&format!("mean KLD {k:.6}")), "{s}");
+        kld.push(k);
+    }
+    assert!(kld[0] < kld[1], "Q8_0 {} vs Q2_K {}", kld[0], kld[1]);
+    // The option needs its text.
+    let o = run_pocket(&["requantize", &t, "x.gguf", "Q8_0", "--report-ctx", "64"]);
+    assert_eq!(o.status.code(), Some(2));
+}

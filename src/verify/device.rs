@@ -375,6 +375,18 @@ pub fn is_repacked_on_arm(name: &str, ty: GgmlType, ne1: u64) -> bool {
     }
 }
 
+/// Whether the tensor `name` (of a model whose output matrix is the token embedding when
+/// `tied_output`) gets a repacked copy on ARM: a tied token embedding is loaded again as the output
+/// matrix, which the CPU backend repacks like any other matrix.
+pub fn repacked_as(name: &str, tied_output: bool, ty: GgmlType, rows: u64) -> bool {
+    let as_output = if name == "token_embd.weight" && tied_output {
+        "output.weight"
+    } else {
+        name
+    };
+    is_repacked_on_arm(as_output, ty, rows)
+}
+
 /// Bytes of the repacked copies of `tensors` (name, type, shape in ggml order, bytes).
 pub fn repacked_bytes<'t>(
     tensors: impl IntoIterator<Item = (&'t str, GgmlType, &'t [u64], u64)>,
@@ -436,40 +448,46 @@ impl Weights {
     where
         I: IntoIterator<Item = &'a crate::gguf::TensorInfo<'b>> + Clone,
     {
+        let parts: Vec<(&str, GgmlType, &[u64], u64)> = tensors
+            .into_iter()
+            .map(|t| (t.name, t.ty, &t.dims[..], t.n_bytes))
+            .collect();
+        Weights::from_parts(parts)
+    }
+
+    /// From each tensor's name, type, shape (ggml order) and bytes: a file's, or a plan's before
+    /// it is written (`pocket requantize --fit`).
+    pub fn from_parts<'t, I>(tensors: I) -> Weights
+    where
+        I: IntoIterator<Item = (&'t str, GgmlType, &'t [u64], u64)> + Clone,
+    {
         let tied_output = !tensors
             .clone()
             .into_iter()
-            .any(|t| t.name == "output.weight");
+            .any(|(name, ..)| name == "output.weight");
         let mut w = Weights {
             tied_output,
             ..Weights::default()
         };
-        for t in tensors {
-            w.bytes = w.bytes.saturating_add(t.n_bytes);
-            let rows = t.dims.get(1).copied().unwrap_or(1).max(1);
-            let read = if t.name == "token_embd.weight" {
-                w.embd = Some((rows, t.n_bytes));
+        for (name, ty, dims, n_bytes) in tensors {
+            w.bytes = w.bytes.saturating_add(n_bytes);
+            let rows = dims.get(1).copied().unwrap_or(1).max(1);
+            let read = if name == "token_embd.weight" {
+                w.embd = Some((rows, n_bytes));
                 if tied_output {
-                    t.n_bytes
+                    n_bytes
                 } else {
-                    t.n_bytes / rows
+                    n_bytes / rows
                 }
             } else {
-                t.n_bytes
+                n_bytes
             };
-            match w.read_by_type.iter_mut().find(|e| e.0.id == t.ty.id) {
+            match w.read_by_type.iter_mut().find(|e| e.0.id == ty.id) {
                 Some(e) => e.1 = e.1.saturating_add(read),
-                None => w.read_by_type.push((t.ty, read)),
+                None => w.read_by_type.push((ty, read)),
             }
-            // A tied token embedding is loaded again as the output matrix, which the CPU backend
-            // repacks like any other matrix.
-            let as_output = if t.name == "token_embd.weight" && tied_output {
-                "output.weight"
-            } else {
-                t.name
-            };
-            if t.dims.len() >= 2 && is_repacked_on_arm(as_output, t.ty, rows) {
-                w.repackable = w.repackable.saturating_add(t.n_bytes);
+            if dims.len() >= 2 && repacked_as(name, tied_output, ty, rows) {
+                w.repackable = w.repackable.saturating_add(n_bytes);
             }
         }
         w

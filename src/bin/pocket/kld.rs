@@ -227,6 +227,38 @@ fn measure(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `other` against `base` on `text` in chunks of `n_ctx` (at most `chunks`), with a progress bar
+/// labelled `what`: `pocket kld`'s comparison, for `pocket requantize --report-text`.
+pub(crate) fn compare_on_text(
+    base: &Path,
+    other: &Path,
+    text_path: &Path,
+    n_ctx: usize,
+    chunks: Option<usize>,
+    what: &str,
+) -> anyhow::Result<KldResult> {
+    let mo = open(other)?;
+    let go = mo.ggufs()?;
+    let (wo, vo) = load(&go, other)?;
+    let bos = if vo.add_bos() { vo.bos() } else { None };
+    let mb = open(base)?;
+    let gb = mb.ggufs()?;
+    let (wb, vb) = load(&gb, base)?;
+    check_same_vocab(&vb, &vo)
+        .with_context(|| format!("comparing {} with {}", other.display(), base.display()))?;
+    let bytes =
+        std::fs::read(text_path).with_context(|| format!("reading {}", text_path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not UTF-8: {e}", text_path.display()))?;
+    let tokens = vb.tokenize(&text, true, false)?;
+    let n_chunk = (tokens.len() / n_ctx.max(1)).min(chunks.unwrap_or(usize::MAX).max(1));
+    let bar = progress::steps_bar(n_chunk as u64, what, "chunk");
+    let r = kl_divergence(&wb, &wo, &tokens, n_ctx, bos, chunks, |_| bar.inc(1))
+        .with_context(|| format!("{what} on {}", text_path.display()));
+    bar.finish_and_clear();
+    r
+}
+
 fn est(e: &Estimate) -> Value {
     json!({"value": e.value, "err": e.err})
 }
@@ -251,7 +283,7 @@ fn chunk_json(i: usize, c: &Running) -> Value {
     })
 }
 
-fn summary_json(r: &KldResult) -> Value {
+pub(crate) fn summary_json(r: &KldResult) -> Value {
     let s = &r.summary;
     json!({
         "count": s.count,

@@ -56,11 +56,20 @@ pub struct Args {
     /// suffix: K, M, G = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30), with the least
     /// expected loss of quality. TYPE is the base mix: tensors the budget does not choose (norms,
     /// tensors named by other options) follow it.
-    #[arg(long, value_name = "SIZE", conflicts_with = "target_bpw")]
+    #[arg(long, value_name = "SIZE", conflicts_with_all = ["target_bpw", "fit"])]
     target_size: Option<String>,
     /// As --target-size, for a size in bits per weight (llama-quantize's "quant size" BPW).
-    #[arg(long, value_name = "BPW")]
+    #[arg(long, value_name = "BPW", conflicts_with = "fit")]
     target_bpw: Option<f64>,
+    /// As --target-size, for the largest model that fits a device at --ctx (as `pocket verify
+    /// --device` judges it: weights, their repacked copies on Android, KV cache and compute buffers
+    /// under 80% of what an app may use), with the types the device's llama.cpp backend multiplies
+    /// by: a built-in profile id (`pocket verify --list-devices`) or a TOML/JSON profile file.
+    #[arg(long, value_name = "NAME|FILE")]
+    fit: Option<String>,
+    /// The context length --fit sizes the KV cache and compute buffers for.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    ctx: u64,
     /// The types --target-size/--target-bpw choose among (comma-separated).
     #[arg(
         long,
@@ -106,6 +115,22 @@ pub struct Args {
     /// After writing, measure each converted tensor's error against its source, worst first.
     #[arg(long)]
     report: bool,
+    /// After writing, run the output and the input on this text and report how far the output's
+    /// next-token distributions are from the input's: mean KL-divergence, same top token,
+    /// perplexity ratio (as `pocket kld` measures them).
+    #[arg(long, value_name = "TEXT")]
+    report_text: Option<PathBuf>,
+    /// The context (chunk length) of --report-text.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 512,
+        requires = "report_text"
+    )]
+    report_ctx: usize,
+    /// At most this many chunks of --report-text (default: all the text holds).
+    #[arg(long, value_name = "N", requires = "report_text")]
+    report_chunks: Option<usize>,
     /// Replace outputs that exist already (a symlink is replaced itself, not the file it points to).
     #[arg(long)]
     force: bool,
@@ -331,14 +356,39 @@ fn bpw(b: u64, n: u64) -> f64 {
     }
 }
 
-/// What --target-size / --target-bpw asks for.
-#[derive(Clone, Copy)]
+/// What --target-size / --target-bpw / --fit asks for.
+#[derive(Clone)]
 enum Target {
     Size(u64),
     Bpw(f64),
+    Fit {
+        device: Box<pocket::verify::device::DeviceProfile>,
+        ctx: u64,
+    },
+}
+
+/// How a --fit choice runs on its device ([`pocket::verify::device::estimate`] of the plan).
+struct FitOutcome {
+    /// The most the model may take: [`pocket::verify::device::TIGHT_SHARE`] of the app's budget.
+    limit: u64,
+    total: u64,
+    verdict: &'static str,
+    tokens_per_second: f64,
+    /// Candidates the device's backend has no matrix product for (left out).
+    dropped: Vec<String>,
 }
 
 fn budget_target(a: &Args) -> Result<Option<Target>, Failure> {
+    if let Some(d) = &a.fit {
+        if a.ctx == 0 {
+            return Err(usage("--ctx must be at least 1".into()));
+        }
+        let device = crate::verify::load_device("--fit", d)?;
+        return Ok(Some(Target::Fit {
+            device: Box::new(device),
+            ctx: a.ctx,
+        }));
+    }
     if let Some(s) = &a.target_size {
         return Ok(Some(Target::Size(parse_target_size(s)?)));
     }
@@ -346,7 +396,7 @@ fn budget_target(a: &Args) -> Result<Option<Target>, Failure> {
         None => {
             if a.write_tensor_types.is_some() {
                 return Err(usage(
-                    "--write-tensor-types needs --target-size or --target-bpw".into(),
+                    "--write-tensor-types needs --target-size, --target-bpw or --fit".into(),
                 ));
             }
             Ok(None)
@@ -535,6 +585,7 @@ struct Budgeted {
     written: Option<PathBuf>,
     /// Costs are measured KL-divergences (--measure), not noise-to-signal ratios.
     measured: bool,
+    fit: Option<FitOutcome>,
 }
 
 /// Measures each tensor's sensitivity, chooses types under the target, and plans again with the
@@ -551,7 +602,7 @@ fn apply_budget<'a>(
     use pocket::requant::budget;
     if !cmd.ftype.default_type().quantized {
         return Err(usage(format!(
-            "--target-size/--target-bpw need a quantized base TYPE (e.g. Q4_K_M), not {}",
+            "--target-size/--target-bpw/--fit need a quantized base TYPE (e.g. Q4_K_M), not {}",
             cmd.ftype.name
         )));
     }
@@ -572,6 +623,31 @@ fn apply_budget<'a>(
             )));
         }
         types.push(t);
+    }
+    // --fit: only the types the device's llama.cpp backend multiplies by (CPU on Android and
+    // boards, Metal on iOS).
+    let mut dropped = Vec::new();
+    if let Target::Fit { device, .. } = &target {
+        use pocket::verify::{backends, device::Platform};
+        let col = match device.platform {
+            Platform::Ios => 2,
+            Platform::Android | Platform::Linux => 1,
+        };
+        types.retain(|t| {
+            let ok = backends::support(t.name)[col];
+            if !ok {
+                dropped.push(t.name.to_string());
+            }
+            ok
+        });
+        if types.is_empty() {
+            return Err(usage(format!(
+                "--fit {}: its backend ({}) multiplies by none of the candidates {}",
+                device.id,
+                backends::BACKENDS[col],
+                a.candidates.join(",")
+            )));
+        }
     }
     let n_var = prep
         .plan
@@ -602,7 +678,7 @@ fn apply_budget<'a>(
         }
     };
     // For a file size, each tensor's bytes as written: padded to the output's alignment.
-    let align = match target {
+    let align = match &target {
         Target::Size(_) => prep
             .headers(&ggufs[0])
             .first()
@@ -611,13 +687,36 @@ fn apply_budget<'a>(
             .map_err(anyhow::Error::from)?
             .unwrap_or(1)
             .max(1),
-        Target::Bpw(_) => 1,
+        Target::Bpw(_) | Target::Fit { .. } => 1,
     };
     let padded = |b: u64| b.div_ceil(align) * align;
-    for s in sens.iter_mut() {
-        for c in s.candidates.iter_mut() {
-            c.bytes = padded(c.bytes);
+    // --fit: a tensor costs the memory it takes on the device: its bytes, and on Android again for
+    // the interleaved copy llama.cpp's CPU backend keeps of some types (pocket::verify::device).
+    let tied = !prep.plan.tensors.iter().any(|t| t.name == "output.weight");
+    let in_memory = |name: &str, ty: GgmlType, dims: &[u64], b: u64| -> u64 {
+        match &target {
+            Target::Fit { device, .. }
+                if device.platform == pocket::verify::device::Platform::Android
+                    && dims.len() >= 2
+                    && pocket::verify::device::repacked_as(
+                        name,
+                        tied,
+                        ty,
+                        dims.get(1).copied().unwrap_or(1),
+                    ) =>
+            {
+                b.saturating_mul(2)
+            }
+            _ => b,
         }
+    };
+    for s in sens.iter_mut() {
+        let p = &prep.plan.tensors[s.index];
+        for c in s.candidates.iter_mut() {
+            c.bytes = in_memory(&p.name, c.ty, &p.dims, padded(c.bytes));
+        }
+        s.candidates
+            .sort_by(|x, y| x.bytes.cmp(&y.bytes).then(x.cost.total_cmp(&y.cost)));
     }
     let is_var = {
         let mut v = vec![false; prep.plan.tensors.len()];
@@ -641,25 +740,74 @@ fn apply_budget<'a>(
     let base_total: u64 = prep.output_sizes(&ggufs[0])?.iter().sum();
     let n = prep.n_elements.max(1);
     let smallest: u64 = sens.iter().map(|s| s.candidates[0].bytes).sum();
-    let (budget_var, want) = match target {
+    let mut fit_limit = 0;
+    let (budget_var, want) = match &target {
         // The header and the tensors the budget does not choose stay as the base plan has them.
         Target::Size(t) => (t.checked_sub(base_total - var_bytes), format!("{t} bytes")),
         Target::Bpw(b) => (
             ((b * n as f64 / 8.0) as u64).checked_sub(fixed_to),
             format!("{b} bits per weight"),
         ),
+        Target::Fit { device, ctx } => {
+            use pocket::verify::device;
+            // What the device holds besides the weights (KV cache, compute and output buffers):
+            // its estimate for the model without weights.
+            let embd = prep
+                .plan
+                .tensors
+                .iter()
+                .find(|t| t.name == "token_embd.weight")
+                .map(|t| (t.dims.get(1).copied().unwrap_or(1), t.bytes_to()));
+            let none = device::Weights {
+                embd,
+                tied_output: tied,
+                ..device::Weights::default()
+            };
+            let rest = device::estimate(&ggufs[0], &none, device, *ctx)
+                .map_err(|e| usage(format!("--fit {}: {e}", device.id)))?
+                .total_bytes;
+            let fixed: u64 = prep
+                .plan
+                .tensors
+                .iter()
+                .zip(&is_var)
+                .filter(|(_, v)| !**v)
+                .map(|(p, _)| in_memory(&p.name, p.to, &p.dims, p.bytes_to()))
+                .sum();
+            fit_limit = (device::TIGHT_SHARE * device.app_bytes as f64) as u64;
+            (
+                fit_limit.checked_sub(rest.saturating_add(fixed)),
+                format!(
+                    "{} in memory on {} at context {ctx}: {:.0}% of the {} an app may use, less {} of KV cache and buffers and {} of tensors the budget does not choose",
+                    bytes(fit_limit),
+                    device.id,
+                    device::TIGHT_SHARE * 100.0,
+                    bytes(device.app_bytes),
+                    bytes(rest),
+                    bytes(fixed)
+                ),
+            )
+        }
     };
     let choice = budget_var
         .and_then(|b| budget::choose(&sens, b))
-        .ok_or_else(|| {
-            Failure::usage(format!(
-            "the target ({want}) is below the smallest this model can be with the candidates {}: \
-             {} bytes of chosen tensors ({:.2} bpw over all) plus {} bytes of the rest",
-            a.candidates.join(","),
-            smallest,
-            (smallest + fixed_to) as f64 * 8.0 / n as f64,
-            base_total - var_bytes
-        ))
+        .ok_or_else(|| match &target {
+            Target::Fit { device, ctx } => Failure::usage(format!(
+                "the model cannot fit {} at context {ctx}: the target ({want}) is below the {} \
+                 the chosen tensors take at the smallest with the candidates {} \
+                 (a shorter --ctx, or smaller candidates, may fit)",
+                device.id,
+                bytes(smallest),
+                types.iter().map(|t| t.name).collect::<Vec<_>>().join(",")
+            )),
+            _ => Failure::usage(format!(
+                "the target ({want}) is below the smallest this model can be with the candidates {}: \
+                 {} bytes of chosen tensors ({:.2} bpw over all) plus {} bytes of the rest",
+                a.candidates.join(","),
+                smallest,
+                (smallest + fixed_to) as f64 * 8.0 / n as f64,
+                base_total - var_bytes
+            )),
         })?;
     let base_cost: Option<f64> = sens
         .iter()
@@ -676,6 +824,33 @@ fn apply_budget<'a>(
     let file_size: u64 = prep.output_sizes(&ggufs[0])?.iter().sum();
     let after: u64 = prep.plan.tensors.iter().map(|t| t.bytes_to()).sum();
     let bpw_after = after as f64 * 8.0 / n as f64;
+    let fit = match &target {
+        Target::Fit { device, ctx } => {
+            use pocket::verify::device;
+            let w = device::Weights::from_parts(
+                prep.plan
+                    .tensors
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.to, &t.dims[..], t.bytes_to())),
+            );
+            let e = device::estimate(&ggufs[0], &w, device, *ctx)
+                .map_err(|e| usage(format!("--fit {}: {e}", device.id)))?;
+            if e.verdict != device::Verdict::Fits {
+                return Err(Failure::usage(format!(
+                    "the chosen types take {} on {}, over the limit {} (a bug: please report)",
+                    e.total_bytes, device.id, fit_limit
+                )));
+            }
+            Some(FitOutcome {
+                limit: fit_limit,
+                total: e.total_bytes,
+                verdict: e.verdict.name(),
+                tokens_per_second: e.tokens_per_second,
+                dropped,
+            })
+        }
+        _ => None,
+    };
     match target {
         Target::Size(t) if file_size > t => {
             return Err(Failure::usage(format!(
@@ -726,14 +901,18 @@ fn apply_budget<'a>(
             bpw: bpw_after,
             written,
             measured,
+            fit,
         },
     ))
 }
 
 fn print_budget(b: &Budgeted, out: &mut dyn Write) -> anyhow::Result<()> {
-    let target = match b.target {
-        Target::Size(t) => format!("at most {} ({t} bytes)", bytes(t)),
+    let target = match &b.target {
+        Target::Size(t) => format!("at most {} ({t} bytes)", bytes(*t)),
         Target::Bpw(x) => format!("at most {x} bpw"),
+        Target::Fit { device, ctx } => {
+            format!("fit {} ({}) at context {ctx}", device.name, device.id)
+        }
     };
     let types: Vec<String> = b.by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
     writeln!(
@@ -754,6 +933,27 @@ fn print_budget(b: &Budgeted, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(c) => writeln!(out, "{what}: {:.5}, the base mix's {:.5}", b.cost, c)?,
         None => writeln!(out, "{what}: {:.5}", b.cost)?,
     }
+    if let (Some(f), Target::Fit { device, .. }) = (&b.fit, &b.target) {
+        writeln!(
+            out,
+            "on {}: {} of the {} limit ({:.0}% of the {} an app may use): {}, ~{:.1} tokens/s decoding",
+            device.id,
+            bytes(f.total),
+            bytes(f.limit),
+            pocket::verify::device::TIGHT_SHARE * 100.0,
+            bytes(device.app_bytes),
+            f.verdict,
+            f.tokens_per_second
+        )?;
+        if !f.dropped.is_empty() {
+            writeln!(
+                out,
+                "left out of the candidates (no matrix product for them in {}'s backend): {}",
+                device.id,
+                f.dropped.join(", ")
+            )?;
+        }
+    }
     if let Some(f) = &b.written {
         writeln!(
             out,
@@ -769,6 +969,19 @@ fn budget_json(b: &Budgeted) -> serde_json::Value {
     json!({
         "target_size": match b.target { Target::Size(t) => Some(t), _ => None },
         "target_bpw": match b.target { Target::Bpw(x) => Some(x), _ => None },
+        "fit": match (&b.target, &b.fit) {
+            (Target::Fit { device, ctx }, Some(f)) => json!({
+                "device": device.id,
+                "ctx": ctx,
+                "limit_bytes": f.limit,
+                "total_bytes": f.total,
+                "app_bytes": device.app_bytes,
+                "verdict": f.verdict,
+                "tokens_per_second": f.tokens_per_second,
+                "candidates_left_out": f.dropped,
+            }),
+            _ => serde_json::Value::Null,
+        },
         "n_chosen": b.n_chosen,
         "types": b.by_type.iter().map(|(t, n)| json!({"type": t, "tensors": n})).collect::<Vec<_>>(),
         "expected_cost": b.cost,
@@ -890,11 +1103,15 @@ fn print_report(
     reports: &[TensorReport],
     written: &[PathBuf],
     sizes: &Sizes,
+    budget: Option<&Budgeted>,
+    quality: Option<&pocket::exec::kld::KldResult>,
     json_out: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if json_out {
         let doc = json!({
+            "budget": budget.map(budget_json),
+            "quality": quality.map(crate::kld::summary_json),
             "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "model_size_bytes": sizes.before,
             "quant_size_bytes": sizes.after,
@@ -940,6 +1157,21 @@ fn print_report(
             ]);
         }
         writeln!(out, "{t}")?;
+    }
+    if let Some(q) = quality {
+        let s = &q.summary;
+        writeln!(
+            out,
+            "against the input on {} tokens ({} chunks): mean KLD {:.6} ± {:.6}, same top token {:.2} ± {:.2} %, PPL ratio {:.4} ± {:.4}",
+            s.count,
+            q.chunks.len(),
+            s.kld.value,
+            s.kld.err,
+            100.0 * s.same_top.value,
+            100.0 * s.same_top.err,
+            s.ppl_ratio.value,
+            s.ppl_ratio.err
+        )?;
     }
     Ok(())
 }
@@ -1000,6 +1232,34 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
         n: prep.n_elements,
         secs: started.elapsed().as_secs_f64(),
     };
-    print_report(&reports, &outputs, &sizes, a.json, out)?;
+    // The output is written: a failure to measure it below does not undo that.
+    let quality = match &a.report_text {
+        Some(text) => Some(
+            crate::kld::compare_on_text(
+                &cmd.input,
+                &outputs[0],
+                text,
+                a.report_ctx,
+                a.report_chunks,
+                "report",
+            )
+            .with_context(|| {
+                format!(
+                    "{} was written; --report-text could not measure it",
+                    outputs[0].display()
+                )
+            })?,
+        ),
+        None => None,
+    };
+    print_report(
+        &reports,
+        &outputs,
+        &sizes,
+        chosen.as_ref(),
+        quality.as_ref(),
+        a.json,
+        out,
+    )?;
     Ok(0)
 }

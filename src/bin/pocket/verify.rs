@@ -65,21 +65,22 @@ pub struct Args {
     remote: crate::remote::RemoteArgs,
 }
 
-fn load_device(spec: &str) -> Result<DeviceProfile, Failure> {
+/// A device profile named by `flag` (`--device`, `--fit`): a built-in id or a profile file.
+pub(crate) fn load_device(flag: &str, spec: &str) -> Result<DeviceProfile, Failure> {
     let p = Path::new(spec);
     if p.is_file() {
-        let text = std::fs::read_to_string(p).with_context(|| format!("--device {spec}"))?;
+        let text = std::fs::read_to_string(p).with_context(|| format!("{flag} {spec}"))?;
         let id = p
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "custom".into());
         return device::from_text(&text, &id)
-            .map_err(|e| Failure::from(anyhow!("--device {spec}: {e}")));
+            .map_err(|e| Failure::from(anyhow!("{flag} {spec}: {e}")));
     }
     device::find(spec).ok_or_else(|| {
         let ids: Vec<String> = device::builtin().into_iter().map(|d| d.id).collect();
         Failure::usage(format!(
-            "--device {spec}: no such built-in profile and no such file (built-in: {})",
+            "{flag} {spec}: no such built-in profile and no such file (built-in: {})",
             ids.join(", ")
         ))
     })
@@ -101,7 +102,7 @@ pub fn run(a: &Args, out: &mut dyn Write) -> Result<u8, Failure> {
     let all_devices = a.device.as_deref() == Some("all");
     let device = match a.device.as_deref() {
         Some("all") | None => None,
-        Some(d) => Some(load_device(d)?),
+        Some(d) => Some(load_device("--device", d)?),
     };
     let manifest = match &a.manifest {
         Some(m) => Some(
