@@ -5,6 +5,12 @@
 //! scripts/make-tiny-arch-memory.sh). `compute-buffer-shapes.txt` (same script) holds llama.cpp's
 //! compute buffer for llama files whose attention width differs from n_embd: the case where the
 //! estimate stops holding.
+//!
+//! At real size: testdata/headers/NAME.bf16.header.gguf (scripts/make-arch21-headers.py, the published
+//! configs of Llama-3.2-1B, Phi-4-mini, SmolLM3-3B, Granite-3.3-2B, Ministral-3 3B, Gemma-2 2B,
+//! Gemma 2B, Qwen3-1.7B) against llama.cpp's buffers at 4096 and 32768 (arch21-buffers.txt) and
+//! `llama-quantize --dry-run`'s plan for 11 file types (arch21-plans.json), both made by
+//! scripts/make-arch21-header-goldens.sh.
 
 mod common;
 
@@ -26,7 +32,11 @@ struct Line {
 }
 
 fn golden() -> Vec<Line> {
-    let text = std::fs::read_to_string(common::testdata("exec/tiny-arch-buffers.txt")).unwrap();
+    lines("exec/tiny-arch-buffers.txt")
+}
+
+fn lines(path: &str) -> Vec<Line> {
+    let text = std::fs::read_to_string(common::testdata(path)).unwrap();
     text.lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -59,9 +69,13 @@ fn memory(name: &str, ctx: u64) -> J {
     } else {
         common::testdata(&format!("exec/{name}.gguf"))
     };
+    memory_of(&file, ctx)
+}
+
+fn memory_of(file: &std::path::Path, ctx: u64) -> J {
     let out = common::pocket()
         .args(["inspect", "--json", "--ctx", &ctx.to_string()])
-        .arg(&file)
+        .arg(file)
         .output()
         .unwrap();
     assert!(
@@ -70,6 +84,11 @@ fn memory(name: &str, ctx: u64) -> J {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["memory"].is_object(),
+        "{}: no memory estimate",
+        file.display()
+    );
     doc["memory"].clone()
 }
 
@@ -88,50 +107,54 @@ fn golden_covers_every_tiny_architecture_at_three_contexts() {
     }
 }
 
+/// KV caches, `n_ubatch` and output buffer of one golden line against pocket's estimate `m`.
+fn check_caches(l: &Line, m: &J) {
+    let what = format!("{} at {}", l.name, l.ctx);
+    assert_eq!(m["n_ubatch"].as_u64(), Some(l.n_ubatch), "{what}");
+    let kv = m["kv_bytes"].as_u64().unwrap() as f64 / MIB;
+    let theirs: f64 = l.caches.iter().map(|c| c.2).sum();
+    assert!(
+        (kv - theirs).abs() <= 0.005 * l.caches.len() as f64 + 1e-9,
+        "{what}: KV {kv} MiB vs llama.cpp {theirs} MiB"
+    );
+    let (cells, layers, mib) = l.caches[0];
+    assert!(
+        cells == m["n_ctx"].as_u64().unwrap().div_ceil(256) * 256,
+        "{what}"
+    );
+    let full = m["kv_full_bytes"].as_u64().unwrap() as f64 / MIB;
+    assert!(
+        (full - mib).abs() <= 0.005 + 1e-9,
+        "{what}: {full} vs {mib}"
+    );
+    match l.caches.get(1) {
+        Some(&(swa_cells, swa_layers, swa_mib)) => {
+            assert_eq!(m["swa_cache_cells"].as_u64(), Some(swa_cells), "{what}");
+            assert_eq!(m["n_layers_swa"].as_u64(), Some(swa_layers), "{what}");
+            let swa = m["kv_swa_bytes"].as_u64().unwrap() as f64 / MIB;
+            assert!((swa - swa_mib).abs() <= 0.005 + 1e-9, "{what}");
+            assert_eq!(
+                m["n_layers_kv"].as_u64(),
+                Some(layers + swa_layers),
+                "{what}"
+            );
+        }
+        None => {
+            assert_eq!(m["n_layers_swa"].as_u64(), Some(0), "{what}");
+            assert_eq!(m["n_layers_kv"].as_u64(), Some(layers), "{what}");
+        }
+    }
+    let out = m["output_bytes"].as_u64().unwrap() as f64 / MIB;
+    assert!(
+        (out - l.output_mib).abs() <= 0.005 + 1e-9,
+        "{what}: output {out}"
+    );
+}
+
 #[test]
 fn kv_caches_and_output_buffer_as_llama_cpp_allocates() {
     for l in golden() {
-        let m = memory(&l.name, l.ctx);
-        let what = format!("{} at {}", l.name, l.ctx);
-        assert_eq!(m["n_ubatch"].as_u64(), Some(l.n_ubatch), "{what}");
-        let kv = m["kv_bytes"].as_u64().unwrap() as f64 / MIB;
-        let theirs: f64 = l.caches.iter().map(|c| c.2).sum();
-        assert!(
-            (kv - theirs).abs() <= 0.005 * l.caches.len() as f64 + 1e-9,
-            "{what}: KV {kv} MiB vs llama.cpp {theirs} MiB"
-        );
-        let (cells, layers, mib) = l.caches[0];
-        assert!(
-            cells == m["n_ctx"].as_u64().unwrap().div_ceil(256) * 256,
-            "{what}"
-        );
-        let full = m["kv_full_bytes"].as_u64().unwrap() as f64 / MIB;
-        assert!(
-            (full - mib).abs() <= 0.005 + 1e-9,
-            "{what}: {full} vs {mib}"
-        );
-        match l.caches.get(1) {
-            Some(&(swa_cells, swa_layers, swa_mib)) => {
-                assert_eq!(m["swa_cache_cells"].as_u64(), Some(swa_cells), "{what}");
-                assert_eq!(m["n_layers_swa"].as_u64(), Some(swa_layers), "{what}");
-                let swa = m["kv_swa_bytes"].as_u64().unwrap() as f64 / MIB;
-                assert!((swa - swa_mib).abs() <= 0.005 + 1e-9, "{what}");
-                assert_eq!(
-                    m["n_layers_kv"].as_u64(),
-                    Some(layers + swa_layers),
-                    "{what}"
-                );
-            }
-            None => {
-                assert_eq!(m["n_layers_swa"].as_u64(), Some(0), "{what}");
-                assert_eq!(m["n_layers_kv"].as_u64(), Some(layers), "{what}");
-            }
-        }
-        let out = m["output_bytes"].as_u64().unwrap() as f64 / MIB;
-        assert!(
-            (out - l.output_mib).abs() <= 0.005 + 1e-9,
-            "{what}: output {out}"
-        );
+        check_caches(&l, &memory(&l.name, l.ctx));
     }
 }
 
@@ -156,6 +179,115 @@ fn compute_buffer_within_one_percent_or_marked_approximate() {
         } else {
             let notes = m["notes"].to_string();
             assert!(notes.contains("approximated"), "{what}: {notes}");
+        }
+    }
+}
+
+fn header(name: &str) -> std::path::PathBuf {
+    common::testdata(&format!("headers/{name}.bf16.header.gguf"))
+}
+
+/// The header `name` extended (sparse, nothing written) to the size its tensor data would have, as
+/// llama.cpp was given it: pocket, like llama.cpp, reads a header-only file as truncated. Returns the
+/// copy and its tensor count.
+fn sparse_copy(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, usize) {
+    let src = header(name);
+    let out = common::pocket()
+        .args(["inspect", "--json"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let tensors = doc["tensors"].as_array().unwrap();
+    let end = tensors
+        .iter()
+        .map(|t| t["file_offset"].as_u64().unwrap() + t["n_bytes"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let copy = dir.join(format!("{name}.gguf"));
+    std::fs::copy(&src, &copy).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_len(end)
+        .unwrap();
+    (copy, tensors.len())
+}
+
+/// Compute buffers pocket does not yet reproduce at real size (open, issue #21): Phi-4-mini at 4096
+/// gets 16 MiB more from llama.cpp than at 32768; pocket gives the 32768 figure at both.
+const HEADER_COMPUTE_GAPS: &[(&str, u64)] = &[("phi-4-mini", 4096)];
+
+#[test]
+fn real_size_headers_memory_as_llama_cpp_prints() {
+    let g = lines("headers/arch21-buffers.txt");
+    assert_eq!(g.len(), 16, "8 models x 2 contexts");
+    let dir = tempfile::tempdir().unwrap();
+    for l in g {
+        let (copy, _) = sparse_copy(dir.path(), &l.name);
+        let m = memory_of(&copy, l.ctx);
+        check_caches(&l, &m);
+        let what = format!("{} at {}", l.name, l.ctx);
+        let ours = m["compute_bytes"].as_u64().unwrap() as f64 / MIB;
+        if HEADER_COMPUTE_GAPS.contains(&(l.name.as_str(), l.ctx)) {
+            assert!(m["notes"].to_string().contains("approximated"), "{what}");
+        } else {
+            let rel = (ours - l.compute_mib).abs() / l.compute_mib;
+            assert!(
+                rel <= 0.01,
+                "{what}: compute {ours} MiB vs {}",
+                l.compute_mib
+            );
+        }
+    }
+}
+
+/// `pocket requantize --dry-run` on each header (its sparse copy: a plan reads nothing of the data)
+/// equals llama-quantize's plan, tensor by tensor.
+#[test]
+fn real_size_headers_requantize_plan_equals_llama_quantize() {
+    let text = std::fs::read_to_string(common::testdata("headers/arch21-plans.json")).unwrap();
+    let g: J = serde_json::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(g.as_object().unwrap().len(), 8);
+    for (name, want) in g.as_object().unwrap() {
+        let (copy, n_tensors) = sparse_copy(dir.path(), name);
+        let names: Vec<&str> = want["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), n_tensors, "{name}");
+        for (ftype, types) in want["plans"].as_object().unwrap() {
+            let out = common::pocket()
+                .args(["requantize", "--dry-run", "--json"])
+                .arg(&copy)
+                .arg(ftype)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name} {ftype}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let plan: J = serde_json::from_slice(&out.stdout).unwrap();
+            let ours: std::collections::HashMap<&str, &str> = plan["tensors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["name"].as_str().unwrap(), t["to"].as_str().unwrap()))
+                .collect();
+            assert_eq!(ours.len(), names.len(), "{name} {ftype}");
+            for (n, t) in names.iter().zip(types.as_array().unwrap()) {
+                let t = t.as_str().unwrap();
+                assert_eq!(
+                    ours.get(n).map(|s| s.to_uppercase()),
+                    Some(t.to_string()),
+                    "{name} {ftype}: {n}"
+                );
+            }
         }
     }
 }
