@@ -18,9 +18,16 @@ use pocket::GgufFile;
 use serde_json::Value as J;
 
 /// As tests/exec_arch21.rs: bit-identical at the goldens' class (AVX2), [`OTHER_TOL`] of the row's
-/// largest logit elsewhere (scalar and aarch64 ggml quantize Q8_0 activations differently).
+/// largest logit elsewhere (scalar and aarch64 ggml quantize Q8_0 activations with `1/d` where the
+/// x86 SIMD code uses `127/max`: a byte flipped now and then, which the conv state and the KV cache
+/// carry on). Measured at the scalar level: below 1.4e-7 up to position 12, then 1.3e-2, 1.6e-2 and
+/// 7.9e-3; at position 14 llama.cpp's two largest logits are 5.2e-3 (of the row's largest) apart and pocket picks
+/// the other. Elsewhere than the goldens' class a row's argmax may differ only at such a tie.
 const TOL: f32 = 1e-4;
 const OTHER_TOL: f32 = 1e-1;
+/// llama.cpp's top logit minus its logit at pocket's argmax, relative to the row's largest
+/// magnitude, where the two differ (other classes only).
+const NEAR_TIE: f32 = 1e-2;
 
 fn golden_class() -> bool {
     cfg!(target_arch = "x86_64") && pocket::isa::level() == pocket::isa::Level::Avx2
@@ -30,10 +37,25 @@ fn model() -> GgufFile {
     GgufFile::open(common::testdata("exec/tiny-lfm2-q8_0.gguf")).unwrap()
 }
 
-fn check_rows(r: &[(f32, bool)]) {
+/// Rows of `ours` against `theirs`: each within [`TOL`] at the goldens' class, [`OTHER_TOL`]
+/// elsewhere, with the same argmax (elsewhere: or a [`NEAR_TIE`] in llama.cpp's row).
+fn check_rows(ours: &[f32], theirs: &[f32], n: usize, what: &str) {
+    let r = common::rel_row_diffs(ours, theirs, n);
     let tol = if golden_class() { TOL } else { OTHER_TOL };
-    assert!(r.iter().all(|x| x.0 < tol), "tiny-lfm2: {r:?}");
-    assert!(r.iter().all(|x| x.1), "tiny-lfm2: argmax differs: {r:?}");
+    assert!(r.iter().all(|x| x.0 < tol), "tiny-lfm2 {what}: {r:?}");
+    for (p, (a, b)) in ours.chunks_exact(n).zip(theirs.chunks_exact(n)).enumerate() {
+        let (oa, ob) = (argmax(a) as usize, argmax(b) as usize);
+        if oa == ob {
+            continue;
+        }
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let gap = (b[ob] - b[oa]) / scale;
+        eprintln!("tiny-lfm2 {what}: position {p}: argmax {oa}, llama.cpp's {ob}, {gap:.1e} apart");
+        assert!(
+            !golden_class() && gap < NEAR_TIE,
+            "tiny-lfm2 {what}: position {p}: {r:?}"
+        );
+    }
 }
 
 #[test]
@@ -49,6 +71,7 @@ fn tiny_lfm2_batch_logits_match_llama_cpp() {
     let ours = s.eval(&toks, toks.len()).unwrap();
     let theirs = common::f32_golden("exec/tiny-lfm2-q8_0.logits.f32");
     let r = common::rel_row_diffs(&ours, &theirs, w.hp.n_vocab);
+    check_rows(&ours, &theirs, w.hp.n_vocab, "batch");
     let same = ours
         .iter()
         .zip(&theirs)
@@ -60,7 +83,6 @@ fn tiny_lfm2_batch_logits_match_llama_cpp() {
         ours.len(),
         per.join(" ")
     );
-    check_rows(&r);
     if golden_class() {
         assert_eq!(
             same,
@@ -82,19 +104,15 @@ fn tiny_lfm2_incremental_logits_match_llama_cpp() {
     // Token by token, and in uneven batches (3 + 1 + 5 + 7): the state is the same either way.
     for sizes in [vec![1; 16], vec![3, 1, 5, 7]] {
         let mut s = Session::new(&w, 16);
-        let (mut r, mut at) = (Vec::new(), 0);
+        let (mut ours, mut at) = (Vec::new(), 0);
         for len in &sizes {
-            let ours = s.eval(&toks[at..at + len], *len).unwrap();
-            r.extend(common::rel_row_diffs(
-                &ours,
-                &theirs[at * n..(at + len) * n],
-                n,
-            ));
+            ours.extend(s.eval(&toks[at..at + len], *len).unwrap());
             at += len;
         }
+        let r = common::rel_row_diffs(&ours, &theirs, n);
         let worst = r.iter().fold(0f32, |m, x| m.max(x.0));
         eprintln!("tiny-lfm2 in batches of {sizes:?}: largest difference {worst:.1e}");
-        check_rows(&r);
+        check_rows(&ours, &theirs, n, &format!("in batches of {sizes:?}"));
     }
 }
 
