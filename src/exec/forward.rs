@@ -554,6 +554,40 @@ fn short_conv(
     l_cache: usize,
     y: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::isa::cpu().fma() {
+            #[target_feature(enable = "fma")]
+            fn with_fma(
+                sc: &super::model::ShortConv<'_>,
+                state: &mut [f32],
+                bcx: &[f32],
+                n: usize,
+                ne: usize,
+                l_cache: usize,
+                y: &mut [f32],
+            ) {
+                short_conv_body(sc, state, bcx, n, ne, l_cache, y)
+            }
+            // SAFETY: the CPU has FMA (checked above).
+            return unsafe { with_fma(sc, state, bcx, n, ne, l_cache, y) };
+        }
+    }
+    short_conv_body(sc, state, bcx, n, ne, l_cache, y)
+}
+
+/// [`short_conv`]'s work, compiled with and without the FMA instruction (the same values: `mul_add`
+/// is one rounding either way).
+#[inline(always)]
+fn short_conv_body(
+    sc: &super::model::ShortConv<'_>,
+    state: &mut [f32],
+    bcx: &[f32],
+    n: usize,
+    ne: usize,
+    l_cache: usize,
+    y: &mut [f32],
+) {
     let d = l_cache - 1;
     let mut win = vec![0f32; d + n];
     for c in 0..ne {
