@@ -305,6 +305,21 @@ fn tiny_lfm2_completeness() {
     assert!(s.contains("lfm2: every tensor of 5 layers present"), "{s}");
     let e = load_edited(b"blk.3.shortconv.in_proj", b"blk.3.shortconv.in_proX");
     assert!(e.contains("blk.3.shortconv.in_proj.weight"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    let mut b = std::fs::read(common::testdata("exec/tiny-lfm2-q8_0.gguf")).unwrap();
+    let from = b"blk.3.shortconv.in_proj";
+    let at = b.windows(from.len()).position(|w| w == from).unwrap();
+    b[at + from.len() - 1] = b'X';
+    std::fs::write(&p, &b).unwrap();
+    let out = common::pocket()
+        .args(["verify", "--json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("missing: blk.3.shortconv.in_proj.weight"), "{s}");
     let e = load_edited(b"token_embd_norm", b"token_embd_norX");
     assert!(e.contains("token_embd_norm.weight"), "{e}");
     let e = load_edited(b"lfm2.shortconv.l_cache", b"lfm2.shortconv.l_cachX");
