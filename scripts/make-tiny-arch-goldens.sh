@@ -22,7 +22,8 @@
 #    KV cache, MODEL CTX rs CELLS LAYERS BYTES for the recurrent (conv) state (LAYERS as llama.cpp
 #    prints it: all layers; BYTES from its MiB to two decimals, 0 for the tiny model's 3 KiB). So
 #    that the state is measured, the same lines for tiny-lfm2-wide-q8_0, a variant made here and
-#    not kept (make-tiny-arch.py lfm2-wide: shortconv.l_cache 1025, 2 MiB of state).
+#    not kept (make-tiny-arch.py lfm2-wide: shortconv.l_cache 1025, 1.5 MiB of state); also
+#    MODEL CTX compute 0 0 BYTES, its CPU compute buffer.
 set -euo pipefail
 source ~/.cache/pocket-peers/env.sh
 cd "$(dirname "$0")/.."
@@ -72,7 +73,8 @@ for a in $ARCHS; do
         log=$("$BIN/llama-completion" -m "$mm" -c $ctx -n 1 -p hi -no-cnv --no-warmup -t 2 -v 2>&1 || true)
         last=$(awk '/llama_context: n_ctx  /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' <<< "$log")
         sed -n 's/.*llama_kv_cache: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/kv \1 \2 \3/p;
-                s/.*llama_memory_recurrent: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/rs \1 \2 \3/p' <<< "$last" \
+                s/.*llama_memory_recurrent: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/rs \1 \2 \3/p;
+                s/.*CPU compute buffer size = *\([0-9.]*\) MiB.*/compute \1 0 0/p' <<< "$last" \
           | while read -r kind mib cells layers; do
               echo "$name $ctx $kind $cells $layers $(python3 -c "print(round($mib*1048576))")" >> "$TMP/mem"
             done

@@ -224,7 +224,7 @@ fn with_l_cache(dir: &std::path::Path, l_cache: u32) -> std::path::PathBuf {
 /// of the two attention layers only (cells = the context) and the conv state, the same at every
 /// context: `(l_cache - 1) * n_embd` f32 for each of the three conv layers. The tiny model's state
 /// (3 KiB) prints as 0.00 MiB, so the same model with a 1025-tap convolution (1.5 MiB; llama.cpp ran
-/// a real one, the golden script's tiny-lfm2-wide) checks it where it shows.
+/// a real one, the golden script's tiny-lfm2-wide) checks it where it shows. The compute buffer too.
 #[test]
 fn tiny_lfm2_memory_as_llama_cpp_allocates() {
     let text = std::fs::read_to_string(common::testdata("exec/tiny-lfm2-mem.txt")).unwrap();
@@ -242,7 +242,7 @@ fn tiny_lfm2_memory_as_llama_cpp_allocates() {
                 .map(|l| l.split_whitespace().collect::<Vec<_>>())
                 .filter(|f| f[0] == name && f[1] == ctx.to_string())
                 .collect();
-            assert_eq!(lines.len(), 2, "{name} at {ctx}: {lines:?}");
+            assert_eq!(lines.len(), 3, "{name} at {ctx}: {lines:?}");
             let out = common::pocket()
                 .args(["inspect", "--json", "--ctx", &ctx.to_string()])
                 .arg(&path)
@@ -273,6 +273,17 @@ fn tiny_lfm2_memory_as_llama_cpp_allocates() {
                         let exact = (l_cache - 1) * 128 * 4 * 3;
                         (exact, m["recurrent_state_bytes"].as_u64().unwrap())
                     }
+                    // The compute buffer (a fit: src/compute_buffer.rs), to the 0.01 MiB printed.
+                    "compute" => {
+                        let ours = m["compute_bytes"].as_u64().unwrap();
+                        eprintln!("{what} compute: llama.cpp {mib:.2} MiB, pocket {ours} bytes");
+                        assert!(
+                            (ours as f64 / 1048576.0 - mib).abs() <= 0.005 + 1e-6,
+                            "{what}"
+                        );
+                        checked += 1;
+                        continue;
+                    }
                     k => panic!("{what}: kind {k}"),
                 };
                 eprintln!(
@@ -288,7 +299,7 @@ fn tiny_lfm2_memory_as_llama_cpp_allocates() {
             }
         }
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 18);
 }
 
 /// `verify` knows lfm2's tensors: the tiny model is complete; without a conv layer's `in_proj` it
