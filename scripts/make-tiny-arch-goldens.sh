@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The tiny gemma, gemma2, granite, phi3, smollm3 and mistral3 models and their llama.cpp goldens
-# (tests/exec_arch21.rs). `make-tiny-arch-goldens.sh ARCH...` remakes those only.
+# The tiny gemma, gemma2, granite, phi3, smollm3, mistral3 and lfm2 models and their llama.cpp
+# goldens (tests/exec_arch21.rs, tests/exec_lfm2.rs). `make-tiny-arch-goldens.sh ARCH...` remakes those only.
 # Needs the peers (source ~/.cache/pocket-peers/env.sh); uses the no-AMX build when there is one
 # (scripts/peers-noamx.sh), else the default build. For each ARCH:
 #  - testdata/exec/tiny-ARCH-q8_0.gguf: scripts/make-tiny-arch.py (gguf-py, seeded, byte-reproducible);
@@ -16,11 +16,18 @@
 #  - testdata/exec/tiny-arch-kv.txt: the KV caches llama-completion allocates (its common defaults:
 #    n_ubatch 512, SWA cache not full-size) at -c 512 and 4096, one line per cache:
 #    MODEL CTX CELLS LAYERS BYTES (as testdata/expected/kv-cache.txt; BYTES from the MiB it prints
-#    to two decimals); the lines of the architectures not remade are kept.
+#    to two decimals); the lines of the architectures not remade are kept;
+#  - lfm2 instead: testdata/exec/tiny-lfm2-mem.txt, the memory llama-completion allocates at -c 512,
+#    4096 and 32768, one line per cache: MODEL CTX kv CELLS LAYERS BYTES for the attention layers'
+#    KV cache, MODEL CTX rs CELLS LAYERS BYTES for the recurrent (conv) state (LAYERS as llama.cpp
+#    prints it: all layers; BYTES from its MiB to two decimals, 0 for the tiny model's 3 KiB). So
+#    that the state is measured, the same lines for tiny-lfm2-wide-q8_0, a variant made here and
+#    not kept (make-tiny-arch.py lfm2-wide: shortconv.l_cache 1025, 1.5 MiB of state); also
+#    MODEL CTX compute 0 0 BYTES, its CPU compute buffer.
 set -euo pipefail
 source ~/.cache/pocket-peers/env.sh
 cd "$(dirname "$0")/.."
-ARCHS=${*:-gemma gemma2 granite phi3 smollm3 mistral3}
+ARCHS=${*:-gemma gemma2 granite phi3 smollm3 mistral3 lfm2}
 python3 scripts/make-tiny-arch.py $ARCHS
 NOAMX=$HOME/.cache/pocket-peers/llama.cpp/build-noamx/bin
 if [ -f "$NOAMX/libllama.so" ]; then BIN=$NOAMX; else BIN=$LLAMA/build/bin; fi
@@ -57,6 +64,26 @@ for a in $ARCHS; do
   done
   { grep -oE '\[[0-9]+\][0-9.]+,' "$TMP/ppl.log" | tr -d '\n'; echo
     grep -oE 'Final estimate.*' "$TMP/ppl.log"; } > $OUT/tiny-$a-ppl-c128.txt
+  if [ "$a" = lfm2 ]; then
+    python3 scripts/make-tiny-arch.py lfm2-wide "$TMP/tiny-lfm2-wide-q8_0.gguf" > /dev/null
+    : > "$TMP/mem"
+    for mm in "$m" "$TMP/tiny-lfm2-wide-q8_0.gguf"; do
+      name=$(basename "$mm" .gguf)
+      for ctx in 512 4096 32768; do
+        log=$("$BIN/llama-completion" -m "$mm" -c $ctx -n 1 -p hi -no-cnv --no-warmup -t 2 -v 2>&1 || true)
+        last=$(awk '/llama_context: n_ctx  /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' <<< "$log")
+        sed -n 's/.*llama_kv_cache: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/kv \1 \2 \3/p;
+                s/.*llama_memory_recurrent: size = *\([0-9.]*\) MiB ( *\([0-9]*\) cells, *\([0-9]*\) layers.*/rs \1 \2 \3/p;
+                s/.*CPU compute buffer size = *\([0-9.]*\) MiB.*/compute \1 0 0/p' <<< "$last" \
+          | while read -r kind mib cells layers; do
+              echo "$name $ctx $kind $cells $layers $(python3 -c "print(round($mib*1048576))")" >> "$TMP/mem"
+            done
+      done
+    done
+    cp "$TMP/mem" $OUT/tiny-lfm2-mem.txt
+    echo "== $a"; cat $OUT/tiny-$a-greedy.txt $OUT/tiny-$a-ppl-c128.txt $OUT/tiny-lfm2-mem.txt
+    continue
+  fi
   for ctx in 512 4096; do
     log=$("$BIN/llama-completion" -m "$m" -c $ctx -n 1 -p hi -no-cnv --no-warmup -t 2 -v 2>&1 || true)
     # Each context is created twice (llama.cpp first fits its parameters): the last one counts.

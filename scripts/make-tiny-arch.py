@@ -3,7 +3,7 @@
 
     source ~/.cache/pocket-peers/env.sh && python3 scripts/make-tiny-arch.py [ARCH...]
 
-ARCH: gemma, gemma2, granite, phi3, smollm3, mistral3 (default: all). Written directly in Q8_0 by gguf-py (gguf.quants), so
+ARCH: gemma, gemma2, granite, phi3, smollm3, mistral3, lfm2 (default: all). Written directly in Q8_0 by gguf-py (gguf.quants), so
 the bytes depend on this script, numpy (seed per architecture) and gguf-py only, not on llama.cpp.
 Every 2-D weight is Q8_0, norms are f32. Shapes: n_embd 128, 4 query heads and 2 KV heads of
 head_dim 64 (n_head x head_dim = 256 != n_embd, so key_length decides the head size), n_ff 256,
@@ -28,6 +28,14 @@ layers add, else the tied output makes every model repeat its last token.
   8-15 of the 16-token golden are tempered; YaRN betas 0.05 / 0.005 so that its ramp falls on
   dimension pairs 7-13 (base 1e6) of this tiny original context (Ministral's 32 / 1 over 16384 do that at
   real size).
+- lfm2 (issue #22): LFM2's hybrid of 5 layers, conv conv attn conv attn (LFM2-350M begins so):
+  double-gated short convolutions (`shortconv.in_proj` of 3 n_embd rows B, C, X; a depthwise
+  f32 kernel of `shortconv.l_cache` 3 over the last two B*X inputs kept as state; `out_proj` of
+  C * conv) and GQA blocks of 2 query heads and 1 KV head of 64 (n_embd / n_head: LFM2 writes no
+  key_length), Q and K RMS-normed per head, NeoX RoPE (base 1e6); `attention.head_count_kv` the
+  per-layer array with 0 on conv layers, as convert_hf_to_gguf writes it; the final norm named
+  `token_embd_norm` as LFM2's files name it. Tokenizer: the refact vocabulary under pre-type
+  "lfm2" (llama.cpp's llama3 pre-tokenizer, merges ignored, BOS added).
 
 Vocabularies are real ones cut short, from llama.cpp's vocab-only files
 ($POCKET_PEERS/models/vocab-0.3.36): the gemmas take the SentencePiece vocabulary of
@@ -50,7 +58,9 @@ VOCABS = os.path.join(PEERS, "models", "vocab-0.3.36")
 
 N_EMBD, N_FF, N_LAYER, N_HEAD, N_HEAD_KV, HEAD_DIM = 128, 256, 2, 4, 2, 64
 SEEDS = {"gemma": 2101, "gemma2": 2102, "granite": 2103,
-         "phi3": 2104, "smollm3": 2105, "mistral3": 2106}
+         "phi3": 2104, "smollm3": 2105, "mistral3": 2106, "lfm2": 2201}
+LFM2_CONV = [True, True, False, True, False]  # per layer: a short-convolution block (else attention)
+LFM2_L_CACHE = 3
 
 
 def field(r, key):
@@ -83,14 +93,14 @@ def spm_vocab(w, n, extra=()):
     return len(toks)
 
 
-def bpe_vocab(w, n):
+def bpe_vocab(w, n, pre=None):
     r = gguf.GGUFReader(os.path.join(VOCABS, "ggml-vocab-refact.gguf"))
     toks = field(r, "tokenizer.ggml.tokens")[:n]
     keep = set(toks)
     merges = [m for m in field(r, "tokenizer.ggml.merges")
               if all(p in keep for p in m.split(" ")) and m.replace(" ", "") in keep]
     w.add_tokenizer_model(field(r, "tokenizer.ggml.model"))
-    w.add_tokenizer_pre(field(r, "tokenizer.ggml.pre"))
+    w.add_tokenizer_pre(pre or field(r, "tokenizer.ggml.pre"))
     w.add_token_list(toks)
     w.add_token_types(field(r, "tokenizer.ggml.token_type")[:n])
     w.add_token_merges(merges)
@@ -100,7 +110,65 @@ def bpe_vocab(w, n):
     return len(toks)
 
 
+def tiny_lfm2(path, l_cache=LFM2_L_CACHE):
+    rng = np.random.default_rng(SEEDS["lfm2"])
+    n_layer, n_head, n_head_kv, head_dim = len(LFM2_CONV), 2, 1, 64
+    w = GGUFWriter(path, "lfm2")
+    w.add_name("tiny-lfm2")
+    w.add_context_length(512)
+    w.add_embedding_length(N_EMBD)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(N_FF)
+    w.add_head_count(n_head)
+    w.add_head_count_kv([0 if c else n_head_kv for c in LFM2_CONV])
+    w.add_rope_freq_base(1000000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_shortconv_l_cache(l_cache)
+    w.add_file_type(7)  # MOSTLY_Q8_0
+    n_vocab = bpe_vocab(w, 768, pre="lfm2")
+    w.add_vocab_size(n_vocab)
+
+    def mat(rows, cols, scale):
+        x = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+        return gguf.quants.quantize(x, GGMLQuantizationType.Q8_0)
+
+    def norm(n):
+        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    q8 = GGMLQuantizationType.Q8_0
+    std = 0.25
+    w.add_tensor("token_embd.weight", mat(n_vocab, N_EMBD, 0.02), raw_dtype=q8)
+    nq, nkv = n_head * head_dim, n_head_kv * head_dim
+    for il, conv in enumerate(LFM2_CONV):
+        p = f"blk.{il}."
+        w.add_tensor(p + "attn_norm.weight", norm(N_EMBD))
+        if conv:
+            w.add_tensor(p + "shortconv.conv.weight",
+                         (0.5 * rng.standard_normal((N_EMBD, l_cache))).astype(np.float32))
+            w.add_tensor(p + "shortconv.in_proj.weight", mat(3 * N_EMBD, N_EMBD, 0.1), raw_dtype=q8)
+            w.add_tensor(p + "shortconv.out_proj.weight", mat(N_EMBD, N_EMBD, std), raw_dtype=q8)
+        else:
+            w.add_tensor(p + "attn_q.weight", mat(nq, N_EMBD, std), raw_dtype=q8)
+            w.add_tensor(p + "attn_k.weight", mat(nkv, N_EMBD, std), raw_dtype=q8)
+            w.add_tensor(p + "attn_v.weight", mat(nkv, N_EMBD, std), raw_dtype=q8)
+            w.add_tensor(p + "attn_q_norm.weight", norm(head_dim))
+            w.add_tensor(p + "attn_k_norm.weight", norm(head_dim))
+            w.add_tensor(p + "attn_output.weight", mat(N_EMBD, nq, std), raw_dtype=q8)
+        w.add_tensor(p + "ffn_norm.weight", norm(N_EMBD))
+        w.add_tensor(p + "ffn_gate.weight", mat(N_FF, N_EMBD, std), raw_dtype=q8)
+        w.add_tensor(p + "ffn_up.weight", mat(N_FF, N_EMBD, std), raw_dtype=q8)
+        w.add_tensor(p + "ffn_down.weight", mat(N_EMBD, N_FF, std), raw_dtype=q8)
+    w.add_tensor("token_embd_norm.weight", norm(N_EMBD))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return n_vocab
+
+
 def tiny(arch, path):
+    if arch == "lfm2":
+        return tiny_lfm2(path)
     rng = np.random.default_rng(SEEDS[arch])
     n_layer, n_head, n_head_kv = N_LAYER, N_HEAD, N_HEAD_KV
     if arch == "phi3":
@@ -205,6 +273,11 @@ def tiny(arch, path):
 
 
 def main():
+    if sys.argv[1:2] == ["lfm2-wide"]:
+        # The memory golden's variant (make-tiny-arch-goldens.sh): lfm2 with a 1025-tap convolution,
+        # so that llama.cpp prints its state (in MiB to two decimals) as more than 0.00.
+        tiny_lfm2(sys.argv[2], l_cache=1025)
+        return
     archs = sys.argv[1:] or list(SEEDS)
     os.makedirs(OUT, exist_ok=True)
     for arch in archs:

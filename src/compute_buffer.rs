@@ -16,6 +16,13 @@
 //!   context), the inputs (`24·t` bytes: tokens, positions, K and V row indices), the residual and
 //!   normalised state and the FFN's gate, up and product: `4·t·(2·n_embd + 3·n_ff)`.
 //!
+//! lfm2's conv layers have a moment of their own: `in_proj`'s B, C, X beside the residual and
+//! normalised state, B * X, the state-prefixed copy of it (`l_cache - 1` more values per channel), the
+//! convolution and its gated output: `4·t·9·n_embd + 4·(l_cache - 1)·n_embd`, plus the masks and
+//! inputs. Fitted to llama.cpp's buffer for two tiny lfm2 (n_embd 128, n_ff 256; l_cache 3 and 1025;
+//! contexts 512, 4096, 32768: testdata/exec/tiny-lfm2-mem.txt); at LFM2's real sizes (n_ff ≥ 4.5
+//! n_embd) the FFN's moment is the larger.
+//!
 //! Encoder-only models (BERT family, no KV cache in llama.cpp) attend within the micro-batch: one
 //! `t × t` mask, inputs of `12·t` (tokens, positions, token types), and one more `n_embd` state for
 //! their post-layer norm: `4·t·(3·n_embd + 3·n_ff) + 2·t² + 12·t`; they have no logits.
@@ -110,7 +117,16 @@ pub fn estimate(g: &Gguf<'_>, mem: &MemoryEstimate, n_vocab_hint: Option<u64>) -
         )
         .saturating_add(2 * t * masks)
         .saturating_add(24 * t);
-        output.max(layer)
+        let conv = if arch == "lfm2" {
+            let d_conv = max_count(g, &k("shortconv.l_cache")).saturating_sub(1);
+            f32s(n_embd.saturating_mul(9))
+                .saturating_add(d_conv.saturating_mul(n_embd).saturating_mul(4))
+                .saturating_add(2 * t * masks)
+                .saturating_add(24 * t)
+        } else {
+            0
+        };
+        output.max(layer).max(conv)
     };
     let mut notes = Vec::new();
     if !MEASURED.contains(&arch) {

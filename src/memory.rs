@@ -4,7 +4,10 @@
 //! off), the context is padded to 256 cells, and layers with sliding-window attention keep only
 //! `pad(min(n_ctx, n_swa + n_ubatch), 256)` cells (`llama_kv_cache_iswa`). Which layers slide follows
 //! the file's `sliding_window_pattern` when present, else each architecture's default pattern
-//! (`src/models/*.cpp`, `load_swa_pattern`). Compute buffers are not included.
+//! (`src/models/*.cpp`, `load_swa_pattern`). Hybrid lfm2 keeps KV only on its attention layers
+//! (`head_count_kv` not 0) and an f32 conv state of `(shortconv.l_cache - 1) × n_embd` per conv
+//! layer for its one sequence (`llama_memory_recurrent`, `n_embd_r()`), whatever the context.
+//! Compute buffers are not included.
 
 use std::fmt;
 
@@ -163,7 +166,26 @@ pub fn estimate(
     if let Some(rank) = h.kv_lora_rank {
         notes.push(format!("{arch} uses multi-head latent attention (kv_lora_rank {rank}); the cache is sized as plain attention and may be smaller in llama.cpp"));
     }
-    if h.recurrent {
+    // lfm2: the conv layers' state (one cell: llama.cpp's tools run one sequence).
+    let mut recurrent = 0u64;
+    if arch == "lfm2" {
+        let l_cache = h.shortconv_l_cache.ok_or_else(|| MemoryError::MissingKey {
+            key: h.key("shortconv.l_cache"),
+        })?;
+        let n_embd = h.n_embd.ok_or_else(|| MemoryError::MissingKey {
+            key: h.key("embedding_length"),
+        })?;
+        let n_conv = n_head_kv.iter().filter(|&&k| k == 0).count() as u64;
+        recurrent = l_cache
+            .saturating_sub(1)
+            .checked_mul(n_embd)
+            .and_then(|b| b.checked_mul(4))
+            .and_then(|b| b.checked_mul(n_conv))
+            .ok_or_else(|| MemoryError::BadKey {
+                key: h.key("shortconv.l_cache"),
+                why: "makes a conv state that overflows a 64-bit size".into(),
+            })?;
+    } else if h.recurrent {
         notes.push(format!("{arch} is hybrid or recurrent: its recurrent state is not sized and its attention layers may be fewer"));
     }
     let n_swa = h.n_swa;
@@ -211,7 +233,10 @@ pub fn estimate(
         }
     }
     let kv = full.checked_add(swa).ok_or_else(overflow)?;
-    let total = weights_bytes.checked_add(kv).ok_or_else(overflow)?;
+    let total = weights_bytes
+        .checked_add(kv)
+        .and_then(|t| t.checked_add(recurrent))
+        .ok_or_else(overflow)?;
     Ok(MemoryEstimate {
         n_ctx,
         n_ctx_padded,
@@ -219,7 +244,7 @@ pub fn estimate(
         kv_bytes: kv,
         kv_full_bytes: full,
         kv_swa_bytes: swa,
-        recurrent_state_bytes: 0,
+        recurrent_state_bytes: recurrent,
         n_layers: n_layer,
         n_layers_swa: n_swa_layers,
         n_layers_kv: n_kv,

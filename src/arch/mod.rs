@@ -109,6 +109,8 @@ pub struct HParams {
     pub kv_lora_rank: Option<u64>,
     /// Hybrid or recurrent state.
     pub recurrent: bool,
+    /// `shortconv.l_cache` (lfm2: the length of its short convolutions).
+    pub shortconv_l_cache: Option<u64>,
 }
 
 /// Where keys are read from: a file's metadata, or a list with overrides.
@@ -156,7 +158,13 @@ impl HParams {
         let n_swa = r
             .count("attention.sliding_window")?
             .unwrap_or(if arch == "gemma2" { 4096 } else { 0 });
-        let (is_swa, swa_unused) = r.swa(n_layer, n_swa)?;
+        let (mut is_swa, mut swa_unused) = r.swa(n_layer, n_swa)?;
+        // lfm2 slides on every attention layer when a window is set (its `load_arch_hparams`).
+        if arch == "lfm2" && n_swa > 0 {
+            is_swa = n_head_kv.iter().map(|&k| k != 0).collect();
+            is_swa.resize(n_layer as usize, false);
+            swa_unused = false;
+        }
         Ok(HParams {
             n_layer,
             n_embd: r.count("embedding_length")?,
@@ -178,6 +186,7 @@ impl HParams {
             shared_kv_layers: r.count("attention.shared_kv_layers")?.unwrap_or(0),
             kv_lora_rank: r.count("attention.kv_lora_rank")?,
             recurrent: RECURRENT.contains(&arch.as_str()),
+            shortconv_l_cache: r.count("shortconv.l_cache")?,
             arch,
         })
     }

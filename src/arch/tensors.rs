@@ -1,7 +1,7 @@
 //! Which tensors an architecture needs and with which shapes, from its hyper-parameters — the
 //! `create_tensor` calls of each model's `load_arch_tensors` in llama.cpp (`src/models/llama.cpp`,
 //! `qwen2.cpp`, `qwen3.cpp`, `gemma.cpp`, `gemma2.cpp`, `gemma3.cpp`, `phi3.cpp`, `mistral3.cpp`,
-//! `granite.cpp`, `smollm3.cpp`) and `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as
+//! `granite.cpp`, `smollm3.cpp`, `lfm2.cpp`) and `llama_model_base::create_tensor_qkv` in `src/llama-model.cpp`: Q, K and V as
 //! separate tensors or one fused `attn_qkv`, each bias optional. Shapes are in ggml order (`ne[0]`
 //! first), as in the file.
 
@@ -25,7 +25,7 @@ pub enum Need {
 /// Architectures whose tensor lists are known here.
 pub const KNOWN: &[&str] = &[
     "llama", "mistral3", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite",
-    "smollm3",
+    "smollm3", "lfm2",
 ];
 
 /// The sizes the tensor lists are written in, from the hyper-parameters and the vocabulary.
@@ -40,6 +40,8 @@ pub struct Dims {
     pub head_v: u64,
     pub n_vocab: u64,
     pub n_expert: u64,
+    /// `shortconv.l_cache` (lfm2), 0 when absent.
+    pub l_cache: u64,
 }
 
 impl Dims {
@@ -76,6 +78,7 @@ impl Dims {
             head_v,
             n_vocab,
             n_expert: h.n_expert,
+            l_cache: h.shortconv_l_cache.unwrap_or(0),
         })
     }
 }
@@ -92,6 +95,9 @@ fn e(name: String, shape: &[u64], required: bool) -> Expected {
 pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
     if !KNOWN.contains(&arch) {
         return None;
+    }
+    if arch == "lfm2" {
+        return Some(lfm2(h));
     }
     let (ne, nv) = (h.n_embd, h.n_vocab);
     let mut v = vec![
@@ -188,6 +194,66 @@ pub fn expected(arch: &str, h: &Dims) -> Option<Vec<Need>> {
         }
     }
     Some(v)
+}
+
+/// lfm2's tensors (`llama_model_lfm2::load_arch_tensors`): the final norm named `token_embd_norm`;
+/// per layer a dense FFN, and either attention with Q/K norms (`head_count_kv` not 0) or a short
+/// convolution. (LFM2-ColBERT's optional `dense_2_out` is not listed.)
+fn lfm2(h: &Dims) -> Vec<Need> {
+    let (ne, nv) = (h.n_embd, h.n_vocab);
+    let mut v = vec![
+        Need::One(e("token_embd.weight".into(), &[ne, nv], true)),
+        Need::One(e("token_embd_norm.weight".into(), &[ne], true)),
+        Need::One(e("output.weight".into(), &[ne, nv], false)),
+    ];
+    for il in 0..h.n_layer {
+        let i = il as usize;
+        let b = |s: &str| format!("blk.{il}.{s}");
+        let ff = h.n_ff[i];
+        v.push(Need::One(e(b("ffn_norm.weight"), &[ne], true)));
+        v.push(Need::One(e(b("ffn_gate.weight"), &[ne, ff], true)));
+        v.push(Need::One(e(b("ffn_down.weight"), &[ff, ne], true)));
+        v.push(Need::One(e(b("ffn_up.weight"), &[ne, ff], true)));
+        v.push(Need::One(e(b("attn_norm.weight"), &[ne], true)));
+        if h.n_head_kv[i] == 0 {
+            v.push(Need::One(e(
+                b("shortconv.conv.weight"),
+                &[h.l_cache, ne],
+                true,
+            )));
+            v.push(Need::One(e(
+                b("shortconv.in_proj.weight"),
+                &[ne, ne.saturating_mul(3)],
+                true,
+            )));
+            v.push(Need::One(e(
+                b("shortconv.out_proj.weight"),
+                &[ne, ne],
+                true,
+            )));
+            continue;
+        }
+        let kv = h.head_k.saturating_mul(h.n_head_kv[i]);
+        let qkv = ne.saturating_add(kv).saturating_add(kv);
+        v.push(Need::One(e(b("attn_q_norm.weight"), &[h.head_k], true)));
+        v.push(Need::One(e(b("attn_k_norm.weight"), &[h.head_k], true)));
+        v.push(Need::Either(
+            vec![
+                e(b("attn_qkv.weight"), &[ne, qkv], true),
+                e(b("attn_qkv.bias"), &[qkv], false),
+            ],
+            vec![
+                e(b("attn_q.weight"), &[ne, ne], true),
+                e(b("attn_k.weight"), &[ne, kv], true),
+                e(b("attn_v.weight"), &[ne, kv], true),
+                e(b("attn_q.bias"), &[ne], false),
+                e(b("attn_k.bias"), &[kv], false),
+                e(b("attn_v.bias"), &[kv], false),
+            ],
+        ));
+        v.push(Need::One(e(b("attn_output.weight"), &[ne, ne], true)));
+    }
+    v
 }
 
 /// Tensor names llama.cpp accepts for an architecture without listing them as needs (rope factors,

@@ -118,6 +118,10 @@ pub fn weight_bytes_per_token(w: &Weights) -> u64 {
         for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down] {
             b += m.data.len() as u64;
         }
+        // lfm2's conv layers (their attention matrices are empty).
+        if let Some(c) = &l.shortconv {
+            b += (c.in_proj.data.len() + c.out_proj.data.len() + 4 * c.kernel.len()) as u64;
+        }
     }
     b
 }

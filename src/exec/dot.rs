@@ -657,6 +657,19 @@ thread_local! {
 }
 
 impl Mat<'_> {
+    /// A matrix of no rows (`cols` wide, f32): the place of a weight a layer does not have
+    /// (lfm2's conv layers have no attention matrices).
+    pub fn empty(cols: usize) -> Mat<'static> {
+        Mat {
+            name: "",
+            ty: crate::gguf::spec::ggml_type(0).expect("f32 is type 0"),
+            data: &[],
+            cols,
+            rows: 0,
+            row_bytes: cols * 4,
+        }
+    }
+
     /// Whether llama.cpp's CPU backend repacks this matrix into 8-row interleaved blocks on x86
     /// (`ggml_repack_get_optimal_repack_type` with AVX2): its products then sum in the order of
     /// the repacked kernels, which the x86 kernels follow.

@@ -23,9 +23,12 @@ pub struct Session<'w, 'a> {
     pub w: &'w Weights<'a>,
     n_ctx: usize,
     n_past: usize,
-    /// Per layer: `n_ctx` rows of `n_head_kv * head_dim` f16 values.
+    /// Per layer: `n_ctx` rows of `n_head_kv * head_dim` f16 values (none for conv layers).
     k: Vec<Vec<f16>>,
     v: Vec<Vec<f16>>,
+    /// Per conv layer (lfm2): the last `l_cache - 1` inputs of its convolution, f32, per channel
+    /// (`n_embd` rows of `l_cache - 1`, oldest first), as llama.cpp's recurrent state keeps them.
+    conv: Vec<Vec<f32>>,
     /// Work buffers, grown to the largest batch and then reused (no allocation per token).
     buf: Buffers,
     /// RoPE's frequency factors for this context size ([`Weights::rope_factors`]).
@@ -43,6 +46,8 @@ struct Buffers {
     o: Vec<f32>,
     g: Vec<f32>,
     u: Vec<f32>,
+    /// lfm2's conv layers: `in_proj`'s B, C and X per token.
+    bcx: Vec<f32>,
     last: Vec<f32>,
     logits: Vec<f32>,
     acts: Acts,
@@ -144,14 +149,25 @@ fn swiglu(x: f32, g: f32) -> f32 {
     x / (1.0 + (-x).exp()) * g
 }
 
-/// The bytes of the KV cache of `n_ctx` positions (f16 K and V for every layer), or None when that
-/// overflows.
+/// The bytes of the KV cache of `n_ctx` positions (f16 K and V for every attention layer) and of
+/// the conv layers' state (constant), or None when that overflows.
 pub fn kv_cache_bytes(hp: &super::model::HParams, n_ctx: usize) -> Option<u64> {
-    (hp.n_head_kv as u64)
+    let kv = (hp.n_head_kv as u64)
         .checked_mul(hp.head_dim as u64)?
         .checked_mul(n_ctx as u64)?
-        .checked_mul(hp.n_layer as u64)?
-        .checked_mul(2 * 2)
+        .checked_mul(hp.n_layer_attn() as u64)?
+        .checked_mul(2 * 2)?;
+    kv.checked_add(conv_state_bytes(hp)?)
+}
+
+/// The bytes of the conv layers' state: `(l_cache - 1) * n_embd` f32 per conv layer
+/// (`n_embd_r()`, one sequence).
+pub fn conv_state_bytes(hp: &super::model::HParams) -> Option<u64> {
+    let n_conv = hp.is_conv.iter().filter(|&&c| c).count() as u64;
+    (hp.l_cache.saturating_sub(1) as u64)
+        .checked_mul(hp.n_embd as u64)?
+        .checked_mul(4)?
+        .checked_mul(n_conv)
 }
 
 impl<'w, 'a> Session<'w, 'a> {
@@ -175,15 +191,20 @@ impl<'w, 'a> Session<'w, 'a> {
     pub fn new(w: &'w Weights<'a>, n_ctx: usize) -> Session<'w, 'a> {
         let hp = &w.hp;
         let row = hp.n_head_kv * hp.head_dim;
+        let cells = |il: usize| if hp.is_conv[il] { 0 } else { n_ctx * row };
+        let state = (hp.l_cache.saturating_sub(1)) * hp.n_embd;
         Session {
             w,
             n_ctx,
             n_past: 0,
             k: (0..hp.n_layer)
-                .map(|_| vec![f16::ZERO; n_ctx * row])
+                .map(|il| vec![f16::ZERO; cells(il)])
                 .collect(),
             v: (0..hp.n_layer)
-                .map(|_| vec![f16::ZERO; n_ctx * row])
+                .map(|il| vec![f16::ZERO; cells(il)])
+                .collect(),
+            conv: (0..hp.n_layer)
+                .map(|il| vec![0f32; if hp.is_conv[il] { state } else { 0 }])
                 .collect(),
             buf: Buffers::default(),
             factors: w.rope_factors(n_ctx),
@@ -198,9 +219,13 @@ impl<'w, 'a> Session<'w, 'a> {
         self.n_ctx
     }
 
-    /// Forgets the sequence (the cache is overwritten from position 0).
+    /// Forgets the sequence (the cache is overwritten from position 0; conv states start again
+    /// from zero, as `llama_memory_clear` leaves them).
     pub fn clear(&mut self) {
         self.n_past = 0;
+        for s in &mut self.conv {
+            s.fill(0.0);
+        }
     }
 
     /// Runs `tokens` at the next positions and returns the logits of the last `n_out` of them
@@ -274,6 +299,7 @@ impl<'w, 'a> Session<'w, 'a> {
             (&mut b.o, n * ne),
             (&mut b.g, n * hp.n_ff),
             (&mut b.u, n * hp.n_ff),
+            (&mut b.bcx, if hp.l_cache > 0 { n * 3 * ne } else { 0 }),
         ] {
             buf.resize(len, 0.0);
         }
@@ -287,6 +313,7 @@ impl<'w, 'a> Session<'w, 'a> {
             o,
             g,
             u,
+            bcx,
             last,
             logits,
             acts,
@@ -322,6 +349,16 @@ impl<'w, 'a> Session<'w, 'a> {
         for (il, lw) in w.layers.iter().enumerate() {
             h.copy_from_slice(x);
             norm_rows(h, ne, &lw.attn_norm, hp.eps);
+            if let Some(sc) = &lw.shortconv {
+                seen(&sc.in_proj, h);
+                sc.in_proj.matmul(h, n, bcx)?;
+                short_conv(sc, &mut self.conv[il], bcx, n, ne, hp.l_cache, h);
+                seen(&sc.out_proj, h);
+                sc.out_proj.matmul(h, n, o)?;
+                residual_add(x, o, hp.residual_scale);
+                ffn(lw, hp, n, x, h, g, u, o, acts, acts2, &mut seen)?;
+                continue;
+            }
             // Q, K and V share one quantization of their input when their types share a format.
             match &lw.wqkv {
                 Some(m) => seen(m, h),
@@ -415,47 +452,7 @@ impl<'w, 'a> Session<'w, 'a> {
             }
             residual_add(x, o, hp.residual_scale);
 
-            h.copy_from_slice(x);
-            norm_rows(h, ne, &lw.ffn_norm, hp.eps);
-            match &lw.gate_up {
-                Some(m) => seen(m, h),
-                None => {
-                    seen(&lw.gate, h);
-                    seen(&lw.up, h);
-                }
-            }
-            acts.prepare(lw.gate.ty, h, n)?;
-            lw.gate.matmul_acts(acts, g)?;
-            if act_kind(lw.up.ty) == acts.kind().expect("prepared") {
-                lw.up.matmul_acts(acts, u)?;
-            } else {
-                acts2.prepare(lw.up.ty, h, n)?;
-                lw.up.matmul_acts(acts2, u)?;
-            }
-            let nff = hp.n_ff;
-            let gelu = hp.gelu;
-            let glu = |(gr, ur): (&mut [f32], &[f32])| {
-                if gelu {
-                    geglu_row(gr, ur);
-                } else {
-                    gr.iter_mut().zip(ur).for_each(|(a, b)| *a = swiglu(*a, *b));
-                }
-            };
-            if n >= PAR_MIN {
-                g.par_chunks_exact_mut(nff)
-                    .zip(u.par_chunks_exact(nff))
-                    .for_each(glu);
-            } else {
-                g.chunks_exact_mut(nff)
-                    .zip(u.chunks_exact(nff))
-                    .for_each(glu);
-            }
-            seen(&lw.down, g);
-            lw.down.matmul(g, n, o)?;
-            if let Some(pn) = &lw.ffn_post_norm {
-                norm_rows(o, ne, pn, hp.eps);
-            }
-            residual_add(x, o, hp.residual_scale);
+            ffn(lw, hp, n, x, h, g, u, o, acts, acts2, &mut seen)?;
         }
         self.n_past += n;
 
@@ -476,6 +473,144 @@ impl<'w, 'a> Session<'w, 'a> {
             logits.iter_mut().for_each(|l| *l = (*l * inv).tanh() * c);
         }
         Ok(logits)
+    }
+}
+
+/// The feed-forward half of a block: norm, gate and up (sharing one quantization of their input
+/// where their formats allow), GLU, down, post-norm, residual add.
+#[allow(clippy::too_many_arguments)]
+fn ffn(
+    lw: &super::model::Layer<'_>,
+    hp: &super::model::HParams,
+    n: usize,
+    x: &mut [f32],
+    h: &mut [f32],
+    g: &mut [f32],
+    u: &mut [f32],
+    o: &mut [f32],
+    acts: &mut Acts,
+    acts2: &mut Acts,
+    seen: &mut impl FnMut(&Mat<'_>, &[f32]),
+) -> Result<(), ExecError> {
+    let ne = hp.n_embd;
+    h.copy_from_slice(x);
+    norm_rows(h, ne, &lw.ffn_norm, hp.eps);
+    match &lw.gate_up {
+        Some(m) => seen(m, h),
+        None => {
+            seen(&lw.gate, h);
+            seen(&lw.up, h);
+        }
+    }
+    acts.prepare(lw.gate.ty, h, n)?;
+    lw.gate.matmul_acts(acts, g)?;
+    if act_kind(lw.up.ty) == acts.kind().expect("prepared") {
+        lw.up.matmul_acts(acts, u)?;
+    } else {
+        acts2.prepare(lw.up.ty, h, n)?;
+        lw.up.matmul_acts(acts2, u)?;
+    }
+    let nff = hp.n_ff;
+    let gelu = hp.gelu;
+    let glu = |(gr, ur): (&mut [f32], &[f32])| {
+        if gelu {
+            geglu_row(gr, ur);
+        } else {
+            gr.iter_mut().zip(ur).for_each(|(a, b)| *a = swiglu(*a, *b));
+        }
+    };
+    if n >= PAR_MIN {
+        g.par_chunks_exact_mut(nff)
+            .zip(u.par_chunks_exact(nff))
+            .for_each(glu);
+    } else {
+        g.chunks_exact_mut(nff)
+            .zip(u.chunks_exact(nff))
+            .for_each(glu);
+    }
+    seen(&lw.down, g);
+    lw.down.matmul(g, n, o)?;
+    if let Some(pn) = &lw.ffn_post_norm {
+        norm_rows(o, ne, pn, hp.eps);
+    }
+    residual_add(x, o, hp.residual_scale);
+    Ok(())
+}
+
+/// lfm2's convolution for a batch of `n` tokens (`build_shortconv_block` between its two
+/// matrices): `bcx` holds `in_proj`'s B, C, X per token; `state` the channel's last
+/// `l_cache - 1` inputs B * X, updated; `y` receives C times the convolution, per token. Each
+/// output sums its `l_cache` products oldest first, in f32 (`ggml_compute_forward_ssm_conv_f32`),
+/// as GCC compiles that loop for x86-64 with AVX2 (the reference build's disassembly): products of
+/// whole groups of 8, then of 4, rounded and added in order, the last `l_cache % 4` fused into the
+/// sum. LFM2's length 3 is all fused (what the goldens check); other lengths follow the same
+/// reading of the code, not a golden.
+fn short_conv(
+    sc: &super::model::ShortConv<'_>,
+    state: &mut [f32],
+    bcx: &[f32],
+    n: usize,
+    ne: usize,
+    l_cache: usize,
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::isa::cpu().fma() {
+            #[target_feature(enable = "fma")]
+            fn with_fma(
+                sc: &super::model::ShortConv<'_>,
+                state: &mut [f32],
+                bcx: &[f32],
+                n: usize,
+                ne: usize,
+                l_cache: usize,
+                y: &mut [f32],
+            ) {
+                short_conv_body(sc, state, bcx, n, ne, l_cache, y)
+            }
+            // SAFETY: the CPU has FMA (checked above).
+            return unsafe { with_fma(sc, state, bcx, n, ne, l_cache, y) };
+        }
+    }
+    short_conv_body(sc, state, bcx, n, ne, l_cache, y)
+}
+
+/// [`short_conv`]'s work, compiled with and without the FMA instruction (the same values: `mul_add`
+/// is one rounding either way).
+#[inline(always)]
+fn short_conv_body(
+    sc: &super::model::ShortConv<'_>,
+    state: &mut [f32],
+    bcx: &[f32],
+    n: usize,
+    ne: usize,
+    l_cache: usize,
+    y: &mut [f32],
+) {
+    let d = l_cache - 1;
+    let mut win = vec![0f32; d + n];
+    for c in 0..ne {
+        let st = &mut state[c * d..(c + 1) * d];
+        win[..d].copy_from_slice(st);
+        for t in 0..n {
+            let row = &bcx[t * 3 * ne..(t + 1) * 3 * ne];
+            win[d + t] = row[c] * row[2 * ne + c];
+        }
+        let k = &sc.kernel[c * l_cache..(c + 1) * l_cache];
+        let rounded = l_cache - l_cache % 4;
+        for t in 0..n {
+            let mut sum = 0f32;
+            let w = &win[t..t + l_cache];
+            for (a, b) in w[..rounded].iter().zip(&k[..rounded]) {
+                sum += a * b;
+            }
+            for (a, b) in w[rounded..].iter().zip(&k[rounded..]) {
+                sum = a.mul_add(*b, sum);
+            }
+            y[t * ne + c] = bcx[t * 3 * ne + ne + c] * sum;
+        }
+        st.copy_from_slice(&win[n..n + d]);
     }
 }
 

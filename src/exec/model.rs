@@ -21,6 +21,8 @@ pub enum Arch {
     Phi3,
     SmolLM3,
     Mistral3,
+    /// LFM2 / LFM2.5: short-convolution blocks between GQA blocks with QK norms.
+    Lfm2,
 }
 
 impl Arch {
@@ -36,6 +38,7 @@ impl Arch {
             Arch::Phi3 => "phi3",
             Arch::SmolLM3 => "smollm3",
             Arch::Mistral3 => "mistral3",
+            Arch::Lfm2 => "lfm2",
         }
     }
 
@@ -94,6 +97,30 @@ pub struct HParams {
     /// `p` times `ln(floor(p / attn_temp_floor) + 1) * attn_temp_scale + 1`; 0: none.
     pub attn_temp_scale: f32,
     pub attn_temp_floor: usize,
+    /// Layers that are short-convolution blocks (lfm2: `attention.head_count_kv` 0), with no KV
+    /// cache; `n_head_kv` is that of the attention layers.
+    pub is_conv: Vec<bool>,
+    /// `shortconv.l_cache`: the convolution's length (its state keeps `l_cache - 1` inputs per
+    /// channel), 0 without conv layers.
+    pub l_cache: usize,
+}
+
+impl HParams {
+    /// Layers with attention (and a KV cache).
+    pub fn n_layer_attn(&self) -> usize {
+        self.is_conv.iter().filter(|&&c| !c).count()
+    }
+}
+
+/// An lfm2 short-convolution block (`build_shortconv_block`): `in_proj` gives B, C and X of
+/// `n_embd` each; B * X runs through a causal depthwise convolution of `l_cache` taps per channel
+/// (`kernel`: `n_embd` rows of `l_cache`, oldest input first), C gates its output, `out_proj`
+/// projects it back.
+#[derive(Clone)]
+pub struct ShortConv<'a> {
+    pub in_proj: Mat<'a>,
+    pub out_proj: Mat<'a>,
+    pub kernel: Vec<f32>,
 }
 
 /// RoPE's scaling parameters (`ggml_rope_ext`'s `freq_scale`, `ext_factor`, `attn_factor`,
@@ -112,6 +139,9 @@ pub struct RopeScaling {
 #[derive(Clone)]
 pub struct Layer<'a> {
     pub attn_norm: Vec<f32>,
+    /// lfm2's conv layers: the block in place of attention, whose matrices are then empty
+    /// ([`Mat::empty`]: no rows, skipped by [`Weights::for_each_mat_mut`]).
+    pub shortconv: Option<ShortConv<'a>>,
     /// The fused `attn_qkv` whose row ranges `wq`, `wk` and `wv` are (phi3), for observers.
     pub wqkv: Option<Mat<'a>>,
     pub wq: Mat<'a>,
@@ -364,6 +394,10 @@ impl<'a> Weights<'a> {
             for m in l.wqkv.iter_mut().chain(l.gate_up.iter_mut()) {
                 f(m);
             }
+            if let Some(c) = &mut l.shortconv {
+                f(&mut c.in_proj);
+                f(&mut c.out_proj);
+            }
             for m in [
                 &mut l.wq,
                 &mut l.wk,
@@ -373,7 +407,9 @@ impl<'a> Weights<'a> {
                 &mut l.up,
                 &mut l.down,
             ] {
-                f(m);
+                if m.rows > 0 {
+                    f(m);
+                }
             }
         }
     }
@@ -403,6 +439,7 @@ impl<'a> Weights<'a> {
             "phi3" => Arch::Phi3,
             "smollm3" => Arch::SmolLM3,
             "mistral3" => Arch::Mistral3,
+            "lfm2" => Arch::Lfm2,
             other => return Err(ExecError::UnknownArch(other.to_string())),
         };
         let l = Loader {
@@ -412,7 +449,47 @@ impl<'a> Weights<'a> {
         let n_embd = l.u("embedding_length")?;
         let n_layer = l.u("block_count")?;
         let n_head = l.u("attention.head_count")?;
-        let n_head_kv = l.u_opt("attention.head_count_kv")?.unwrap_or(n_head);
+        // lfm2: `attention.head_count_kv` per layer, 0 on its conv layers (`is_recr`); the
+        // attention layers must agree (one cache width).
+        let (n_head_kv, is_conv, l_cache) = if arch == Arch::Lfm2 {
+            let h = arch_hparams(&l)?;
+            let key = l.key("attention.head_count_kv");
+            let kv: Vec<u64> = h.n_head_kv.clone();
+            let attn: Vec<u64> = kv.iter().copied().filter(|&k| k != 0).collect();
+            let Some(&first) = attn.first() else {
+                return Err(ExecError::Unsupported(format!(
+                    "an lfm2 model without attention layers ({key} is 0 on every layer)"
+                )));
+            };
+            if attn.iter().any(|&k| k != first) || first > u32::MAX as u64 {
+                return Err(ExecError::Unsupported(format!(
+                    "attention layers of different widths ({key} {kv:?})"
+                )));
+            }
+            let lc = l.u("shortconv.l_cache")?;
+            if !(2..=1 << 16).contains(&lc) {
+                return Err(ExecError::BadKey {
+                    key: l.key("shortconv.l_cache"),
+                    message: format!("{lc}: a convolution needs a length of 2 or more"),
+                });
+            }
+            if l.value(&l.key("attention.causal"))
+                .and_then(|v| v.as_bool())
+                == Some(false)
+            {
+                return Err(ExecError::Unsupported(
+                    "a non-causal lfm2 (an embedding model: lfm2.attention.causal = false)".into(),
+                ));
+            }
+            (
+                first as usize,
+                kv.iter().map(|&k| k == 0).collect::<Vec<bool>>(),
+                lc,
+            )
+        } else {
+            let kv = l.u_opt("attention.head_count_kv")?.unwrap_or(n_head);
+            (kv, Vec::new(), 0)
+        };
         let n_ff = l.u("feed_forward_length")?;
         if n_embd == 0 || n_layer == 0 || n_head == 0 || n_head_kv == 0 || n_ff == 0 {
             return Err(ExecError::BadKey {
@@ -511,18 +588,9 @@ impl<'a> Weights<'a> {
         // Which layers slide, as llama.cpp's `load_swa_pattern` decides (the architecture table's
         // reader: gemma2 every other layer from layer 0, gemma3 five of six, or the file's
         // `attention.sliding_window_pattern`).
-        let (n_swa, is_swa) = if matches!(arch, Arch::Gemma2 | Arch::Gemma3) {
-            let h = crate::arch::HParams::read(&|k: &str| l.value(k).copied()).map_err(
-                |e| match e {
-                    crate::arch::ArchError::BadKey { key, why } => {
-                        ExecError::BadKey { key, message: why }
-                    }
-                    crate::arch::ArchError::MissingKey { key } => ExecError::MissingKey(key),
-                    crate::arch::ArchError::NoArchitecture => {
-                        ExecError::MissingKey("general.architecture".into())
-                    }
-                },
-            )?;
+        // lfm2: every attention layer when the file sets a window.
+        let (n_swa, is_swa) = if matches!(arch, Arch::Gemma2 | Arch::Gemma3 | Arch::Lfm2) {
+            let h = arch_hparams(&l)?;
             if h.is_swa.len() != n_layer {
                 return Err(ExecError::BadKey {
                     key: l.key("attention.sliding_window_pattern"),
@@ -663,6 +731,12 @@ impl<'a> Weights<'a> {
             nope_step: if arch == Arch::SmolLM3 { 4 } else { 0 },
             attn_temp_scale,
             attn_temp_floor,
+            is_conv: if is_conv.is_empty() {
+                vec![false; n_layer]
+            } else {
+                is_conv
+            },
+            l_cache,
         };
 
         let tok_embd = l.mat("token_embd.weight", n_embd, n_vocab)?;
@@ -673,7 +747,12 @@ impl<'a> Weights<'a> {
             l.mat_opt("output.weight", n_embd, n_vocab)?
                 .unwrap_or(tok_embd)
         };
-        let output_norm = l.vec("output_norm.weight", n_embd)?;
+        // lfm2's final norm keeps the name its converter first gave it.
+        let output_norm = if arch == Arch::Lfm2 {
+            l.vec("token_embd_norm.weight", n_embd)?
+        } else {
+            l.vec("output_norm.weight", n_embd)?
+        };
         // rope_freqs (llama3-style factors) where the loader asks for it; phi3 (and mistral3 with
         // LongRoPE) load the long and short factors instead.
         let (mut rope_freqs, mut rope_long, mut rope_short) = (None, None, None);
@@ -688,7 +767,41 @@ impl<'a> Weights<'a> {
         for i in 0..n_layer {
             let t = |s: &str| format!("blk.{i}.{s}.weight");
             let b = |s: &str| format!("blk.{i}.{s}.bias");
-            let qk = matches!(arch, Arch::Gemma3 | Arch::Qwen3);
+            let qk = matches!(arch, Arch::Gemma3 | Arch::Qwen3 | Arch::Lfm2);
+            if hp.is_conv[i] {
+                let kernel = l.mat(&t("shortconv.conv"), l_cache, n_embd)?;
+                let mut k = vec![0f32; l_cache * n_embd];
+                for (r, row) in k.chunks_exact_mut(l_cache).enumerate() {
+                    kernel.row_f32(r, row)?;
+                }
+                let empty = Mat::empty(n_embd);
+                layers.push(Layer {
+                    attn_norm: l.vec(&t("attn_norm"), n_embd)?,
+                    shortconv: Some(ShortConv {
+                        in_proj: l.mat(&t("shortconv.in_proj"), n_embd, 3 * n_embd)?,
+                        out_proj: l.mat(&t("shortconv.out_proj"), n_embd, n_embd)?,
+                        kernel: k,
+                    }),
+                    wqkv: None,
+                    wq: empty,
+                    wk: empty,
+                    wv: empty,
+                    wo: empty,
+                    bq: None,
+                    bk: None,
+                    bv: None,
+                    q_norm: None,
+                    k_norm: None,
+                    attn_post_norm: None,
+                    ffn_norm: l.vec(&t("ffn_norm"), n_embd)?,
+                    gate_up: None,
+                    gate: l.mat(&t("ffn_gate"), n_embd, n_ff)?,
+                    up: l.mat(&t("ffn_up"), n_embd, n_ff)?,
+                    down: l.mat(&t("ffn_down"), n_ff, n_embd)?,
+                    ffn_post_norm: None,
+                });
+                continue;
+            }
             let post = matches!(arch, Arch::Gemma2 | Arch::Gemma3);
             // One fused attn_qkv when present (`create_tensor_qkv`, phi3's usual form), its rows
             // Q, K, V in order, with an optional fused bias; phi3's ffn_up has 2 n_ff rows, the
@@ -724,6 +837,7 @@ impl<'a> Weights<'a> {
             };
             let layer = Layer {
                 attn_norm: l.vec(&t("attn_norm"), n_embd)?,
+                shortconv: None,
                 wqkv,
                 wq,
                 wk,
@@ -815,6 +929,17 @@ impl<'a> Weights<'a> {
             self.rope_short.as_deref()
         }
     }
+}
+
+/// The hyper-parameters as `crate::arch` reads them (per-layer arrays, sliding-window patterns).
+fn arch_hparams(l: &Loader<'_, '_>) -> Result<crate::arch::HParams, ExecError> {
+    crate::arch::HParams::read(&|k: &str| l.value(k).copied()).map_err(|e| match e {
+        crate::arch::ArchError::BadKey { key, why } => ExecError::BadKey { key, message: why },
+        crate::arch::ArchError::MissingKey { key } => ExecError::MissingKey(key),
+        crate::arch::ArchError::NoArchitecture => {
+            ExecError::MissingKey("general.architecture".into())
+        }
+    })
 }
 
 /// Rows `r0..r0 + n` of `m` (a part of a fused matrix: each row's products are those of the

@@ -521,7 +521,10 @@ pub fn estimate(
         .saturating_add(cb.output_bytes)
         .saturating_add(repacked);
     let verdict = verdict(total, device.app_bytes);
-    let bytes_per_token = w.read_bytes().saturating_add(mem.kv_bytes);
+    let bytes_per_token = w
+        .read_bytes()
+        .saturating_add(mem.kv_bytes)
+        .saturating_add(mem.recurrent_state_bytes);
     let backend = default_backend(device.platform);
     let class = main_class(&w.read_by_type);
     let (eff, basis) = speed_model().efficiency(&device.id, backend, class);

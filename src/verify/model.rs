@@ -310,7 +310,7 @@ pub(super) fn completeness_checks(
                 h.n_embd,
                 h.n_ff.first().copied().unwrap_or(0),
                 h.n_head.first().copied().unwrap_or(0),
-                h.n_head_kv.first().copied().unwrap_or(0),
+                h.n_head_kv.iter().copied().max().unwrap_or(0),
                 h.head_k,
                 h.n_vocab
             ),
