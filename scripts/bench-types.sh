@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Weight types benchmark (issue 20): gemma-3 270M re-quantized by llama-quantize from an F16 copy of
-# $GEMMA into F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_M, Q2_K_PURE, Q3_K_PURE, TQ2_0, Q1_0,
+# $GEMMA into F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_M, Q5_K_M, IQ4_XS, Q2_K_PURE, Q3_K_PURE, TQ2_0, Q1_0,
 # IQ3_S, IQ2_XS (cached under ~/.cache/pocket-peers/types/; a `_PURE` type is `llama-quantize --pure`:
 # gemma-3 270M's Q2_K mix holds no Q2_K tensor and its Q3_K_M mix no Q3_K tensor, its 640-column
 # matrices falling back to Q4_0, so these two put Q2_K / Q3_K in every matrix whose rows allow it;
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) TYPES+=("$1"); shift ;;
   esac
 done
-[ ${#TYPES[@]} -gt 0 ] || TYPES=(F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q2_K_PURE Q3_K_PURE TQ2_0 Q1_0 IQ3_S IQ2_XS)
+[ ${#TYPES[@]} -gt 0 ] || TYPES=(F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q5_K_M IQ4_XS Q2_K_PURE Q3_K_PURE TQ2_0 Q1_0 IQ3_S IQ2_XS)
 DIR=$POCKET_PEERS/types
 mkdir -p "$DIR"
 if [ ! -f "$DIR/f16.gguf" ]; then
